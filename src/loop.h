@@ -1,0 +1,157 @@
+/*
+ * loop.h — the loop's insides, shared by the files in src/ (never installed).
+ *
+ * Layering: the loop knows tasks, timers and memory pools, nothing more. The
+ * layers above it (promises, async, I/O) keep their per-loop state in an
+ * extension slot and plug into the loop through three narrow hooks:
+ *   - a checkpoint hook, run after each microtask drain (unhandled rejections);
+ *   - a disposer per task function, run for queued tasks when the loop is freed;
+ *   - an extension destructor, run when the loop is freed.
+ */
+#ifndef VOW_LOOP_H
+#define VOW_LOOP_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "vow.h"
+#include "pool.h"
+
+/* ---- microtask queue (microtask.c) --------------------------------------- */
+
+typedef struct vow__task {
+  vow_task_fn fn;
+  void *arg;
+} vow__task;
+
+/* A ring of tasks. Invariant: cap is a power of two (or 0); head and tail are
+ * free-running counters, so count = tail - head and slot = counter & (cap - 1). */
+typedef struct vow__microtask_queue {
+  vow__task *ring;
+  uint32_t cap;
+  uint32_t head;
+  uint32_t tail;
+} vow__microtask_queue;
+
+int vow__microtask_push(vow_loop *loop, vow_task_fn fn, void *arg);
+void vow__microtask_drain(vow_loop *loop);
+void vow__microtask_dispose_all(vow_loop *loop);
+void vow__microtask_free(vow__microtask_queue *q);
+
+/* ---- timers (timer.c) ---------------------------------------------------- */
+
+typedef struct vow__timer vow__timer;
+typedef struct vow__timer_list vow__timer_list;
+
+/* Intrusive FIFO of timers. */
+typedef struct vow__timer_queue {
+  vow__timer *head;
+  vow__timer *tail;
+} vow__timer_queue;
+
+typedef struct vow__timers {
+  /* Slab of timer records, in chunks that never move (ids index into it). */
+  vow__timer **chunks;
+  uint32_t nchunks;
+  vow__timer *free_records;
+
+  /* Node's structure: one FIFO list per duration, found through a hash map
+   * keyed by duration, and a binary heap of lists ordered by (expiry, id). */
+  vow__timer_list **map;      /* open addressing, linear probing */
+  uint32_t map_cap;           /* power of two */
+  uint32_t map_len;
+  vow__timer_list **heap;
+  uint32_t heap_len;
+  uint32_t heap_cap;
+  uint64_t next_list_id;
+  uint64_t driver_expiry;     /* when `driver` is due; UINT64_MAX when stopped */
+  uv_timer_t driver;
+
+  /* Immediates, in one FIFO; each has a sequence number (see timer.c). */
+  vow__timer_queue immediates;
+  uint64_t next_immediate_seq;
+  uv_check_t check;
+  uv_idle_t idle;
+
+  uint64_t refed_timers;      /* pending referenced timeouts/intervals */
+  uint64_t refed_immediates;  /* pending referenced immediates */
+} vow__timers;
+
+int vow__timers_init(vow_loop *loop);
+void vow__timers_dispose_all(vow_loop *loop);
+void vow__timers_close(vow_loop *loop);   /* closes the libuv handles */
+void vow__timers_free(vow_loop *loop);    /* after the handles closed */
+
+/* ---- extension slots ----------------------------------------------------- */
+
+enum {
+  VOW__EXT_PROMISE,
+  VOW__EXT_ASYNC,
+  VOW__EXT_IO,
+  VOW__EXT_TRACE,
+  VOW__EXT_COUNT
+};
+
+typedef void (*vow__ext_free_fn)(vow_loop *loop, void *state);
+/* Returns non-zero when it did work that may have queued microtasks. */
+typedef int (*vow__checkpoint_fn)(vow_loop *loop, void *state);
+/* Releases what a task still queued at vow_loop_free holds. */
+typedef void (*vow__dispose_fn)(vow_loop *loop, void *arg);
+
+#define VOW__MAX_DISPOSERS 16
+
+struct vow_loop {
+  uv_loop_t uv;
+  uv_thread_t owner;
+  vow__microtask_queue micro;
+  vow__timers timers;
+  vow__pool pool;
+
+  int running;        /* inside vow_loop_run */
+  int in_checkpoint;  /* inside vow__loop_checkpoint (checkpoints don't nest) */
+  int closing;        /* inside vow_loop_free */
+  int status;         /* first error that stops the run; returned by vow_loop_run */
+
+  vow_loop_options options;
+
+  void *ext[VOW__EXT_COUNT];
+  vow__ext_free_fn ext_free[VOW__EXT_COUNT];
+  vow__checkpoint_fn ext_checkpoint[VOW__EXT_COUNT];
+
+  struct {
+    vow_task_fn fn;
+    vow__dispose_fn dispose;
+  } disposers[VOW__MAX_DISPOSERS];
+  int ndisposers;
+};
+
+/* Non-zero when the calling thread owns the loop. */
+static inline int vow__loop_on_owner(const vow_loop *loop) {
+  uv_thread_t self = uv_thread_self();
+  return uv_thread_equal(&self, &loop->owner);
+}
+
+/* The one entry point from libuv into user code: fn(loop, arg), then a
+ * microtask checkpoint. Every timer, immediate and I/O callback goes here. */
+void vow__loop_enter(vow_loop *loop, vow_task_fn fn, void *arg);
+
+/* Drains microtasks, then runs the checkpoint hooks, until both are quiet. */
+void vow__loop_checkpoint(vow_loop *loop);
+
+/* Stops the current run: vow_loop_run returns err (the first one wins). */
+void vow__loop_fail(vow_loop *loop, int err);
+
+/* Installs a layer's per-loop state. At most once per slot. */
+void vow__loop_set_ext(vow_loop *loop, int slot, void *state, vow__ext_free_fn free_fn,
+                       vow__checkpoint_fn checkpoint_fn);
+static inline void *vow__loop_ext(const vow_loop *loop, int slot) {
+  return loop->ext[slot];
+}
+
+/* Declares that queued tasks running fn hold resources that dispose releases.
+ * Returns VOW_ENOMEM when the table is full (a programming error in vow). */
+int vow__loop_add_disposer(vow_loop *loop, vow_task_fn fn, vow__dispose_fn dispose);
+/* Calls the disposer registered for fn, if any. */
+void vow__loop_dispose_task(vow_loop *loop, vow_task_fn fn, void *arg);
+
+#endif /* VOW_LOOP_H */
