@@ -155,7 +155,273 @@ void vow_loop_enter(vow_loop *loop, vow_task_fn fn, void *arg);
  * (NULL fn) or VOW_ETHREAD. */
 int vow_queue_microtask(vow_loop *loop, vow_task_fn fn, void *arg);
 
-/* @@SECTIONS-4-9@@ */
+/* ===================================================================== *
+ * 4. Values
+ * ===================================================================== *
+ *
+ * A promise settles with a vow_value: 16 bytes, passed by value, like a
+ * JavaScript value. Small kinds (undefined, null, booleans, integers,
+ * doubles) are stored inline; the others point to a reference-counted object.
+ *
+ * Ownership rule for every function in vow: a vow_value you receive as a
+ * function result is a new reference (release it with vow_unref when done);
+ * a value you pass is either taken (its reference moves into the callee) or
+ * borrowed (the callee takes its own reference if it keeps it), as each
+ * function says. Handlers borrow their argument and their return value moves
+ * into the promise they settle. Reference counts are not atomic: a value
+ * belongs to one loop's thread at a time.
+ *
+ * Constructors never fail loudly: when memory runs out they return the
+ * static error value vow_error_nomem() (code VOW_ENOMEM), so an allocation
+ * failure surfaces as a rejection rather than a crash.
+ */
+typedef enum vow_kind {
+  VOW_UNDEFINED = 0,
+  VOW_NULL,
+  VOW_BOOL,
+  VOW_INT,        /* int64_t */
+  VOW_DOUBLE,
+  VOW_STRING,     /* immutable UTF-8 bytes, with a length */
+  VOW_ARRAY,      /* the result of all / allSettled */
+  VOW_ERROR,      /* code, message, optional cause */
+  VOW_SETTLED,    /* an allSettled record: {status, value | reason} */
+  VOW_AGGREGATE,  /* the rejection of any: the reasons, in input order */
+  VOW_PROMISE,    /* a vow_promise */
+  VOW_POINTER     /* your pointer, with the destructor to run at the last release */
+} vow_kind;
+
+typedef struct vow_promise vow_promise;
+typedef struct vow_object vow_object; /* the reference-counted part of a value */
+
+typedef struct vow_value {
+  uint8_t kind;   /* a vow_kind */
+  uint8_t flags;  /* internal: VOW__THROWN marks a handler's thrown value */
+  uint16_t reserved;
+  uint32_t reserved2;
+  union {
+    int64_t i;
+    double d;
+    vow_object *obj;
+    vow_promise *promise;
+  } as;
+} vow_value;
+
+#define VOW__THROWN 1u
+
+/* Inline kinds: no allocation, nothing to release. */
+static inline vow_value vow_undefined(void) { vow_value v = {0}; return v; }
+static inline vow_value vow_null(void) { vow_value v = {0}; v.kind = VOW_NULL; return v; }
+static inline vow_value vow_bool(int b) {
+  vow_value v = {0}; v.kind = VOW_BOOL; v.as.i = b != 0; return v;
+}
+static inline vow_value vow_int(int64_t i) {
+  vow_value v = {0}; v.kind = VOW_INT; v.as.i = i; return v;
+}
+static inline vow_value vow_double(double d) {
+  vow_value v = {0}; v.kind = VOW_DOUBLE; v.as.d = d; return v;
+}
+
+/* Heap kinds: each returns a new reference. */
+vow_value vow_string(const char *s);                 /* copies a NUL-terminated string */
+vow_value vow_string_n(const char *s, size_t len);   /* copies len bytes (may hold NULs) */
+vow_value vow_stringf(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+/* An error: code is a VOW_E... or UV_E... code, or your own; message is copied.
+ * cause is taken (vow_undefined() for none). */
+vow_value vow_error(int code, const char *message);
+vow_value vow_error_with_cause(int code, const char *message, vow_value cause);
+/* An empty array with room for capacity items (it grows as needed). */
+vow_value vow_array(size_t capacity);
+/* Appends item (taken). Returns 0, VOW_EINVAL (not an array) or VOW_ENOMEM
+ * (item is then released). */
+int vow_array_push(vow_value array, vow_value item);
+/* Wraps ptr; destroy(ptr) runs when the last reference goes (NULL: none). */
+vow_value vow_pointer(void *ptr, void (*destroy)(void *ptr));
+/* A value holding promise p. Takes the caller's reference to p. */
+vow_value vow_promise_value(vow_promise *p);
+/* The static "out of memory" error. Never needs releasing (doing so is harmless). */
+vow_value vow_error_nomem(void);
+
+/* References. vow_ref returns v with one more reference (for chaining);
+ * vow_unref releases one; both accept any kind. */
+vow_value vow_ref(vow_value v);
+void vow_unref(vow_value v);
+
+/* Reading values. The accessors borrow v and return borrowed data (valid
+ * while v is alive). Each returns a neutral result for the wrong kind
+ * (0, 0.0, NULL, "" or vow_undefined()). */
+static inline vow_kind vow_kind_of(vow_value v) { return (vow_kind)v.kind; }
+static inline int vow_is_undefined(vow_value v) { return v.kind == VOW_UNDEFINED; }
+int64_t vow_as_int(vow_value v);          /* INT, BOOL; DOUBLE truncated */
+double vow_as_double(vow_value v);        /* DOUBLE, INT */
+const char *vow_str(vow_value v);         /* STRING: its bytes, NUL-terminated */
+size_t vow_str_len(vow_value v);
+size_t vow_array_len(vow_value v);        /* ARRAY, AGGREGATE (its reasons) */
+vow_value vow_array_get(vow_value v, size_t i); /* borrowed; undefined out of range */
+int vow_error_code(vow_value v);          /* ERROR; VOW_EAGGREGATE for AGGREGATE */
+const char *vow_error_message(vow_value v);
+vow_value vow_error_cause(vow_value v);   /* borrowed */
+int vow_settled_ok(vow_value v);          /* SETTLED: 1 fulfilled, 0 rejected */
+vow_value vow_settled_value(vow_value v); /* borrowed: the value or the reason */
+vow_promise *vow_as_promise(vow_value v); /* borrowed; NULL if not a promise */
+void *vow_as_pointer(vow_value v);
+
+/* Writes v as text into buf (always NUL-terminated when cap > 0) and returns
+ * the length it needed, like snprintf. The notation is the conformance
+ * format's: undefined, 42, "text", [1,2], {fulfilled:1}, {rejected:"x"},
+ * AggregateError["a","b"], Error(code: message), <promise>, <pointer>. */
+size_t vow_value_format(vow_value v, char *buf, size_t cap);
+/* The same, to a stream. Returns what fprintf returns. */
+int vow_value_print(FILE *out, vow_value v);
+
+/* ===================================================================== *
+ * 5. Promises
+ * ===================================================================== *
+ *
+ * A vow_promise is an ECMAScript promise: pending, then fulfilled with a
+ * value or rejected with a reason, once. Resolution follows the spec's
+ * procedure to the tick, so every mix of the calls below prints in the same
+ * order as Node.js 20:
+ *
+ *   - resolving with another promise adopts it, through a job that subscribes
+ *     to it: two extra microtask ticks, as in V8 (also when a handler returns
+ *     a promise);
+ *   - handlers always run from the microtask queue, never synchronously, even
+ *     on a promise that is already settled;
+ *   - finally() runs its handler and passes the original outcome through,
+ *     at V8's cost (its handler's result is awaited).
+ *
+ * References. A vow_promise * is reference-counted. Every function that
+ * returns one returns a new reference: release it with vow_promise_unref when
+ * you no longer need it. Dropping the last reference to a pending promise is
+ * fine: whatever would have settled it (a timer, a handler) holds its own
+ * reference, and when nothing does, its handlers are released unrun.
+ * Functions that take a promise as an argument borrow it unless they say
+ * "takes". All of them accept NULL (what vow returns when memory runs out or
+ * the thread is wrong) and propagate it, so a chain needs one check at the end.
+ *
+ * Memory. Promises and reactions come from per-loop free lists: a pending
+ * promise is 32 bytes, each handler attached to it (a reaction) 64 bytes more,
+ * and a then-chain in its steady state calls malloc not at all.
+ */
+
+/* A handler: receives the settled value (or reason), borrowed, and returns
+ * the value for the derived promise, which takes it. To reject the derived
+ * promise instead, return vow_throw(reason); to adopt another promise, return
+ * vow_promise_value(promise). */
+typedef vow_value (*vow_handler)(vow_loop *loop, vow_value arg, void *ctx);
+
+/* A finally handler: receives nothing (as in JavaScript). Its result is
+ * ignored unless it is a rejection (vow_throw) or a promise, which is awaited
+ * and whose rejection replaces the original outcome. */
+typedef vow_value (*vow_finally_fn)(vow_loop *loop, void *ctx);
+
+/* `throw reason` from a handler or an async function: marks reason (taken) so
+ * that the promise it settles is rejected with it. */
+static inline vow_value vow_throw(vow_value reason) {
+  reason.flags |= VOW__THROWN;
+  return reason;
+}
+
+typedef enum vow_state { VOW_PENDING = 0, VOW_FULFILLED, VOW_REJECTED } vow_state;
+
+/* new Promise((resolve, reject) => ...): a pending promise whose resolving
+ * functions are vow_promise_resolve/vow_promise_reject below. Returns a new
+ * reference, or NULL (out of memory, wrong thread, NULL loop). */
+vow_promise *vow_promise_new(vow_loop *loop);
+
+/* resolve(value): value is taken. A plain value fulfils p; a promise value is
+ * adopted (p follows it); p itself rejects p with a VOW_ETYPE error ("chaining
+ * cycle"). Only the first call of resolve or reject counts: later ones are
+ * no-ops that release their argument. Returns 1 when this call resolved p,
+ * 0 when p was already resolved, VOW_EINVAL for NULL, VOW_ETHREAD. */
+int vow_promise_resolve(vow_promise *p, vow_value value);
+/* reject(reason): reason is taken. Same rules as resolve. */
+int vow_promise_reject(vow_promise *p, vow_value reason);
+
+/* Promise.resolve(value): value is taken. A promise value is returned as is
+ * (the same promise, its reference moved to you); anything else gives a new
+ * fulfilled promise. */
+vow_promise *vow_resolved(vow_loop *loop, vow_value value);
+/* Promise.reject(reason): a new promise rejected with reason (taken). */
+vow_promise *vow_rejected(vow_loop *loop, vow_value reason);
+
+/* p.then(on_ok, on_err): either handler may be NULL (pass the outcome
+ * through). ctx is given to the handler that runs. Returns the derived
+ * promise (a new reference). p is borrowed. */
+vow_promise *vow_then(vow_promise *p, vow_handler on_ok, vow_handler on_err, void *ctx);
+/* The same, and ctx_free(ctx) runs once, after the handler ran or when it will
+ * never run (its promise was released pending, or the loop was freed). */
+vow_promise *vow_then_full(vow_promise *p, vow_handler on_ok, vow_handler on_err, void *ctx,
+                           void (*ctx_free)(void *ctx));
+/* p.catch(on_err), that is p.then(NULL, on_err). */
+vow_promise *vow_catch(vow_promise *p, vow_handler on_err, void *ctx);
+/* p.finally(fn). */
+vow_promise *vow_finally(vow_promise *p, vow_finally_fn fn, void *ctx);
+
+vow_promise *vow_promise_ref(vow_promise *p);  /* returns p; NULL-safe */
+void vow_promise_unref(vow_promise *p);         /* NULL-safe */
+
+/* Inspection, for tests and tools (JavaScript cannot do this). */
+vow_state vow_promise_state(const vow_promise *p);
+/* The value or reason once settled (borrowed); undefined while pending. */
+vow_value vow_promise_result(const vow_promise *p);
+vow_loop *vow_promise_loop(const vow_promise *p);
+
+/* ===================================================================== *
+ * 6. Combinators
+ * ===================================================================== *
+ *
+ * Each takes an array of n values (promises or plain values; a plain value
+ * counts as an already-fulfilled promise). The n values are taken: their
+ * references move into the combinator. Each returns a new promise reference,
+ * or NULL when out of memory (the values are then released).
+ */
+
+/* Promise.all: fulfils with an ARRAY of the values in input order once all
+ * fulfil; rejects with the first rejection (fail fast). Empty: fulfils with []. */
+vow_promise *vow_all(vow_loop *loop, vow_value *items, size_t n);
+/* Promise.allSettled: fulfils, once all have settled, with an ARRAY of SETTLED
+ * records in input order. Never rejects. Empty: fulfils with []. */
+vow_promise *vow_all_settled(vow_loop *loop, vow_value *items, size_t n);
+/* Promise.race: settles like the first input to settle. Empty: stays pending
+ * forever, as in JavaScript. */
+vow_promise *vow_race(vow_loop *loop, vow_value *items, size_t n);
+/* Promise.any: fulfils with the first fulfilment; when all reject, rejects
+ * with an AGGREGATE of the reasons in input order. Empty: rejects at once
+ * with an empty AGGREGATE. */
+vow_promise *vow_any(vow_loop *loop, vow_value *items, size_t n);
+
+/* Array literals for the calls above:
+ *   vow_all(loop, VOW_VALUES(vow_promise_value(a), vow_int(2)), 2)  */
+#define VOW_VALUES(...) ((vow_value[]){__VA_ARGS__})
+#define VOW_COUNT(...) (sizeof(VOW_VALUES(__VA_ARGS__)) / sizeof(vow_value))
+
+/* ===================================================================== *
+ * 7. Unhandled rejections
+ * ===================================================================== *
+ *
+ * A promise rejected while no handler is attached is remembered. At the end of
+ * each microtask checkpoint (when the queue has drained), those still without
+ * a handler are reported, in the order they were rejected — as Node.js emits
+ * 'unhandledRejection'. A rejection handled later in the same drain is not
+ * reported.
+ *
+ * The default report writes "vow: unhandled rejection: REASON" to stderr and
+ * stops the run: vow_loop_run returns VOW_EUNHANDLED (as Node 20 exits with an
+ * error). A hook replaces that policy; the run then goes on.
+ */
+
+/* The promise and its reason are borrowed for the duration of the call. */
+typedef void (*vow_rejection_fn)(vow_loop *loop, vow_promise *p, vow_value reason, void *data);
+
+/* Installs fn (NULL restores the default). Returns 0, VOW_EINVAL, VOW_ETHREAD. */
+int vow_on_unhandled_rejection(vow_loop *loop, vow_rejection_fn fn, void *data);
+
+/* @@SECTIONS-8-9@@ */
 
 /* ===================================================================== *
  * 10. Timers

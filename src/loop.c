@@ -62,7 +62,8 @@ void vow_loop_enter(vow_loop *loop, vow_task_fn fn, void *arg) {
 
 void vow__loop_fail(vow_loop *loop, int err) {
   if (loop->status == 0) loop->status = err;
-  uv_stop(&loop->uv);
+  /* Outside uv_run the flag would linger and cut short the next uv_run. */
+  if (loop->in_uv_run) uv_stop(&loop->uv);
 }
 
 int vow_loop_run(vow_loop *loop) {
@@ -74,7 +75,11 @@ int vow_loop_run(vow_loop *loop) {
   loop->status = 0;
   /* The caller's code so far was the first macrotask: drain what it queued. */
   vow__loop_checkpoint(loop);
-  if (loop->status == 0) uv_run(&loop->uv, UV_RUN_DEFAULT);
+  if (loop->status == 0) {
+    loop->in_uv_run = 1;
+    uv_run(&loop->uv, UV_RUN_DEFAULT);
+    loop->in_uv_run = 0;
+  }
   loop->running = 0;
   return loop->status;
 }

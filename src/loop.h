@@ -108,6 +108,7 @@ struct vow_loop {
   vow__pool pool;
 
   int running;        /* inside vow_loop_run */
+  int in_uv_run;      /* inside uv_run (so uv_stop applies to this run) */
   int in_checkpoint;  /* inside vow__loop_checkpoint (checkpoints don't nest) */
   int closing;        /* inside vow_loop_free */
   int status;         /* first error that stops the run; returned by vow_loop_run */

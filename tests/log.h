@@ -33,6 +33,16 @@ static inline void logf_(const char *fmt, ...) {
 }
 
 #define LOG(...) logf_(__VA_ARGS__)
+
+/* Under LeakSanitizer, fails the current test when anything it allocated is
+ * unreachable. Criterion runs each test in its own process and reports before
+ * exit-time leak checks run, so tests call this from their teardown. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#define TEST_LEAK_CHECK() cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "memory leaked")
+#else
+#define TEST_LEAK_CHECK() ((void)0)
+#endif
 #define LOG_TEXT() ((const char *)g_log.text)
 
 #endif

@@ -1,0 +1,467 @@
+/*
+ * promise.c — ECMAScript promises (ECMA-262, section "Promise Objects").
+ *
+ * The functions here follow the spec's abstract operations one for one, and
+ * are named after them where that helps: resolve_step is the body of a
+ * promise resolve function, trigger_reactions is TriggerPromiseReactions,
+ * vow__promise_then is PerformPromiseThen, and the two job kinds are
+ * PromiseReactionJob and PromiseResolveThenableJob. Matching the spec step by
+ * step is what makes vow's tick order equal to V8's.
+ *
+ * Invariants:
+ *   - state is PENDING exactly while u.reactions is the live field;
+ *   - a reaction is owned by exactly one place: its promise's list (pending),
+ *     the microtask queue (queued), or the graveyard (being released);
+ *   - P_TRACKED implies the promise is rejected and referenced from the
+ *     promise state's rejected list.
+ */
+#include <stdlib.h>
+
+#include "promise.h"
+
+static void reaction_job(vow_loop *loop, void *arg);
+static void thenable_job(vow_loop *loop, void *arg);
+
+/* ---- per-loop state ---------------------------------------------------------- */
+
+static void reaction_release(vow_loop *loop, vow__reaction *r);
+
+static void bury(vow_loop *loop, vow__promise_state *st) {
+  if (st->burying) return; /* the outer call is already emptying the graveyard */
+  st->burying = 1;
+  while (st->graveyard) {
+    vow__reaction *r = st->graveyard;
+    st->graveyard = r->next;
+    reaction_release(loop, r);
+  }
+  st->burying = 0;
+}
+
+static void dispose_reaction_job(vow_loop *loop, void *arg) {
+  reaction_release(loop, arg);
+}
+
+typedef struct thenable_job_rec {
+  vow_promise *promise;  /* to resolve */
+  vow_promise *thenable; /* to follow */
+} thenable_job_rec;
+
+static void dispose_thenable_job(vow_loop *loop, void *arg) {
+  thenable_job_rec *j = arg;
+  vow_promise_unref(j->promise);
+  vow_promise_unref(j->thenable);
+  vow__pool_free(&loop->pool, j, sizeof *j);
+}
+
+static void state_free(vow_loop *loop, void *state) {
+  vow__promise_state *st = state;
+  for (size_t i = 0; i < st->rejected_len; i++) {
+    P_FLAGS(st->rejected[i]) &= (uint8_t)~P_TRACKED;
+    vow_promise_unref(st->rejected[i]);
+  }
+  bury(loop, st);
+  free(st->rejected);
+  free(st);
+}
+
+vow__promise_state *vow__promise_state_get(vow_loop *loop) {
+  vow__promise_state *st = vow__loop_ext(loop, VOW__EXT_PROMISE);
+  if (st) return st;
+  st = calloc(1, sizeof *st);
+  if (!st) return NULL;
+  if (vow__loop_add_disposer(loop, reaction_job, dispose_reaction_job) != 0 ||
+      vow__loop_add_disposer(loop, thenable_job, dispose_thenable_job) != 0) {
+    free(st);
+    return NULL;
+  }
+  vow__loop_set_ext(loop, VOW__EXT_PROMISE, st, state_free, vow__rejection_checkpoint);
+  return st;
+}
+
+/* ---- allocation and references ------------------------------------------------ */
+
+vow_promise *vow__promise_alloc(vow_loop *loop) {
+  if (!vow__loop_ext(loop, VOW__EXT_PROMISE) && !vow__promise_state_get(loop)) return NULL;
+  vow_promise *p = vow__pool_alloc(&loop->pool, sizeof *p);
+  if (!p) return NULL;
+  p->h.refs = 1;
+  p->h.kind = VOW_PROMISE;
+  P_STATE(p) = VOW_PENDING;
+  P_FLAGS(p) = 0;
+  p->h.bits[2] = 0;
+  p->u.reactions = NULL;
+  p->loop = loop;
+  return p;
+}
+
+static int usable(const vow_loop *loop) {
+  return loop && !loop->closing && vow__loop_on_owner(loop);
+}
+
+vow_promise *vow_promise_new(vow_loop *loop) {
+  return usable(loop) ? vow__promise_alloc(loop) : NULL;
+}
+
+vow_promise *vow_promise_ref(vow_promise *p) {
+  if (p) p->h.refs++;
+  return p;
+}
+
+void vow_promise_unref(vow_promise *p) {
+  if (p && --p->h.refs == 0) vow__promise_destroy(p);
+}
+
+static void promise_unref_ctx(void *p) { vow_promise_unref(p); }
+
+/* The last reference went. A pending promise can never settle now, so its
+ * reactions are released unrun, through the graveyard (see promise.h). */
+void vow__promise_destroy(vow_promise *p) {
+  vow_loop *loop = p->loop;
+  vow__promise_state *st = vow__loop_ext(loop, VOW__EXT_PROMISE);
+  if (P_STATE(p) == VOW_PENDING) {
+    vow__reaction *r = p->u.reactions;
+    while (r) {
+      vow__reaction *next = r->next;
+      r->next = st->graveyard;
+      st->graveyard = r;
+      r = next;
+    }
+  } else {
+    vow_unref(p->u.result);
+  }
+  vow__pool_free(&loop->pool, p, sizeof *p);
+  bury(loop, st);
+}
+
+/* ---- reactions and jobs ----------------------------------------------------------- */
+
+static void reaction_release(vow_loop *loop, vow__reaction *r) {
+  vow_value arg = r->arg;
+  arg.reserved = 0;
+  vow_unref(arg);
+  if (r->ctx_free) r->ctx_free(r->ctx);
+  vow_promise *d = r->derived;
+  vow__pool_free(&loop->pool, r, sizeof *r);
+  vow_promise_unref(d);
+}
+
+static void enqueue(vow_loop *loop, vow_task_fn fn, void *job) {
+  if (vow__microtask_push(loop, fn, job) == 0) return;
+  /* The queue could not grow: the job cannot run. Release it and stop the run
+   * with a clear error rather than lose a settlement silently. */
+  vow__loop_dispose_task(loop, fn, job);
+  vow__loop_fail(loop, VOW_ENOMEM);
+}
+
+/* TriggerPromiseReactions: the list is newest first; jobs go out oldest first. */
+static void trigger_reactions(vow_loop *loop, vow__reaction *list, vow_value outcome,
+                              int rejected) {
+  vow__reaction *oldest_first = NULL;
+  while (list) {
+    vow__reaction *next = list->next;
+    list->next = oldest_first;
+    oldest_first = list;
+    list = next;
+  }
+  while (oldest_first) {
+    vow__reaction *r = oldest_first;
+    oldest_first = r->next;
+    r->arg = vow_ref(outcome);
+    r->arg.reserved = (uint16_t)rejected;
+    enqueue(loop, reaction_job, r);
+  }
+}
+
+static void fulfill(vow_promise *p, vow_value value) {
+  vow__reaction *reactions = p->u.reactions;
+  p->u.result = value;
+  P_STATE(p) = VOW_FULFILLED;
+  trigger_reactions(p->loop, reactions, value, 0);
+}
+
+static void reject_now(vow_promise *p, vow_value reason) {
+  vow__reaction *reactions = p->u.reactions;
+  p->u.result = reason;
+  P_STATE(p) = VOW_REJECTED;
+  if (!(P_FLAGS(p) & P_HANDLED)) vow__rejection_track(p);
+  trigger_reactions(p->loop, reactions, reason, 1);
+}
+
+/* The body of a promise resolve function, after its alreadyResolved check. */
+static void resolve_step(vow_promise *p, vow_value value) {
+  value.flags = 0;
+  if (value.kind != VOW_PROMISE) {
+    fulfill(p, value);
+    return;
+  }
+  vow_promise *thenable = value.as.promise;
+  if (thenable == p) {
+    vow_unref(value);
+    reject_now(p, vow_error(VOW_ETYPE, "Chaining cycle detected for promise #<Promise>"));
+    return;
+  }
+  if (thenable->loop != p->loop) {
+    vow_unref(value);
+    reject_now(p, vow_error(VOW_EINVAL, "cannot adopt a promise of another loop"));
+    return;
+  }
+  /* NewPromiseResolveThenableJob: subscribing happens one tick later. */
+  thenable_job_rec *j = vow__pool_alloc(&p->loop->pool, sizeof *j);
+  if (!j) {
+    vow_unref(value);
+    reject_now(p, vow_error_nomem());
+    return;
+  }
+  j->promise = vow_promise_ref(p);
+  j->thenable = thenable; /* the value's reference moves here */
+  enqueue(p->loop, thenable_job, j);
+}
+
+/* The resolving functions made by a thenable job: fresh ones, so they skip
+ * the alreadyResolved flag that p's own functions have set. */
+static vow_value adopt_fulfilled(vow_loop *loop, vow_value value, void *p) {
+  (void)loop;
+  resolve_step(p, vow_ref(value));
+  return vow_undefined();
+}
+
+static vow_value adopt_rejected(vow_loop *loop, vow_value reason, void *p) {
+  (void)loop;
+  reject_now(p, vow_ref(reason));
+  return vow_undefined();
+}
+
+static void thenable_job(vow_loop *loop, void *arg) {
+  thenable_job_rec *j = arg;
+  vow_promise *p = j->promise, *thenable = j->thenable;
+  vow__pool_free(&loop->pool, j, sizeof *j);
+  /* thenable.then(resolve, reject): p's reference moves into the reaction. */
+  if (vow__promise_then(thenable, adopt_fulfilled, adopt_rejected, p, promise_unref_ctx, NULL) != 0)
+    vow__loop_fail(loop, VOW_ENOMEM);
+  vow_promise_unref(thenable);
+}
+
+/* A capability's resolve/reject: the first call wins. Takes value. */
+static int capability_settle(vow_promise *p, vow_value value, int rejected) {
+  if (P_FLAGS(p) & P_ALREADY_RESOLVED) {
+    value.flags = 0;
+    vow_unref(value);
+    return 0;
+  }
+  P_FLAGS(p) |= P_ALREADY_RESOLVED;
+  if (rejected) {
+    value.flags = 0;
+    reject_now(p, value);
+  } else {
+    resolve_step(p, value);
+  }
+  return 1;
+}
+
+/* PromiseReactionJob. The record is returned to the pool before the handler
+ * runs, so a handler that attaches a reaction reuses it: a then-chain in its
+ * steady state allocates nothing. */
+static void reaction_job(vow_loop *loop, void *arg) {
+  vow__reaction *r = arg;
+  vow_value outcome = r->arg;
+  int rejected = outcome.reserved != 0;
+  outcome.reserved = 0;
+  vow_handler handler = rejected ? r->on_err : r->on_ok;
+  vow_promise *derived = r->derived;
+  void *ctx = r->ctx;
+  void (*ctx_free)(void *) = r->ctx_free;
+  vow__pool_free(&loop->pool, r, sizeof *r);
+
+  if (!handler) { /* pass the outcome through */
+    if (derived) capability_settle(derived, outcome, rejected);
+    else vow_unref(outcome);
+  } else {
+    vow_value result = handler(loop, outcome, ctx);
+    vow_unref(outcome);
+    if (derived) capability_settle(derived, result, (result.flags & VOW__THROWN) != 0);
+    else vow_unref(result);
+  }
+  if (ctx_free) ctx_free(ctx);
+  vow_promise_unref(derived);
+}
+
+int vow__promise_then(vow_promise *p, vow_handler on_ok, vow_handler on_err, void *ctx,
+                      void (*ctx_free)(void *), vow_promise *derived) {
+  vow_loop *loop = p->loop;
+  vow__reaction *r = vow__pool_alloc(&loop->pool, sizeof *r);
+  if (!r) {
+    if (ctx_free) ctx_free(ctx);
+    vow_promise_unref(derived);
+    return VOW_ENOMEM;
+  }
+  *r = (vow__reaction){NULL, derived, on_ok, on_err, ctx, ctx_free, {0}};
+  switch (P_STATE(p)) {
+    case VOW_PENDING:
+      r->next = p->u.reactions;
+      p->u.reactions = r;
+      break;
+    case VOW_FULFILLED:
+      r->arg = vow_ref(p->u.result);
+      enqueue(loop, reaction_job, r);
+      break;
+    default:
+      if (!(P_FLAGS(p) & P_HANDLED)) vow__rejection_handled(p);
+      r->arg = vow_ref(p->u.result);
+      r->arg.reserved = 1;
+      enqueue(loop, reaction_job, r);
+      break;
+  }
+  P_FLAGS(p) |= P_HANDLED;
+  return 0;
+}
+
+/* ---- the public operations ------------------------------------------------------ */
+
+int vow_promise_resolve(vow_promise *p, vow_value value) {
+  if (!p || !vow__loop_on_owner(p->loop)) {
+    vow_unref(value);
+    return p ? VOW_ETHREAD : VOW_EINVAL;
+  }
+  return capability_settle(p, value, 0);
+}
+
+int vow_promise_reject(vow_promise *p, vow_value reason) {
+  if (!p || !vow__loop_on_owner(p->loop)) {
+    vow_unref(reason);
+    return p ? VOW_ETHREAD : VOW_EINVAL;
+  }
+  return capability_settle(p, reason, 1);
+}
+
+vow_promise *vow_resolved(vow_loop *loop, vow_value value) {
+  if (!usable(loop)) {
+    vow_unref(value);
+    return NULL;
+  }
+  if (value.kind == VOW_PROMISE && value.as.promise->loop == loop) return value.as.promise;
+  vow_promise *p = vow__promise_alloc(loop);
+  if (!p) {
+    vow_unref(value);
+    return NULL;
+  }
+  P_FLAGS(p) |= P_ALREADY_RESOLVED;
+  resolve_step(p, value); /* a promise of another loop is rejected there */
+  return p;
+}
+
+vow_promise *vow_rejected(vow_loop *loop, vow_value reason) {
+  vow_promise *p = usable(loop) ? vow__promise_alloc(loop) : NULL;
+  if (!p) {
+    vow_unref(reason);
+    return NULL;
+  }
+  P_FLAGS(p) |= P_ALREADY_RESOLVED;
+  reason.flags = 0;
+  reject_now(p, reason);
+  return p;
+}
+
+vow_promise *vow_then_full(vow_promise *p, vow_handler on_ok, vow_handler on_err, void *ctx,
+                           void (*ctx_free)(void *ctx)) {
+  vow_promise *derived = p && usable(p->loop) ? vow__promise_alloc(p->loop) : NULL;
+  if (!derived) {
+    if (ctx_free) ctx_free(ctx);
+    return NULL;
+  }
+  if (vow__promise_then(p, on_ok, on_err, ctx, ctx_free, vow_promise_ref(derived)) != 0) {
+    vow_promise_unref(derived);
+    return NULL;
+  }
+  return derived;
+}
+
+vow_promise *vow_then(vow_promise *p, vow_handler on_ok, vow_handler on_err, void *ctx) {
+  return vow_then_full(p, on_ok, on_err, ctx, NULL);
+}
+
+vow_promise *vow_catch(vow_promise *p, vow_handler on_err, void *ctx) {
+  return vow_then_full(p, NULL, on_err, ctx, NULL);
+}
+
+/* ---- finally: the spec's thenFinally / catchFinally closures ---------------------- */
+
+typedef struct finally_ctx {
+  vow_loop *loop;
+  vow_finally_fn fn;
+  void *ctx;
+} finally_ctx;
+
+typedef struct value_box {
+  vow_loop *loop;
+  vow_value value;
+} value_box;
+
+static void finally_ctx_free(void *c) {
+  finally_ctx *f = c;
+  vow__pool_free(&f->loop->pool, f, sizeof *f);
+}
+
+static void value_box_free(void *b) {
+  value_box *box = b;
+  vow_unref(box->value);
+  vow__pool_free(&box->loop->pool, box, sizeof *box);
+}
+
+static vow_value return_boxed(vow_loop *loop, vow_value ignored, void *b) {
+  (void)loop, (void)ignored;
+  return vow_ref(((value_box *)b)->value);
+}
+
+static vow_value throw_boxed(vow_loop *loop, vow_value ignored, void *b) {
+  (void)loop, (void)ignored;
+  return vow_throw(vow_ref(((value_box *)b)->value));
+}
+
+/* result = onFinally(); p = PromiseResolve(result); return p.then(() => outcome)
+ * (or () => { throw outcome } after a rejection). */
+static vow_value finally_step(vow_loop *loop, vow_value outcome, finally_ctx *f, int rejected) {
+  vow_value result = f->fn(loop, f->ctx);
+  if (result.flags & VOW__THROWN) return result;
+  vow_promise *p = vow_resolved(loop, result);
+  value_box *box = vow__pool_alloc(&loop->pool, sizeof *box);
+  if (!p || !box) {
+    vow_promise_unref(p);
+    vow__pool_free(&loop->pool, box, sizeof *box);
+    return vow_throw(vow_error_nomem());
+  }
+  *box = (value_box){loop, vow_ref(outcome)};
+  vow_promise *q = vow_then_full(p, rejected ? throw_boxed : return_boxed, NULL, box, value_box_free);
+  vow_promise_unref(p);
+  return q ? vow_promise_value(q) : vow_throw(vow_error_nomem());
+}
+
+static vow_value then_finally(vow_loop *loop, vow_value value, void *f) {
+  return finally_step(loop, value, f, 0);
+}
+
+static vow_value catch_finally(vow_loop *loop, vow_value reason, void *f) {
+  return finally_step(loop, reason, f, 1);
+}
+
+vow_promise *vow_finally(vow_promise *p, vow_finally_fn fn, void *ctx) {
+  if (!fn) return vow_then(p, NULL, NULL, NULL); /* not callable: pass through */
+  if (!p || !usable(p->loop)) return NULL;
+  finally_ctx *f = vow__pool_alloc(&p->loop->pool, sizeof *f);
+  if (!f) return NULL;
+  *f = (finally_ctx){p->loop, fn, ctx};
+  return vow_then_full(p, then_finally, catch_finally, f, finally_ctx_free);
+}
+
+/* ---- inspection ---------------------------------------------------------------- */
+
+vow_state vow_promise_state(const vow_promise *p) {
+  return p ? (vow_state)P_STATE(p) : VOW_PENDING;
+}
+
+vow_value vow_promise_result(const vow_promise *p) {
+  return p && P_STATE(p) != VOW_PENDING ? p->u.result : vow_undefined();
+}
+
+vow_loop *vow_promise_loop(const vow_promise *p) {
+  return p ? p->loop : NULL;
+}

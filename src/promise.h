@@ -1,0 +1,75 @@
+/*
+ * promise.h — promises' insides, shared with combinators.c, rejection.c and
+ * async.c (internal).
+ */
+#ifndef VOW_PROMISE_H
+#define VOW_PROMISE_H
+
+#include "loop.h"
+#include "value.h"
+
+/* State and flags live in the object header's spare bytes, so a pending
+ * promise is 32 bytes: header 8, result-or-reactions 16, loop 8. */
+#define P_STATE(p) ((p)->h.bits[0])
+#define P_FLAGS(p) ((p)->h.bits[1])
+
+enum {
+  P_ALREADY_RESOLVED = 1, /* its resolving functions have been used */
+  P_HANDLED = 2,          /* [[PromiseIsHandled]]: a reaction was ever attached */
+  P_TRACKED = 4           /* in the unhandled-rejection list, not yet handled */
+};
+
+typedef struct vow__reaction vow__reaction;
+
+struct vow_promise {
+  vow_object h;
+  union {
+    vow_value result;         /* settled */
+    vow__reaction *reactions; /* pending: newest first (reversed when triggered) */
+  } u;
+  vow_loop *loop;
+};
+
+/* A PromiseReaction record, which doubles as its PromiseReactionJob: once
+ * its promise settles, arg holds the outcome and the record is queued. */
+struct vow__reaction {
+  vow__reaction *next;
+  vow_promise *derived;        /* owned; NULL for internal reactions (await) */
+  vow_handler on_ok;
+  vow_handler on_err;
+  void *ctx;
+  void (*ctx_free)(void *ctx);
+  vow_value arg;               /* the outcome; arg.reserved = 1 when rejected */
+};
+
+/* Per-loop state of the promise layer (extension slot VOW__EXT_PROMISE). */
+typedef struct vow__promise_state {
+  /* Unhandled-rejection candidates, in rejection order (owned references). */
+  vow_promise **rejected;
+  size_t rejected_len;
+  size_t rejected_cap;
+  vow_rejection_fn hook;
+  void *hook_data;
+  /* Releasing a promise can release a chain of others: the reactions still
+   * to release wait here, so teardown is iterative, never deeply recursive. */
+  vow__reaction *graveyard;
+  int burying;
+} vow__promise_state;
+
+vow__promise_state *vow__promise_state_get(vow_loop *loop);
+
+/* PerformPromiseThen: attaches a reaction; derived (a reference, taken) may
+ * be NULL. Returns 0 or VOW_ENOMEM (then ctx_free has run and derived is
+ * released). */
+int vow__promise_then(vow_promise *p, vow_handler on_ok, vow_handler on_err, void *ctx,
+                      void (*ctx_free)(void *), vow_promise *derived);
+
+/* A fresh pending promise (not NULL-checked for thread: internal callers). */
+vow_promise *vow__promise_alloc(vow_loop *loop);
+
+/* rejection.c: HostPromiseRejectionTracker. */
+void vow__rejection_track(vow_promise *p);   /* rejected with no handler */
+void vow__rejection_handled(vow_promise *p); /* a handler was attached later */
+int vow__rejection_checkpoint(vow_loop *loop, void *state);
+
+#endif
