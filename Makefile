@@ -6,6 +6,11 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
+# In CI every warning is an error.
+ifeq ($(CI),true)
+CMAKE_ARGS += -DVOW_WERROR=ON
+endif
+
 .PHONY: all run test deps configure build clean bench
 
 all: build

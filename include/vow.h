@@ -187,7 +187,8 @@ typedef enum vow_kind {
   VOW_SETTLED,    /* an allSettled record: {status, value | reason} */
   VOW_AGGREGATE,  /* the rejection of any: the reasons, in input order */
   VOW_PROMISE,    /* a vow_promise */
-  VOW_POINTER     /* your pointer, with the destructor to run at the last release */
+  VOW_POINTER,    /* your pointer, with the destructor to run at the last release */
+  VOW_ITER        /* an iterator result: {value, done}, what a generator's next() gives */
 } vow_kind;
 
 typedef struct vow_promise vow_promise;
@@ -267,6 +268,8 @@ vow_value vow_error_cause(vow_value v);   /* borrowed */
 int vow_settled_ok(vow_value v);          /* SETTLED: 1 fulfilled, 0 rejected */
 vow_value vow_settled_value(vow_value v); /* borrowed: the value or the reason */
 vow_promise *vow_as_promise(vow_value v); /* borrowed; NULL if not a promise */
+int vow_iter_done(vow_value v);           /* ITER: 1 when the iterator is finished */
+vow_value vow_iter_value(vow_value v);    /* ITER: borrowed */
 void *vow_as_pointer(vow_value v);
 
 /* Writes v as text into buf (always NUL-terminated when cap > 0) and returns
@@ -421,7 +424,169 @@ typedef void (*vow_rejection_fn)(vow_loop *loop, vow_promise *p, vow_value reaso
 /* Installs fn (NULL restores the default). Returns 0, VOW_EINVAL, VOW_ETHREAD. */
 int vow_on_unhandled_rejection(vow_loop *loop, vow_rejection_fn fn, void *data);
 
-/* @@SECTIONS-8-9@@ */
+/* ===================================================================== *
+ * 8. async/await
+ * ===================================================================== *
+ *
+ * An async function is a plain C function run on a coroutine: a stack of its
+ * own, taken from a per-loop pool. vow_async calls it at once and it runs
+ * synchronously up to its first vow_await — as in JavaScript — and then
+ * vow_async returns its promise. vow_await suspends the function; a microtask
+ * resumes it when the awaited promise settles, so the rest of the program
+ * goes on meanwhile.
+ *
+ *   Sequential: each await finishes before the next request starts.
+ *     vow_await(fetch_user(loop), &user);
+ *     vow_await(fetch_posts(loop), &posts);
+ *   Parallel: start both, then await each.
+ *     vow_promise *u = fetch_user(loop), *p = fetch_posts(loop);
+ *     vow_await(u, &user);
+ *     vow_await(p, &posts);
+ *
+ * Ticks match V8: awaiting a promise or a value costs one microtask tick once
+ * it is settled; returning a promise from an async function adopts it (its
+ * caller's then runs three ticks after the promise settles).
+ *
+ * Each suspended async function costs its stack (stack_size, default 256 KiB
+ * of address space, of which only the touched pages use memory) plus a guard
+ * page. Overflowing the stack hits the guard page and vow aborts with a message
+ * naming the function, rather than corrupting memory.
+ */
+
+/* The body of an async function. Its result settles the function's promise:
+ * a value fulfils it, vow_promise_value(p) adopts p, vow_throw(reason)
+ * rejects it. The result moves into the promise. */
+typedef vow_value (*vow_async_fn)(vow_loop *loop, void *arg);
+
+typedef struct vow_async_options {
+  size_t stack_size;  /* 0: the loop's default (vow_loop_options.stack_size) */
+  const char *name;   /* for stack-overflow reports and traces; borrowed, must
+                         outlive the call; NULL: "async" */
+} vow_async_options;
+
+/* (async () => fn(arg))(): runs fn now on a new coroutine, until it first
+ * awaits or returns, and returns its promise (a new reference). arg is
+ * borrowed. Returns NULL only when no promise can be made (out of memory,
+ * wrong thread); when only the coroutine cannot be made, the promise is
+ * returned rejected with VOW_ENOMEM. options may be NULL. */
+vow_promise *vow_async(vow_loop *loop, vow_async_fn fn, void *arg);
+vow_promise *vow_async_ex(vow_loop *loop, vow_async_fn fn, void *arg,
+                          const vow_async_options *options);
+
+/* const v = await p — only inside an async function (or async generator).
+ * Takes p (NULL is allowed: it means "out of memory" and gives VOW_ENOMEM).
+ * Suspends until p settles, then stores its value or reason in *out (a new
+ * reference, which you release) and returns 0 when p fulfilled, VOW_EREJECTED
+ * when it rejected — the `catch` of a try/catch. Outside an async function it
+ * returns VOW_ENOTASYNC with *out an error, after releasing p; it never
+ * blocks the thread. */
+int vow_await(vow_promise *p, vow_value *out);
+/* await value: a plain value (taken) or a promise value, as JavaScript's await
+ * accepts either. */
+int vow_await_value(vow_value value, vow_value *out);
+
+/* The loop of the running async function, or NULL outside one. */
+vow_loop *vow_current_loop(void);
+
+/* ===================================================================== *
+ * 9. Iteration: async generators and for-await
+ * ===================================================================== *
+ *
+ * An async generator is a body that produces values one at a time and may
+ * await between them: JavaScript's `async function*`. Its consumer asks for
+ * values with next() — each call returns a promise of an ITER value
+ * {value, done} — or, inside an async function, loops with for-await:
+ *
+ *   static vow_value numbers(vow_loop *loop, vow_asyncgen *gen, void *arg) {
+ *     for (int i = 0; i < 3; i++) {
+ *       vow_await(vow_delay(loop, 100, vow_undefined()), NULL);
+ *       if (vow_yield(vow_int(i), NULL) != 0) break;   // consumer stopped
+ *     }
+ *     return vow_undefined();
+ *   }
+ *   ...inside an async function:
+ *   vow_for_await it;
+ *   vow_for_await_gen(&it, vow_asyncgen_new(loop, numbers, NULL));
+ *   VOW_FOR_AWAIT(&it, v) printf("%lld\n", (long long)vow_as_int(v));
+ *   if (vow_for_await_end(&it, &err) < 0) ... the loop ended with a rejection
+ *
+ * The request queue and its tick costs are the spec's (AsyncGeneratorEnqueue,
+ * AsyncGeneratorYield, AsyncGeneratorDrainQueue): yield awaits its operand, a
+ * next() called while the body runs is queued, and return() reaches a body
+ * suspended at a yield as a return request.
+ */
+typedef struct vow_asyncgen vow_asyncgen;
+
+/* The body. Returns the generator's final value like `return value;` (which
+ * awaits value), or vow_throw(reason). Returning vow_undefined() counts as
+ * falling off the end (JavaScript's bare `return;`, which awaits nothing). */
+typedef vow_value (*vow_asyncgen_fn)(vow_loop *loop, vow_asyncgen *gen, void *arg);
+
+/* Calls `async function*`: a generator suspended at its start (the body does
+ * not run until the first next()). Returns a new reference, or NULL (out of
+ * memory, wrong thread, NULL fn). arg is borrowed. options may be NULL. */
+vow_asyncgen *vow_asyncgen_new(vow_loop *loop, vow_asyncgen_fn fn, void *arg);
+vow_asyncgen *vow_asyncgen_new_ex(vow_loop *loop, vow_asyncgen_fn fn, void *arg,
+                                  const vow_async_options *options);
+vow_asyncgen *vow_asyncgen_ref(vow_asyncgen *gen);
+/* Releasing the last reference to a generator suspended at a yield drops its
+ * stack (the body never resumes); release it after return() if its body holds
+ * resources to clean up. */
+void vow_asyncgen_unref(vow_asyncgen *gen);
+
+/* gen.next(value), gen.return(value), gen.throw(reason): value is taken; each
+ * returns a new promise reference of an ITER value (or NULL when out of
+ * memory). A body that is suspended resumes synchronously, inside the call. */
+vow_promise *vow_asyncgen_next(vow_asyncgen *gen, vow_value value);
+vow_promise *vow_asyncgen_return(vow_asyncgen *gen, vow_value value);
+vow_promise *vow_asyncgen_throw(vow_asyncgen *gen, vow_value reason);
+
+/* `sent = yield value` — only inside a generator's body. value (taken) is
+ * awaited first, as JavaScript's yield does. Returns, with *sent (a new
+ * reference; sent may be NULL to drop it):
+ *   0              resumed by next(v): *sent is v;
+ *   VOW_EREJECTED  resumed by throw(e), or value was a rejected promise:
+ *                  *sent is the reason — handle it or return vow_throw(it);
+ *   VOW_EDONE      resumed by return(v): *sent is v (awaited). The body should
+ *                  clean up and return (its result is then not awaited again);
+ *   VOW_ENOTASYNC  not inside a generator body. */
+int vow_yield(vow_value value, vow_value *sent);
+
+/* for await (const v of source): a cursor used inside an async function. */
+typedef struct vow_for_await {
+  vow_loop *loop;
+  vow_asyncgen *gen;     /* the generator, for a generator source */
+  vow_value *items;      /* the values, for an array source (owned copy) */
+  size_t count;
+  size_t next;
+  int status;            /* 0 while iterating; then 0, or the error */
+  int finished;
+  vow_value error;       /* the rejection that ended the loop */
+} vow_for_await;
+
+/* Prepares a loop over a generator (taken) or over n values (taken: promises
+ * or plain values, awaited in order, like for-await over an array). Return 0
+ * or VOW_ENOMEM / VOW_EINVAL (the sources are then released). */
+int vow_for_await_gen(vow_for_await *it, vow_asyncgen *gen);
+int vow_for_await_array(vow_for_await *it, vow_loop *loop, vow_value *items, size_t n);
+/* Awaits the next value: returns 1 with *value (a new reference), 0 when the
+ * source is exhausted, or a negative code when it rejected (the reason is in
+ * it->error; the loop is over). Must run inside an async function. */
+int vow_for_await_next(vow_for_await *it, vow_value *value);
+/* Ends the loop and releases the cursor. A loop left early (break) closes its
+ * generator first, awaiting gen.return() — so the generator's cleanup runs, as
+ * JavaScript's for-await does. Returns it->status; *error (may be NULL)
+ * receives the rejection that ended the loop, if any (a new reference). */
+int vow_for_await_end(vow_for_await *it, vow_value *error);
+
+/* The loop itself: v is a fresh variable for each value (released for you
+ * at the end of each pass; vow_ref it to keep it). Leaving with break is fine:
+ * call vow_for_await_end afterwards in every case. */
+#define VOW_FOR_AWAIT(it, v)                                               \
+  for (vow_value v = vow_undefined(); vow_for_await_next((it), &v) > 0;    \
+       vow_unref(v), v = vow_undefined())
+
+
 
 /* ===================================================================== *
  * 10. Timers
@@ -470,6 +635,16 @@ int vow_clear_timer(vow_loop *loop, vow_timer id);
 #define vow_clear_timeout(loop, id)   vow_clear_timer((loop), (id))
 #define vow_clear_interval(loop, id)  vow_clear_timer((loop), (id))
 #define vow_clear_immediate(loop, id) vow_clear_timer((loop), (id))
+
+/* Timers as promises, like Node's require('timers/promises').setTimeout:
+ * a promise fulfilled with value (taken) after ms milliseconds, or rejected
+ * with reason (taken) — the other half of the timeout pattern:
+ *   vow_race(loop, VOW_VALUES(work, vow_promise_value(
+ *            vow_delay_reject(loop, 5000, vow_error(VOW_ETIMEDOUT, "Timeout!")))), 2)
+ * A delay above VOW_TIMEOUT_MAX gives a promise rejected with VOW_EINVAL.
+ * Returns a new reference, or NULL (out of memory, wrong thread). */
+vow_promise *vow_delay(vow_loop *loop, uint64_t ms, vow_value value);
+vow_promise *vow_delay_reject(vow_loop *loop, uint64_t ms, vow_value reason);
 
 /* timer.unref() / timer.ref(): an unreferenced timer does not keep
  * vow_loop_run from returning. Return 0, or 0 with no effect for an id that is

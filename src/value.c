@@ -73,7 +73,8 @@ static void object_free(vow_value v) {
       free(e);
       break;
     }
-    case VOW_SETTLED: {
+    case VOW_SETTLED:
+    case VOW_ITER: {
       vow__settled *s = (vow__settled *)v.as.obj;
       vow_unref(s->value);
       free(s);
@@ -209,6 +210,14 @@ vow_value vow__settled_new(int fulfilled, vow_value value) {
   return heap_value(VOW_SETTLED, &s->h);
 }
 
+vow_value vow__iter_new(int done, vow_value value) {
+  vow_value v = vow__settled_new(done, value);
+  if (v.kind != VOW_SETTLED) return v;
+  v.kind = VOW_ITER;
+  v.as.obj->kind = VOW_ITER;
+  return v;
+}
+
 vow_value vow__aggregate_new(vow_value errors) {
   if (errors.kind != VOW_ARRAY) return errors; /* out of memory building it */
   errors.kind = VOW_AGGREGATE;
@@ -273,6 +282,14 @@ int vow_settled_ok(vow_value v) {
 
 vow_value vow_settled_value(vow_value v) {
   return v.kind == VOW_SETTLED && v.as.obj ? ((vow__settled *)v.as.obj)->value : vow_undefined();
+}
+
+int vow_iter_done(vow_value v) {
+  return v.kind == VOW_ITER && v.as.obj ? v.as.obj->bits[0] : 0;
+}
+
+vow_value vow_iter_value(vow_value v) {
+  return v.kind == VOW_ITER && v.as.obj ? ((vow__settled *)v.as.obj)->value : vow_undefined();
 }
 
 vow_promise *vow_as_promise(vow_value v) {
@@ -365,6 +382,11 @@ static void format_value(out *o, vow_value v, int depth) {
       puts_(o, vow_settled_ok(v) ? "{fulfilled:" : "{rejected:");
       format_value(o, vow_settled_value(v), depth + 1);
       put(o, "}", 1);
+      break;
+    case VOW_ITER:
+      puts_(o, "{value:");
+      format_value(o, vow_iter_value(v), depth + 1);
+      puts_(o, vow_iter_done(v) ? ",done:true}" : ",done:false}");
       break;
     case VOW_ERROR:
       snprintf(num, sizeof num, "Error(%s: ", vow_err_name(vow_error_code(v)));

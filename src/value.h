@@ -38,8 +38,8 @@ typedef struct vow__error {
   vow_value cause;
 } vow__error;
 
-typedef struct vow__settled {
-  vow_object h;     /* bits[0]: 1 fulfilled, 0 rejected */
+typedef struct vow__settled { /* SETTLED and ITER */
+  vow_object h;     /* bits[0]: SETTLED 1 fulfilled, 0 rejected; ITER 1 done */
   vow_value value;
 } vow__settled;
 
@@ -56,6 +56,7 @@ static inline int vow__is_heap(vow_value v) {
 /* Values built by the promise layer. */
 vow_value vow__settled_new(int fulfilled, vow_value value /* taken */);
 vow_value vow__aggregate_new(vow_value errors /* an ARRAY, taken */);
+vow_value vow__iter_new(int done, vow_value value /* taken */);
 
 /* Implemented by promise.c: frees a promise whose last reference went. */
 void vow__promise_destroy(vow_promise *p);

@@ -1,0 +1,230 @@
+/*
+ * async.c — async functions and await, on stackful coroutines.
+ *
+ * This is where coroutines (coro.c) meet promises (promise.c). An async
+ * function's frame runs its body on a coroutine; vow_await attaches a reaction
+ * to the awaited promise whose handlers resume the coroutine, then yields back
+ * to whoever resumed it (vow_async's caller the first time, the microtask
+ * queue afterwards). That is V8's await: PerformPromiseThen on the promise,
+ * one tick once it has settled.
+ *
+ * Invariants:
+ *   - a frame is in its loop's frame list from start to end;
+ *   - `awaiting` is non-NULL exactly while the frame is suspended in vow_await;
+ *   - a frame's result is settled only after its coroutine finished, by the
+ *     code that resumed it last, so the coroutine's stack is free by then.
+ */
+#include <stdlib.h>
+
+#include "async.h"
+
+typedef struct async_frame {
+  vow__frame f;        /* first: a vow__frame * is an async_frame * */
+  vow_async_fn fn;
+  void *arg;
+  vow_promise *promise;
+  vow_value result;
+} async_frame;
+
+/* ---- per-loop state ---------------------------------------------------------- */
+
+static void async_frame_abandon(async_frame *a);
+
+static void async_state_free(vow_loop *loop, void *state) {
+  (void)loop;
+  vow__async_state *st = state;
+  /* Frames still live are suspended forever: drop their stacks. */
+  while (st->frames) {
+    vow__frame *f = st->frames;
+    if (f->kind == FRAME_ASYNC) async_frame_abandon((async_frame *)f);
+    else vow__asyncgen_abandon(f);
+  }
+  vow__stack_pool_free(st->stacks);
+  free(st);
+}
+
+static vow__async_state *async_state_get(vow_loop *loop) {
+  vow__async_state *st = vow__loop_ext(loop, VOW__EXT_ASYNC);
+  if (st) return st;
+  st = calloc(1, sizeof *st);
+  if (!st) return NULL;
+  st->stacks = vow__stack_pool_new(loop->options.stack_size, 64, VOW_CORO_BACKEND_DEFAULT);
+  if (!st->stacks) {
+    free(st);
+    return NULL;
+  }
+  vow__loop_set_ext(loop, VOW__EXT_ASYNC, st, async_state_free, NULL);
+  return st;
+}
+
+/* ---- frames ---------------------------------------------------------------------- */
+
+int vow__frame_start(vow__frame *f, vow_loop *loop, int kind, vow_coro_fn body, size_t stack_size,
+                     const char *name) {
+  vow__async_state *st = async_state_get(loop);
+  if (!st) return VOW_ENOMEM;
+  f->kind = kind;
+  f->loop = loop;
+  f->co = vow__coro_new(st->stacks, stack_size, body, f, name);
+  if (!f->co) return VOW_ENOMEM;
+  vow__coro_set_data(f->co, f);
+  f->prev = NULL;
+  f->next = st->frames;
+  if (st->frames) st->frames->prev = f;
+  st->frames = f;
+  return 0;
+}
+
+void vow__frame_end(vow__frame *f) {
+  vow__async_state *st = vow__loop_ext(f->loop, VOW__EXT_ASYNC);
+  if (f->prev) f->prev->next = f->next;
+  else st->frames = f->next;
+  if (f->next) f->next->prev = f->prev;
+  f->prev = f->next = NULL;
+  vow__coro_free(f->co);
+  f->co = NULL;
+  vow_promise_unref(f->awaiting);
+  f->awaiting = NULL;
+  vow_unref(f->outcome);
+  f->outcome = vow_undefined();
+}
+
+vow__frame *vow__frame_current(void) {
+  vow_coro *co = vow__coro_current();
+  return co ? vow__coro_get_data(co) : NULL;
+}
+
+int vow__frame_resume(vow__frame *f) {
+  vow__coro_resume(f->co);
+  return vow__coro_done(f->co);
+}
+
+/* ---- await ------------------------------------------------------------------------- */
+
+static void resume_with(vow__frame *f, vow_value outcome, int rejected);
+
+static vow_value on_awaited_fulfilled(vow_loop *loop, vow_value value, void *f) {
+  (void)loop;
+  resume_with(f, vow_ref(value), 0);
+  return vow_undefined();
+}
+
+static vow_value on_awaited_rejected(vow_loop *loop, vow_value reason, void *f) {
+  (void)loop;
+  resume_with(f, vow_ref(reason), 1);
+  return vow_undefined();
+}
+
+static void async_finish(async_frame *a);
+
+static void resume_with(vow__frame *f, vow_value outcome, int rejected) {
+  f->outcome = outcome;
+  f->rejected = rejected;
+  int finished = vow__frame_resume(f);
+  if (f->kind == FRAME_ASYNC) {
+    if (finished) async_finish((async_frame *)f);
+  } else {
+    vow__asyncgen_resumed(f, finished);
+  }
+}
+
+int vow_await(vow_promise *p, vow_value *out) {
+  vow_value ignored;
+  if (!out) out = &ignored;
+  vow__frame *f = vow__frame_current();
+  if (!f || !vow__loop_on_owner(f->loop)) {
+    vow_promise_unref(p);
+    *out = vow_error(VOW_ENOTASYNC, "await is only valid in async functions");
+    return VOW_ENOTASYNC;
+  }
+  if (!p) {
+    *out = vow_error_nomem();
+    return VOW_ENOMEM;
+  }
+  if (p->loop != f->loop) {
+    vow_promise_unref(p);
+    *out = vow_error(VOW_EINVAL, "await of a promise that belongs to another loop");
+    return VOW_EINVAL;
+  }
+  if (vow__promise_then(p, on_awaited_fulfilled, on_awaited_rejected, f, NULL, NULL) != 0) {
+    vow_promise_unref(p);
+    *out = vow_error_nomem();
+    return VOW_ENOMEM;
+  }
+  f->awaiting = p;
+  vow__coro_yield(f->co);
+  /* Resumed by resume_with, from a microtask. */
+  vow_promise_unref(f->awaiting);
+  f->awaiting = NULL;
+  *out = f->outcome;
+  f->outcome = vow_undefined();
+  int rejected = f->rejected;
+  if (out == &ignored) vow_unref(ignored);
+  return rejected ? VOW_EREJECTED : 0;
+}
+
+int vow_await_value(vow_value value, vow_value *out) {
+  vow__frame *f = vow__frame_current();
+  if (!f) {
+    vow_unref(value);
+    if (out) *out = vow_error(VOW_ENOTASYNC, "await is only valid in async functions");
+    return VOW_ENOTASYNC;
+  }
+  return vow_await(vow_resolved(f->loop, value), out);
+}
+
+vow_loop *vow_current_loop(void) {
+  vow__frame *f = vow__frame_current();
+  return f ? f->loop : NULL;
+}
+
+/* ---- async functions -------------------------------------------------------------- */
+
+static void async_body(vow_coro *co, void *arg) {
+  (void)co;
+  async_frame *a = arg;
+  a->result = a->fn(a->f.loop, a->arg);
+}
+
+/* The body returned: settle the promise with its result (a rejection when
+ * thrown, adoption when a promise), then release the frame. */
+static void async_finish(async_frame *a) {
+  vow_promise *p = a->promise;
+  vow_value result = a->result;
+  vow__frame_end(&a->f);
+  free(a);
+  if (result.flags & VOW__THROWN) vow_promise_reject(p, result);
+  else vow_promise_resolve(p, result);
+  vow_promise_unref(p);
+}
+
+static void async_frame_abandon(async_frame *a) {
+  vow_promise *p = a->promise;
+  vow__frame_end(&a->f);
+  free(a);
+  vow_promise_unref(p);
+}
+
+vow_promise *vow_async_ex(vow_loop *loop, vow_async_fn fn, void *arg,
+                          const vow_async_options *options) {
+  if (!fn) return NULL;
+  vow_promise *p = vow_promise_new(loop);
+  if (!p) return NULL;
+  async_frame *a = calloc(1, sizeof *a);
+  size_t stack_size = options ? options->stack_size : 0;
+  const char *name = options && options->name ? options->name : "async";
+  if (!a || vow__frame_start(&a->f, loop, FRAME_ASYNC, async_body, stack_size, name) != 0) {
+    free(a);
+    vow_promise_reject(p, vow_error(VOW_ENOMEM, "cannot allocate a coroutine stack"));
+    return p;
+  }
+  a->fn = fn;
+  a->arg = arg;
+  a->promise = vow_promise_ref(p);
+  if (vow__frame_resume(&a->f)) async_finish(a);
+  return p;
+}
+
+vow_promise *vow_async(vow_loop *loop, vow_async_fn fn, void *arg) {
+  return vow_async_ex(loop, fn, arg, NULL);
+}

@@ -1,0 +1,416 @@
+/*
+ * test_async.c — async functions, await, async generators and for-await,
+ * tick for tick as Node.js 20. Each test quotes its JavaScript and node's output.
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+
+#include "loop.h"
+#include "log.h"
+#include "vow.h"
+
+static vow_loop *loop;
+
+static void setup(void) {
+  log_reset();
+  cr_assert_eq(vow_loop_new(&loop, NULL), 0);
+}
+static void teardown(void) {
+  cr_assert_eq(vow_loop_free(loop), 0);
+  TEST_LEAK_CHECK();
+}
+TestSuite(async, .init = setup, .fini = teardown);
+
+static vow_value say(vow_loop *l, vow_value v, void *label) {
+  (void)l, (void)v;
+  LOG("%s", (const char *)label);
+  return vow_undefined();
+}
+static vow_value say_value(vow_loop *l, vow_value v, void *label) {
+  (void)l;
+  char buf[256];
+  vow_value_format(v, buf, sizeof buf);
+  LOG("%s %s", (const char *)label, buf);
+  return vow_undefined();
+}
+/* Promise.resolve().then(t1).then(t2)... with labels t1..tn */
+static const char *labels[] = {"t1", "t2", "t3", "t4", "t5", "t6", "t7", "t8", "t9", "t10", "t11", "t12"};
+static void ticks(int n) {
+  vow_promise *cur = vow_resolved(loop, vow_undefined());
+  for (int i = 0; i < n; i++) {
+    vow_promise *next = vow_then(cur, say, NULL, (void *)labels[i]);
+    vow_promise_unref(cur);
+    cur = next;
+  }
+  vow_promise_unref(cur);
+}
+static void drop(vow_promise *p) { vow_promise_unref(p); }
+static void then_drop(vow_promise *p, vow_handler ok, vow_handler err, void *ctx) {
+  vow_promise_unref(vow_then(p, ok, err, ctx));
+  vow_promise_unref(p);
+}
+
+/* log('a'); (async () => { log('b'); await null; log('d') })(); log('c')   node: a b c d */
+static vow_value body_abcd(vow_loop *l, void *arg) {
+  (void)l, (void)arg;
+  LOG("b");
+  cr_assert_eq(vow_await_value(vow_undefined(), NULL), 0);
+  LOG("d");
+  return vow_undefined();
+}
+Test(async, body_runs_synchronously_until_the_first_await) {
+  LOG("a");
+  drop(vow_async(loop, body_abcd, NULL));
+  LOG("c");
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_str_eq(LOG_TEXT(), "a b c d");
+}
+
+/* (async () => { await undefined; log('aw1'); await Promise.resolve(); log('aw2');
+ *   await 3; log('aw3') })(); ticks(4)         node: aw1 t1 aw2 t2 aw3 t3 t4 */
+static vow_value body_awaits(vow_loop *l, void *arg) {
+  (void)arg;
+  vow_value v;
+  vow_await_value(vow_undefined(), NULL);
+  LOG("aw1");
+  vow_await(vow_resolved(l, vow_undefined()), NULL);
+  LOG("aw2");
+  cr_assert_eq(vow_await_value(vow_int(3), &v), 0);
+  cr_assert_eq(vow_as_int(v), 3);
+  LOG("aw3");
+  return vow_undefined();
+}
+Test(async, await_costs_one_tick) {
+  drop(vow_async(loop, body_awaits, NULL));
+  ticks(4);
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_str_eq(LOG_TEXT(), "aw1 t1 aw2 t2 aw3 t3 t4");
+}
+
+/* (async () => Promise.resolve('r'))().then(v => log('ret ' + v));
+ * (async () => 'plain')().then(v => log('plain ' + v)); ticks(5)
+ * node: plain plain t1 t2 ret r t3 t4 t5 */
+static vow_value returns_promise(vow_loop *l, void *arg) {
+  (void)arg;
+  return vow_promise_value(vow_resolved(l, vow_string("r")));
+}
+static vow_value returns_plain(vow_loop *l, void *arg) {
+  (void)l, (void)arg;
+  return vow_string("plain");
+}
+Test(async, returning_a_promise_costs_three_ticks) {
+  then_drop(vow_async(loop, returns_promise, NULL), say_value, NULL, "ret");
+  then_drop(vow_async(loop, returns_plain, NULL), say_value, NULL, "plain");
+  ticks(5);
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_str_eq(LOG_TEXT(), "plain \"plain\" t1 t2 ret \"r\" t3 t4 t5");
+}
+
+/* (async () => { try { await Promise.reject('bad'); log('no') } catch (e) { log('caught ' + e) }
+ *   return 'ok' })().then(v => log('then ' + v));
+ * (async () => { throw 'boom' })().catch(e => log('rej ' + e)); ticks(3)
+ * node: caught bad rej boom t1 then ok t2 t3 */
+static vow_value try_catch(vow_loop *l, void *arg) {
+  (void)arg;
+  vow_value e;
+  if (vow_await(vow_rejected(l, vow_string("bad")), &e) == VOW_EREJECTED) {
+    say_value(l, e, "caught");
+  } else {
+    LOG("no");
+  }
+  vow_unref(e);
+  return vow_string("ok");
+}
+static vow_value throws(vow_loop *l, void *arg) {
+  (void)l, (void)arg;
+  return vow_throw(vow_string("boom"));
+}
+Test(async, rejection_is_the_catch_of_try_catch) {
+  then_drop(vow_async(loop, try_catch, NULL), say_value, NULL, "then");
+  vow_promise *t = vow_async(loop, throws, NULL);
+  drop(vow_catch(t, say_value, "rej"));
+  drop(t);
+  ticks(3);
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_str_eq(LOG_TEXT(), "caught \"bad\" rej \"boom\" t1 then \"ok\" t2 t3");
+}
+
+/* Sequential vs parallel, with two 40 ms sources: the parallel version starts
+ * both before awaiting. Order is asserted; the elapsed times only loosely. */
+static vow_value sequential(vow_loop *l, void *arg) {
+  (void)arg;
+  vow_value a, b;
+  vow_await(vow_delay(l, 40, vow_string("user")), &a);
+  vow_await(vow_delay(l, 40, vow_string("posts")), &b);
+  LOG("seq %s %s", vow_str(a), vow_str(b));
+  vow_unref(a), vow_unref(b);
+  return vow_undefined();
+}
+static vow_value parallel(vow_loop *l, void *arg) {
+  (void)arg;
+  vow_value a, b;
+  vow_promise *pa = vow_delay(l, 40, vow_string("user"));
+  vow_promise *pb = vow_delay(l, 40, vow_string("posts"));
+  vow_await(pa, &a);
+  vow_await(pb, &b);
+  LOG("par %s %s", vow_str(a), vow_str(b));
+  vow_unref(a), vow_unref(b);
+  return vow_undefined();
+}
+Test(async, sequential_waits_for_each_parallel_overlaps) {
+  uint64_t t0 = vow_loop_now(loop);
+  drop(vow_async(loop, sequential, NULL));
+  cr_assert_eq(vow_loop_run(loop), 0);
+  uint64_t seq = vow_loop_now(loop) - t0;
+  t0 = vow_loop_now(loop);
+  drop(vow_async(loop, parallel, NULL));
+  cr_assert_eq(vow_loop_run(loop), 0);
+  uint64_t par = vow_loop_now(loop) - t0;
+  cr_assert_str_eq(LOG_TEXT(), "seq user posts par user posts");
+  cr_assert_geq(seq, 80, "sequential awaited both delays one after the other (%llu ms)",
+                (unsigned long long)seq);
+  cr_assert_geq(par, 40);
+}
+
+Test(async, await_outside_an_async_function_is_an_error) {
+  vow_value e;
+  cr_assert_eq(vow_await(vow_resolved(loop, vow_int(1)), &e), VOW_ENOTASYNC);
+  cr_assert_eq(vow_error_code(e), VOW_ENOTASYNC);
+  vow_unref(e);
+  cr_assert_eq(vow_await_value(vow_string("released"), NULL), VOW_ENOTASYNC);
+  cr_assert_eq(vow_yield(vow_int(1), NULL), VOW_ENOTASYNC);
+  cr_assert_null(vow_current_loop());
+}
+
+static vow_value await_forever(vow_loop *l, void *arg) {
+  vow_promise *never = vow_promise_new(l);
+  *(vow_promise **)arg = vow_promise_ref(never);
+  vow_value v;
+  vow_await(never, &v);
+  LOG("resumed?!");
+  return v;
+}
+/* A coroutine whose awaited promise never settles is released with its loop. */
+Test(async, never_resumed_coroutine_is_released_with_the_loop) {
+  vow_promise *never = NULL;
+  vow_promise *p = vow_async(loop, await_forever, &never);
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_eq(vow_promise_state(p), VOW_PENDING);
+  drop(p);
+  drop(never);
+  cr_assert_str_eq(LOG_TEXT(), "");
+}
+
+static vow_value recurse(int depth) {
+  volatile char pad[1024];
+  pad[0] = (char)depth;
+  if (depth == 0) return vow_int(pad[0]);
+  vow_value v = recurse(depth - 1);
+  return vow_int(vow_as_int(v) + (pad[0] != 0));
+}
+static vow_value deep(vow_loop *l, void *arg) {
+  (void)l;
+  return recurse(*(int *)arg);
+}
+/* The stack size is per call: 200 KiB of recursion fits a 512 KiB stack. */
+Test(async, stack_size_is_configurable_per_call) {
+  int depth = 200;
+  vow_async_options o = {.stack_size = 512 * 1024, .name = "deep"};
+  vow_promise *p = vow_async_ex(loop, deep, &depth, &o);
+  cr_assert_eq(vow_promise_state(p), VOW_FULFILLED);
+  cr_assert_eq(vow_as_int(vow_promise_result(p)), 200);
+  drop(p);
+}
+
+/* ---- async generators ---- */
+
+/* async function* g() { log('g-start'); yield 1; log('g-after1'); await null;
+ *   yield Promise.resolve(2); log('g-end'); return 'R' }
+ * (async () => { for await (const x of g()) log('x ' + x); log('loop-done') })(); ticks(8)
+ * node: g-start t1 x 1 g-after1 t2 t3 t4 x 2 g-end t5 t6 loop-done t7 t8 */
+static vow_value gen_basic(vow_loop *l, vow_asyncgen *g, void *arg) {
+  (void)g, (void)arg;
+  LOG("g-start");
+  vow_yield(vow_int(1), NULL);
+  LOG("g-after1");
+  vow_await_value(vow_undefined(), NULL);
+  vow_yield(vow_promise_value(vow_resolved(l, vow_int(2))), NULL);
+  LOG("g-end");
+  return vow_string("R");
+}
+static vow_value consume(vow_loop *l, void *fn) {
+  vow_for_await it;
+  cr_assert_eq(vow_for_await_gen(&it, vow_asyncgen_new(l, (vow_asyncgen_fn)fn, NULL)), 0);
+  VOW_FOR_AWAIT(&it, x) say_value(l, x, "x");
+  cr_assert_eq(vow_for_await_end(&it, NULL), 0);
+  LOG("loop-done");
+  return vow_undefined();
+}
+Test(async, for_await_over_a_generator) {
+  drop(vow_async(loop, consume, (void *)gen_basic));
+  ticks(8);
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_str_eq(LOG_TEXT(), "g-start t1 x 1 g-after1 t2 t3 t4 x 2 g-end t5 t6 loop-done t7 t8");
+}
+
+/* (async () => { for await (const x of [1, Promise.resolve(2), after(5, 3)]) log('x ' + x);
+ *   log('done') })(); ticks(5)     node: t1 x 1 t2 t3 x 2 t4 t5 x 3 done */
+static vow_value consume_array(vow_loop *l, void *arg) {
+  (void)arg;
+  vow_for_await it;
+  vow_value items[] = {vow_int(1), vow_promise_value(vow_resolved(l, vow_int(2))),
+                       vow_promise_value(vow_delay(l, 5, vow_int(3)))};
+  cr_assert_eq(vow_for_await_array(&it, l, items, 3), 0);
+  VOW_FOR_AWAIT(&it, x) say_value(l, x, "x");
+  vow_for_await_end(&it, NULL);
+  LOG("done");
+  return vow_undefined();
+}
+Test(async, for_await_over_an_array) {
+  drop(vow_async(loop, consume_array, NULL));
+  ticks(5);
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_str_eq(LOG_TEXT(), "t1 x 1 t2 t3 x 2 t4 t5 x 3 done");
+}
+
+/* async function* g() { try { yield 1; yield 2; yield 3 } finally { log('cleanup') } }
+ * (async () => { for await (const x of g()) { log('x ' + x); if (x === 2) break }
+ *   log('after-break') })(); ticks(10)
+ * node: t1 x 1 t2 t3 x 2 t4 cleanup t5 after-break t6 t7 t8 t9 t10 */
+static vow_value gen_cleanup(vow_loop *l, vow_asyncgen *g, void *arg) {
+  (void)l, (void)g, (void)arg;
+  vow_value sent = vow_undefined();
+  int rc = 0;
+  for (int i = 1; i <= 3 && rc == 0; i++) {
+    vow_unref(sent);
+    rc = vow_yield(vow_int(i), &sent);
+  }
+  LOG("cleanup");
+  if (rc == VOW_EDONE) return sent; /* the return request's value */
+  vow_unref(sent);
+  return vow_undefined();
+}
+static vow_value consume_break(vow_loop *l, void *arg) {
+  (void)arg;
+  vow_for_await it;
+  vow_for_await_gen(&it, vow_asyncgen_new(l, gen_cleanup, NULL));
+  VOW_FOR_AWAIT(&it, x) {
+    say_value(l, x, "x");
+    if (vow_as_int(x) == 2) {
+      vow_unref(x);
+      break;
+    }
+  }
+  vow_for_await_end(&it, NULL);
+  LOG("after-break");
+  return vow_undefined();
+}
+Test(async, break_runs_the_generator_cleanup) {
+  drop(vow_async(loop, consume_break, NULL));
+  ticks(10);
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_str_eq(LOG_TEXT(), "t1 x 1 t2 t3 x 2 t4 cleanup t5 after-break t6 t7 t8 t9 t10");
+}
+
+/* async function* g() { const a = yield 1; log('got ' + a); const b = yield 2;
+ *   log('got ' + b); return 'end' }
+ * const it = g(); it.next('ignored')...; it.next('A'); it.next('B'); it.next('C'); ticks(6)
+ * node: got A t1 {1,false} got B t2 {2,false} t3 {"end",true} {undefined,true} t4 t5 t6 */
+static vow_value gen_sent(vow_loop *l, vow_asyncgen *g, void *arg) {
+  (void)g, (void)arg;
+  vow_value a, b;
+  vow_yield(vow_int(1), &a);
+  say_value(l, a, "got");
+  vow_yield(vow_int(2), &b);
+  say_value(l, b, "got");
+  vow_unref(a), vow_unref(b);
+  return vow_string("end");
+}
+Test(async, queued_next_calls_are_answered_in_order) {
+  vow_asyncgen *g = vow_asyncgen_new(loop, gen_sent, NULL);
+  then_drop(vow_asyncgen_next(g, vow_string("ignored")), say_value, NULL, "r");
+  then_drop(vow_asyncgen_next(g, vow_string("A")), say_value, NULL, "r");
+  then_drop(vow_asyncgen_next(g, vow_string("B")), say_value, NULL, "r");
+  then_drop(vow_asyncgen_next(g, vow_string("C")), say_value, NULL, "r");
+  vow_asyncgen_unref(g);
+  ticks(6);
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_str_eq(LOG_TEXT(),
+                   "got \"A\" t1 r {value:1,done:false} got \"B\" t2 r {value:2,done:false} t3 "
+                   "r {value:\"end\",done:true} r {value:undefined,done:true} t4 t5 t6");
+}
+
+/* async function* g() { yield 1 } const it = g();
+ * it.return('early').then(r => log('ret', r)); it.next().then(r => log('next', r)); ticks(4)
+ * node: t1 ret {"early",true} next {undefined,true} t2 t3 t4 */
+static vow_value gen_one(vow_loop *l, vow_asyncgen *g, void *arg) {
+  (void)l, (void)g, (void)arg;
+  LOG("body-ran?!");
+  vow_yield(vow_int(1), NULL);
+  return vow_undefined();
+}
+Test(async, return_before_start_never_runs_the_body) {
+  vow_asyncgen *g = vow_asyncgen_new(loop, gen_one, NULL);
+  then_drop(vow_asyncgen_return(g, vow_string("early")), say_value, NULL, "ret");
+  then_drop(vow_asyncgen_next(g, vow_undefined()), say_value, NULL, "next");
+  vow_asyncgen_unref(g);
+  ticks(4);
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_str_eq(LOG_TEXT(), "t1 ret {value:\"early\",done:true} next {value:undefined,done:true} t2 t3 t4");
+}
+
+/* async function* g() { try { yield 1 } catch (e) { log('gen caught ' + e); yield 'recovered' } }
+ * it.next(); it.throw('E'); it.next(); ticks(6)
+ * node: gen caught E t1 {1,false} t2 t {"recovered",false} {undefined,true} t3 t4 t5 t6 */
+static vow_value gen_catch(vow_loop *l, vow_asyncgen *g, void *arg) {
+  (void)g, (void)arg;
+  vow_value e;
+  if (vow_yield(vow_int(1), &e) == VOW_EREJECTED) {
+    say_value(l, e, "gen caught");
+    vow_yield(vow_string("recovered"), NULL);
+  }
+  vow_unref(e);
+  return vow_undefined();
+}
+Test(async, throw_reaches_the_body_at_its_yield) {
+  vow_asyncgen *g = vow_asyncgen_new(loop, gen_catch, NULL);
+  then_drop(vow_asyncgen_next(g, vow_undefined()), say_value, NULL, "r");
+  then_drop(vow_asyncgen_throw(g, vow_string("E")), say_value, NULL, "t");
+  then_drop(vow_asyncgen_next(g, vow_undefined()), say_value, NULL, "r");
+  vow_asyncgen_unref(g);
+  ticks(6);
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_str_eq(LOG_TEXT(), "gen caught \"E\" t1 r {value:1,done:false} t2 t {value:\"recovered\",done:false} "
+                               "r {value:undefined,done:true} t3 t4 t5 t6");
+}
+
+/* A generator dropped while suspended at a yield is released (its stack too). */
+Test(async, dropping_a_suspended_generator_releases_it) {
+  vow_asyncgen *g = vow_asyncgen_new(loop, gen_sent, NULL);
+  drop(vow_asyncgen_next(g, vow_undefined()));
+  cr_assert_eq(vow_loop_run(loop), 0);
+  vow_asyncgen_unref(g);
+}
+
+/* 10 000 async functions suspended at once, then all resumed. */
+static vow_value wait_gate(vow_loop *l, void *gate) {
+  (void)l;
+  vow_value v;
+  vow_await(vow_promise_ref(gate), &v);
+  return v;
+}
+Test(async, ten_thousand_suspended_coroutines) {
+  enum { N = 10000 };
+  vow_promise *gate = vow_promise_new(loop);
+  vow_value *all = malloc(N * sizeof *all);
+  for (int i = 0; i < N; i++) all[i] = vow_promise_value(vow_async(loop, wait_gate, gate));
+  vow_promise *done = vow_all(loop, all, N);
+  free(all);
+  vow_promise_resolve(gate, vow_int(7));
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_eq(vow_promise_state(done), VOW_FULFILLED);
+  cr_assert_eq(vow_array_len(vow_promise_result(done)), N);
+  cr_assert_eq(vow_as_int(vow_array_get(vow_promise_result(done), N - 1)), 7);
+  drop(done);
+  drop(gate);
+}
