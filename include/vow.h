@@ -102,6 +102,13 @@ typedef struct vow_loop_options {
   /* Default stack size for async functions' coroutines, in bytes; 0 means
    * 256 KiB. Each stack also gets one guard page. */
   size_t stack_size;
+  /* A virtual clock, for testing async code (like node:test's mock timers or
+   * tokio's paused time): timers never sleep. Whenever no timer is due and no
+   * immediate is waiting, the clock jumps to the next timer's due time, so
+   * timers fire in exactly the order and at the loop times they would have,
+   * and a test of a 30-second timeout takes microseconds. I/O still happens
+   * in real time: the clock jumps while it is in flight. */
+  int virtual_clock;
 } vow_loop_options;
 
 /* Creates a loop owned by the calling thread. options may be NULL (defaults).
@@ -130,7 +137,8 @@ int vow_loop_free(vow_loop *loop);
  * vow_loop_enter so that microtasks drain after them, as vow's own do. */
 struct uv_loop_s *vow_loop_uv(vow_loop *loop);
 
-/* The loop's clock in milliseconds (libuv's cached "now"). */
+/* The loop's clock in milliseconds: libuv's cached "now", updated once per
+ * loop turn (or the virtual clock's time). */
 uint64_t vow_loop_now(const vow_loop *loop);
 
 /* Non-zero while the calling code runs inside this loop's vow_loop_run. */

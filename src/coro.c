@@ -47,14 +47,15 @@
 enum { CORO_NEW, CORO_RUNNING, CORO_SUSPENDED, CORO_DONE };
 
 struct vow_coro {
-  /* The contexts. asm: a context is a stack pointer. ucontext: a ucontext_t,
-   * both stored in this header. caller_* is the resumer's context and is
-   * meaningful only while the coroutine runs. */
+  /* The contexts. asm: a context is a stack pointer. ucontext: a ucontext_t;
+   * the coroutine's own is stored in this header, its resumer's in the
+   * resumer's vow__ucx_call frame. caller_* is meaningful only while the
+   * coroutine runs. */
   void *sp;
   void *caller_sp;
   void *uc;
   void *caller_uc;
-  vow_coro *resumer; /* while RUNNING: who resumed it; NULL = the thread's stack */
+  vow_coro *resumer; /* who resumed it last; NULL = the thread's stack */
   vow_coro_fn fn;
   void *arg;
   void *data;
@@ -90,7 +91,7 @@ static size_t header_size(vow_coro_backend backend) {
   size_t n = sizeof(vow_coro);
 #if VOW_HAVE_UCONTEXT
   if (backend == VOW_CORO_BACKEND_UCONTEXT)
-    n = round_up(n, vow__ucx_align()) + 2 * vow__ucx_size();
+    n = round_up(n, vow__ucx_align()) + vow__ucx_size();
 #else
   (void)backend;
 #endif
@@ -103,9 +104,11 @@ static size_t stack_room(const vow_coro *co) {
 }
 
 /* ---- sanitizer annotations ------------------------------------------------- *
- * ASan must be told which stack is live, or it takes a switch for a frame of a
- * hundred megabytes and reports nonsense: start_switch_fiber on the old stack
- * just before a switch, finish_switch_fiber on the new one just after. The
+ * ASan must be told which stack is live. Otherwise it takes the coroutine's
+ * frames for the thread's, and a noreturn call there (longjmp, exit, a failed
+ * assert) makes it skip or botch its unpoisoning ("False positive error
+ * reports may follow"): start_switch_fiber on the old stack just before a
+ * switch, finish_switch_fiber on the new one just after. The
  * fake-stack pointer (ASan's use-after-return frames) is kept in a local of the
  * frame that switches away, as the ASan documentation suggests; NULL means the
  * stack is left for good. TSan wants switch_to_fiber just before a switch. */
@@ -184,7 +187,6 @@ static int context_make(vow_coro *co) {
 #if VOW_HAVE_UCONTEXT
   case VOW_CORO_BACKEND_UCONTEXT:
     co->uc = (char *)co + round_up(sizeof(vow_coro), vow__ucx_align());
-    co->caller_uc = (char *)co->uc + vow__ucx_size();
     return vow__ucx_make(co->uc, co->stack.lo, stack_room(co), ucx_entry);
 #endif
   default:
@@ -201,7 +203,7 @@ static void switch_in(vow_coro *co) {
   }
 #endif
 #if VOW_HAVE_UCONTEXT
-  vow__ucx_switch(co->caller_uc, co->uc);
+  vow__ucx_call(&co->caller_uc, co->uc);
 #endif
 }
 
@@ -248,7 +250,7 @@ vow_coro *vow__coro_new(vow_stack_pool *pool, size_t stack_size, vow_coro_fn fn,
   if (vow__stack_acquire(pool, stack_size, &stack) != 0)
     return NULL;
   co = (vow_coro *)(void *)(stack.lo + stack.size - header);
-  memset(co, 0, header); /* also zeroes the ucontext_t's: see coro_switch_ucontext.c */
+  memset(co, 0, header);
   co->fn = fn;
   co->arg = arg;
   co->name = name;
@@ -267,25 +269,27 @@ vow_coro *vow__coro_new(vow_stack_pool *pool, size_t stack_size, vow_coro_fn fn,
 }
 
 void vow__coro_resume(vow_coro *co) {
+  vow_coro *self = current; /* the resumer: a coroutine, or NULL */
   void *fake = NULL;
 
   assert(co != NULL);
   assert((co->state == CORO_NEW || co->state == CORO_SUSPENDED) &&
          "vow__coro_resume: the coroutine is running or has finished");
-  co->resumer = current;
+  co->resumer = self;
   co->state = CORO_RUNNING;
+  /* co is current from before the switch in until after the switch back, so
+   * that a fault anywhere on its stack, even in the switch itself, finds it
+   * on the chain (the ucontext entry also reads it). */
   current = co;
   san_enter(co, &fake);
   switch_in(co);
-  /* co yielded or finished; it has already made its resumer current again. */
+  current = self; /* co yielded or finished */
   san_entered(fake);
 }
 
-/* Makes co's resumer current again and switches to it. fake is NULL when co
- * leaves for good. Returns when co is resumed. */
+/* Switches back to co's resumer, which makes itself current again. fake is
+ * NULL when co leaves for good. Returns when co is resumed. */
 static void leave(vow_coro *co, void **fake) {
-  current = co->resumer;
-  co->resumer = NULL;
   san_leave(co, fake);
   switch_out(co);
 }

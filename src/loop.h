@@ -65,6 +65,7 @@ typedef struct vow__timers {
   uint32_t heap_cap;
   uint64_t next_list_id;
   uint64_t driver_expiry;     /* when `driver` is due; UINT64_MAX when stopped */
+  int in_driver;              /* inside the driver's callback */
   uv_timer_t driver;
 
   /* Immediates, in one FIFO; each has a sequence number (see timer.c). */
@@ -114,6 +115,7 @@ struct vow_loop {
   int status;         /* first error that stops the run; returned by vow_loop_run */
 
   vow_loop_options options;
+  uint64_t virtual_now;  /* the clock when options.virtual_clock is set */
 
   void *ext[VOW__EXT_COUNT];
   vow__ext_free_fn ext_free[VOW__EXT_COUNT];
@@ -130,6 +132,11 @@ struct vow_loop {
 static inline int vow__loop_on_owner(const vow_loop *loop) {
   uv_thread_t self = uv_thread_self();
   return uv_thread_equal(&self, &loop->owner);
+}
+
+/* The loop's time in ms: libuv's, or the virtual clock's. */
+static inline uint64_t vow__loop_now(const vow_loop *loop) {
+  return loop->options.virtual_clock ? loop->virtual_now : uv_now(&loop->uv);
 }
 
 /* The one entry point from libuv into user code: fn(loop, arg), then a

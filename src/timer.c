@@ -249,13 +249,19 @@ static void map_delete(vow__timers *t, const vow__timer_list *l) {
 /* ---- the libuv driver ------------------------------------------------------ */
 
 static void on_driver(uv_timer_t *handle);
+static void on_idle(uv_idle_t *handle);
 
 static void driver_update_ref(vow__timers *t) {
   if (t->refed_timers > 0) uv_ref((uv_handle_t *)&t->driver);
   else uv_unref((uv_handle_t *)&t->driver);
 }
 
-/* Makes the driver fire at the heap top's expiry (or stops it). */
+/* Makes the driver fire at the heap top's expiry (or stops it).
+ *
+ * Under the virtual clock the driver is armed with a zero timeout instead,
+ * and never from inside its own callback: libuv 1.44 runs a timer re-armed
+ * with 0 from its callback again in the same pass, forever. on_check arms it
+ * at the end of each turn instead. */
 static void driver_schedule(vow_loop *loop) {
   vow__timers *t = timers_of(loop);
   if (t->heap_len == 0) {
@@ -264,6 +270,12 @@ static void driver_schedule(vow_loop *loop) {
     return;
   }
   uint64_t expiry = t->heap[0]->expiry;
+  if (loop->options.virtual_clock) {
+    if (t->in_driver || uv_is_active((uv_handle_t *)&t->driver)) return;
+    uv_timer_start(&t->driver, on_driver, 0, 0);
+    t->driver_expiry = expiry;
+    return;
+  }
   if (expiry == t->driver_expiry && uv_is_active((uv_handle_t *)&t->driver)) return;
   uint64_t now = uv_now(&loop->uv);
   uv_timer_start(&t->driver, on_driver, expiry > now ? expiry - now : 0, 0);
@@ -330,7 +342,7 @@ static void timer_fire(vow_loop *loop, vow__timer *r) {
     vow__loop_enter(loop, fn, arg);
     return;
   }
-  uint64_t start = uv_now(&loop->uv); /* Node takes the interval's start before the call */
+  uint64_t start = vow__loop_now(loop); /* Node takes the interval's start before the call */
   r->running = 1;
   vow__loop_enter(loop, fn, arg);
   r->running = 0;
@@ -365,14 +377,25 @@ static void list_run(vow_loop *loop, vow__timer_list *l, uint64_t now) {
   if (!l->q.head) list_free(t, l);
 }
 
+/* Nothing is due and no immediate waits: jump to the next due time. */
+static void virtual_clock_advance(vow_loop *loop) {
+  vow__timers *t = timers_of(loop);
+  if (t->heap_len == 0 || t->immediates.head) return;
+  if (t->heap[0]->expiry > loop->virtual_now) loop->virtual_now = t->heap[0]->expiry;
+}
+
 static void on_driver(uv_timer_t *handle) {
   vow_loop *loop = handle->loop->data;
   vow__timers *t = timers_of(loop);
   t->driver_expiry = UINT64_MAX;
-  uint64_t now = uv_now(&loop->uv);
+  t->in_driver = 1;
+  if (loop->options.virtual_clock) virtual_clock_advance(loop);
+  uint64_t now = vow__loop_now(loop);
   while (t->heap_len > 0 && t->heap[0]->expiry <= now && loop->status == 0)
     list_run(loop, t->heap[0], now);
-  driver_schedule(loop);
+  t->in_driver = 0;
+  if (!loop->options.virtual_clock) driver_schedule(loop);
+  else if (t->heap_len > 0) uv_idle_start(&t->idle, on_idle); /* poll must not block */
   driver_update_ref(t);
 }
 
@@ -390,6 +413,11 @@ static void on_check(uv_check_t *handle) {
     ref_count_drop(t, r);
     record_free(t, r);
     vow__loop_enter(loop, fn, arg);
+  }
+  if (loop->options.virtual_clock) {
+    driver_schedule(loop);
+    driver_update_ref(t);
+    if (t->refed_immediates == 0) uv_idle_stop(&t->idle);
   }
 }
 
@@ -418,7 +446,7 @@ static vow_timer schedule(vow_loop *loop, int kind, uint64_t ms, vow_task_fn fn,
     return record_id(r);
   }
   r->ms = (uint32_t)(ms < 1 ? 1 : ms); /* as in Node: below 1 ms means 1 ms */
-  r->start = uv_now(&loop->uv);
+  r->start = vow__loop_now(loop);
   if (timer_insert(loop, r) != 0) {
     record_free(t, r);
     return VOW_ENOMEM;

@@ -281,3 +281,37 @@ Test(loop, free_with_work_pending_drops_it) {
   cr_assert_eq(vow_loop_free(l), 0);
   cr_assert_str_eq(LOG_TEXT(), "");
 }
+
+/* The virtual clock: a 30 s timer fires at loop time +30000 without sleeping,
+ * and timers keep their order and their relative times. */
+typedef struct stamp {
+  const char *label;
+  uint64_t start;
+} stamp;
+static void say_when(vow_loop *l, void *arg) {
+  stamp *s = arg;
+  LOG("%s@%llu", s->label, (unsigned long long)(vow_loop_now(l) - s->start));
+}
+static void imm_then_timer(vow_loop *l, void *arg) {
+  stamp *s = arg;
+  LOG("t10@%llu", (unsigned long long)(vow_loop_now(l) - s->start));
+  vow_set_immediate(l, say_when, &s[1]);
+}
+Test(loop, virtual_clock_jumps_to_the_next_timer) {
+  vow_loop *v;
+  vow_loop_options o = {.virtual_clock = 1};
+  cr_assert_eq(vow_loop_new(&v, &o), 0);
+  uint64_t t0 = vow_loop_now(v);
+  stamp s[] = {{"t30000", t0}, {"imm", t0}, {"t20", t0}, {"i", t0}};
+  vow_set_timeout(v, 30000, say_when, &s[0]);
+  vow_set_timeout(v, 10, imm_then_timer, &s[0]);
+  vow_set_timeout(v, 20, say_when, &s[2]);
+  interval_state is = {.limit = 3};
+  is.id = vow_set_interval(v, 7, tick, &is);
+  uint64_t real0 = uv_hrtime();
+  cr_assert_eq(vow_loop_run(v), 0);
+  cr_assert_lt(uv_hrtime() - real0, 5000000000ull, "no sleeping through 30 s");
+  cr_assert_str_eq(LOG_TEXT(), "tick1 t10@10 imm@10 tick2 t20@20 tick3 t30000@30000");
+  cr_assert_eq(vow_loop_now(v) - t0, 30000);
+  cr_assert_eq(vow_loop_free(v), 0);
+}
