@@ -30,11 +30,14 @@ static size_t size_class(size_t size) {
   return (size - 1) / VOW__POOL_GRAIN;
 }
 
+_Thread_local uint64_t vow__pool_leaked;
+
 void vow__pool_init(vow__pool *pool) {
   *pool = (vow__pool){0};
 }
 
 void vow__pool_destroy(vow__pool *pool) {
+  vow__pool_leaked += pool->live;
   vow__pool_chunk *c = pool->chunks;
   while (c) {
     vow__pool_chunk *next = c->next;

@@ -53,13 +53,72 @@ static void dispose_thenable_job(vow_loop *loop, void *arg) {
   vow__pool_free(&loop->pool, j, sizeof *j);
 }
 
+/* ---- the adoption registry ------------------------------------------------- */
+
+/* The context of an adoption reaction: the promise that follows (a reference)
+ * and its place in the registry, so removal is O(1). */
+typedef struct vow__adoption {
+  vow_promise *promise;
+  vow_loop *loop;
+  size_t index;
+} adoption;
+
+#define NOT_REGISTERED SIZE_MAX
+
+static void registry_remove(vow__promise_state *st, adoption *a) {
+  if (a->index == NOT_REGISTERED) return;
+  adoption *last = st->adoptions[--st->adoptions_len];
+  st->adoptions[a->index] = last;
+  last->index = a->index;
+  a->index = NOT_REGISTERED;
+}
+
+static adoption *adoption_new(vow_loop *loop, vow_promise *p) {
+  vow__promise_state *st = vow__loop_ext(loop, VOW__EXT_PROMISE);
+  if (st->adoptions_len == st->adoptions_cap) {
+    size_t cap = st->adoptions_cap ? st->adoptions_cap * 2 : 16;
+    adoption **list = realloc(st->adoptions, cap * sizeof *list);
+    if (!list) return NULL;
+    st->adoptions = list;
+    st->adoptions_cap = cap;
+  }
+  adoption *a = vow__pool_alloc(&loop->pool, sizeof *a);
+  if (!a) return NULL;
+  *a = (adoption){p, loop, st->adoptions_len};
+  st->adoptions[st->adoptions_len++] = a;
+  return a;
+}
+
+/* The adoption reaction ran or was released. */
+static void adoption_free(void *ctx) {
+  adoption *a = ctx;
+  vow_loop *loop = a->loop;
+  registry_remove(vow__loop_ext(loop, VOW__EXT_PROMISE), a);
+  vow_promise *p = a->promise;
+  vow__pool_free(&loop->pool, a, sizeof *a);
+  vow_promise_unref(p);
+}
+
+/* Teardown: drop every pending adoption's reference; cycles then unwind. */
+static void break_adoptions(vow__promise_state *st) {
+  while (st->adoptions_len > 0) {
+    adoption *a = st->adoptions[st->adoptions_len - 1];
+    registry_remove(st, a);
+    vow_promise *p = a->promise;
+    a->promise = NULL; /* the reaction, when released, frees only the record */
+    vow_promise_unref(p);
+  }
+}
+
 static void state_free(vow_loop *loop, void *state) {
   vow__promise_state *st = state;
+  break_adoptions(st);
   for (size_t i = 0; i < st->rejected_len; i++) {
     P_FLAGS(st->rejected[i]) &= (uint8_t)~P_TRACKED;
     vow_promise_unref(st->rejected[i]);
   }
   bury(loop, st);
+  free(st->adoptions);
   free(st->rejected);
   free(st);
 }
@@ -111,7 +170,6 @@ void vow_promise_unref(vow_promise *p) {
   if (p && --p->h.refs == 0) vow__promise_destroy(p);
 }
 
-static void promise_unref_ctx(void *p) { vow_promise_unref(p); }
 
 /* The last reference went. A pending promise can never settle now, so its
  * reactions are released unrun, through the graveyard (see promise.h). */
@@ -219,15 +277,15 @@ static void resolve_step(vow_promise *p, vow_value value) {
 
 /* The resolving functions made by a thenable job: fresh ones, so they skip
  * the alreadyResolved flag that p's own functions have set. */
-static vow_value adopt_fulfilled(vow_loop *loop, vow_value value, void *p) {
+static vow_value adopt_fulfilled(vow_loop *loop, vow_value value, void *a) {
   (void)loop;
-  resolve_step(p, vow_ref(value));
+  resolve_step(((adoption *)a)->promise, vow_ref(value));
   return vow_undefined();
 }
 
-static vow_value adopt_rejected(vow_loop *loop, vow_value reason, void *p) {
+static vow_value adopt_rejected(vow_loop *loop, vow_value reason, void *a) {
   (void)loop;
-  reject_now(p, vow_ref(reason));
+  reject_now(((adoption *)a)->promise, vow_ref(reason));
   return vow_undefined();
 }
 
@@ -236,8 +294,13 @@ static void thenable_job(vow_loop *loop, void *arg) {
   vow_promise *p = j->promise, *thenable = j->thenable;
   vow__pool_free(&loop->pool, j, sizeof *j);
   /* thenable.then(resolve, reject): p's reference moves into the reaction. */
-  if (vow__promise_then(thenable, adopt_fulfilled, adopt_rejected, p, promise_unref_ctx, NULL) != 0)
+  adoption *a = adoption_new(loop, p);
+  if (!a) {
+    reject_now(p, vow_error_nomem());
+    vow_promise_unref(p);
+  } else if (vow__promise_then(thenable, adopt_fulfilled, adopt_rejected, a, adoption_free, NULL) != 0) {
     vow__loop_fail(loop, VOW_ENOMEM);
+  }
   vow_promise_unref(thenable);
 }
 

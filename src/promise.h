@@ -54,6 +54,12 @@ typedef struct vow__promise_state {
    * to release wait here, so teardown is iterative, never deeply recursive. */
   vow__reaction *graveyard;
   int burying;
+  /* Promises locked in to another promise (a pending adoption). Adoption can
+   * make cycles of references (a follows b, b follows a) that no count can
+   * free; the loop's teardown breaks them through this registry. */
+  struct vow__adoption **adoptions;
+  size_t adoptions_len;
+  size_t adoptions_cap;
 } vow__promise_state;
 
 vow__promise_state *vow__promise_state_get(vow_loop *loop);

@@ -37,12 +37,31 @@ static inline void logf_(const char *fmt, ...) {
 /* Under LeakSanitizer, fails the current test when anything it allocated is
  * unreachable. Criterion runs each test in its own process and reports before
  * exit-time leak checks run, so tests call this from their teardown. */
+/* Also, always: no pooled object (promise, reaction, job) outlived its loop. */
+#include "pool.h"
+#define POOL_LEAK_CHECK() \
+  cr_assert_eq(vow__pool_leaked, 0, "%llu pooled objects outlived their loop", \
+               (unsigned long long)vow__pool_leaked)
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
-#define TEST_LEAK_CHECK() cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "memory leaked")
+#define TEST_LEAK_CHECK() \
+  do { POOL_LEAK_CHECK(); cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "memory leaked"); } while (0)
 #else
-#define TEST_LEAK_CHECK() ((void)0)
+#define TEST_LEAK_CHECK() POOL_LEAK_CHECK()
 #endif
 #define LOG_TEXT() ((const char *)g_log.text)
+
+/* A test on the suite's loop: runs the body, then frees the loop and checks
+ * for leaks inside the test itself (Criterion does not fail a test for an
+ * assertion in its .fini). The file defines `static vow_loop *loop;`. */
+#define LOOP_TEST(suite, name)            \
+  static void name##_body(void);          \
+  Test(suite, name) {                     \
+    name##_body();                        \
+    cr_assert_eq(vow_loop_free(loop), 0); \
+    loop = NULL;                          \
+    TEST_LEAK_CHECK();                    \
+  }                                       \
+  static void name##_body(void)
 
 #endif
