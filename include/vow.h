@@ -13,6 +13,8 @@
  *   8. async/await    async functions on stackful coroutines
  *   9. Iteration      async generators and for-await
  *  10. Timers         setTimeout, setInterval, setImmediate and their clears
+ *  11. Cancellation   AbortController / AbortSignal, and timeouts that abort
+ *  12. I/O            fetch over libcurl, and a small HTTP server
  *
  * Conventions, as in libuv:
  *   - Functions that can fail return an int: 0 (or a non-negative result) on success,
@@ -61,7 +63,11 @@ extern "C" {
   X(EABORTED,  -5011, "operation was aborted")                                  \
   X(ECLOSING,  -5012, "the loop is being freed")                                \
   X(ERANGE,    -5013, "value out of range")                                     \
-  X(EDONE,     -5014, "the iterator is finished")
+  X(EDONE,     -5014, "the iterator is finished")                             \
+  X(EHTTP,     -5015, "the server answered with an HTTP error status")          \
+  X(ETOOBIG,   -5016, "the body is larger than the limit")                      \
+  X(ETLS,      -5017, "TLS handshake or certificate failure")                   \
+  X(EPROTO,    -5018, "malformed or unexpected HTTP message")
 
 enum {
 #define VOW__ERRNO_ENUM(name, code, text) VOW_##name = (code),
@@ -659,6 +665,185 @@ vow_promise *vow_delay_reject(vow_loop *loop, uint64_t ms, vow_value reason);
  * not pending. */
 int vow_timer_unref(vow_loop *loop, vow_timer id);
 int vow_timer_ref(vow_loop *loop, vow_timer id);
+
+/* ===================================================================== *
+ * 11. Cancellation
+ * ===================================================================== *
+ *
+ * JavaScript's AbortController and AbortSignal, as one object: whoever
+ * creates a signal holds the right to abort it (the controller's side) and
+ * hands it to the work that should stop (the signal's side). Aborting runs
+ * the signal's listeners once, in the order they were added, synchronously
+ * — as AbortController.abort() dispatches its 'abort' event.
+ *
+ * Beyond JavaScript: vow_timeout gives up on work after a delay *and* aborts
+ * it, where Promise.race merely stops listening to the loser.
+ */
+typedef struct vow_abort_signal vow_abort_signal;
+
+/* new AbortController(): a signal not yet aborted (a new reference). NULL
+ * when out of memory or on the wrong thread. */
+vow_abort_signal *vow_abort_signal_new(vow_loop *loop);
+vow_abort_signal *vow_abort_signal_ref(vow_abort_signal *signal); /* NULL-safe */
+void vow_abort_signal_unref(vow_abort_signal *signal);             /* NULL-safe */
+
+/* controller.abort(reason): reason is taken; vow_undefined() means an error
+ * VOW_EABORTED "This operation was aborted" (JavaScript's AbortError). A
+ * signal aborts once: later calls release their reason and return 0. Returns
+ * 1 when this call aborted it. */
+int vow_abort(vow_abort_signal *signal, vow_value reason);
+
+/* signal.aborted and signal.reason (borrowed; undefined until aborted). */
+int vow_abort_signal_aborted(const vow_abort_signal *signal);
+vow_value vow_abort_signal_reason(const vow_abort_signal *signal);
+
+/* signal.addEventListener('abort', fn): fn(loop, reason, data) runs when the
+ * signal aborts (reason borrowed). Returns a listener id (> 0) for
+ * vow_abort_signal_off, or VOW_ENOMEM. On a signal already aborted the
+ * listener never runs (as in JavaScript); check vow_abort_signal_aborted first. */
+typedef void (*vow_abort_fn)(vow_loop *loop, vow_value reason, void *data);
+int64_t vow_abort_signal_on(vow_abort_signal *signal, vow_abort_fn fn, void *data);
+/* Removes a listener; 1 if it was there, 0 if not (ran, removed, unknown). */
+int vow_abort_signal_off(vow_abort_signal *signal, int64_t id);
+
+/* AbortSignal.timeout(ms): a new signal that aborts itself after ms with an
+ * error VOW_ETIMEDOUT "The operation was aborted due to timeout". Its timer
+ * does not keep the loop alive (as in Node). */
+vow_abort_signal *vow_abort_signal_timeout(vow_loop *loop, uint64_t ms);
+/* AbortSignal.any([...]): a new signal that aborts, with the same reason, as
+ * soon as any of the n signals (borrowed) does — at once if one already has. */
+vow_abort_signal *vow_abort_signal_any(vow_loop *loop, vow_abort_signal *const *signals, size_t n);
+
+/* A promise that rejects with the signal's reason when it aborts (already
+ * rejected if it has), and never fulfils: something to race against. A new
+ * reference. */
+vow_promise *vow_abort_signal_promise(vow_abort_signal *signal);
+
+/* The timeout pattern, done right: settles like work (taken) if it settles
+ * within ms; otherwise rejects with an error VOW_ETIMEDOUT "Timeout!" and, when
+ * work_signal (borrowed, may be NULL) is given, aborts it with that error so
+ * the abandoned work stops. The timer is cleared when work wins. A new
+ * reference, or NULL when out of memory. */
+vow_promise *vow_timeout(vow_loop *loop, vow_promise *work, uint64_t ms,
+                         vow_abort_signal *work_signal);
+
+/* ===================================================================== *
+ * 12. I/O: fetch and an HTTP server
+ * ===================================================================== *
+ *
+ * fetch follows the WHATWG fetch that JavaScript programmers know. It is
+ * built on libcurl's multi-socket interface driven by this loop (sockets
+ * polled by libuv, curl's timer on a libuv timer), so hundreds of transfers
+ * run at once on one thread, HTTPS included (and HTTP/2 where curl has it).
+ *
+ *   - The promise fulfils as soon as the status and headers have arrived,
+ *     with a POINTER value holding a vow_response (vow_as_response reads it).
+ *     An HTTP error status (404, 500) still fulfils, with ok false — unless
+ *     options.reject_http_errors asks for a VOW_EHTTP rejection instead.
+ *   - A network failure rejects with an ERROR value whose code says which:
+ *     UV_ECONNREFUSED, UV_ECONNRESET, UV_EAI_NONAME (DNS), VOW_ETLS,
+ *     VOW_ETIMEDOUT (options.timeout_ms), VOW_EPROTO, or — when its signal
+ *     aborts — the signal's reason. Aborting stops the transfer and frees its
+ *     connection at once, whatever stage it is in (the body included).
+ *   - The body is read once: whole (vow_response_text) or as a stream of
+ *     chunks (vow_response_body). A slow stream consumer pauses the transfer
+ *     rather than letting it buffer without bound.
+ */
+typedef struct vow_response vow_response;
+
+enum { VOW_REDIRECT_FOLLOW = 0, VOW_REDIRECT_ERROR, VOW_REDIRECT_MANUAL };
+
+typedef struct vow_fetch_options {
+  const char *method;          /* NULL: "GET" */
+  const char *const *headers;  /* NULL-terminated "Name: value" strings, or NULL; copied */
+  const void *body;            /* request body, copied; NULL: none */
+  size_t body_len;
+  int redirect;                /* VOW_REDIRECT_*: follow (up to 20), reject (VOW_EPROTO), or hand back the 3xx */
+  uint64_t timeout_ms;         /* for the whole transfer, body included; 0: none */
+  vow_abort_signal *signal;    /* borrowed for the transfer's life (a reference is taken); NULL: none */
+  size_t max_body;             /* limit for vow_response_text; 0: 64 MiB; over it: VOW_ETOOBIG */
+  int reject_http_errors;      /* non-2xx: reject with VOW_EHTTP (status in the message) */
+} vow_fetch_options;
+
+/* fetch(url, options): url is copied, options may be NULL. Returns a new
+ * promise reference (NULL only when out of memory or on the wrong thread). */
+vow_promise *vow_fetch(vow_loop *loop, const char *url, const vow_fetch_options *options);
+
+/* The response inside a fetch's value (borrowed from it), or NULL. */
+vow_response *vow_as_response(vow_value value);
+int vow_response_status(const vow_response *r);
+int vow_response_ok(const vow_response *r);             /* status 200-299 */
+const char *vow_response_status_text(const vow_response *r); /* "Not Found"; "" if none */
+const char *vow_response_url(const vow_response *r);    /* after redirects */
+/* A header's value, found case-insensitively (repeated headers joined with
+ * ", "), or NULL. Borrowed from the response. */
+const char *vow_response_header(const vow_response *r, const char *name);
+/* response.text(): a promise of the whole body as a STRING (bytes, not
+ * checked for UTF-8). The body can be read once: a second read rejects with
+ * VOW_EINVAL. A new reference. */
+vow_promise *vow_response_text(vow_response *r);
+/* response.body: an async generator yielding STRING chunks as they arrive
+ * (done at the end; a rejection if the transfer fails). A new reference. */
+vow_asyncgen *vow_response_body(vow_response *r);
+
+/* ---- the HTTP server --------------------------------------------------------
+ *
+ * A small HTTP/1.1 server on the same loop, built on Node's http-parser:
+ * keep-alive, Content-Length and chunked request bodies, and a handler that
+ * runs as an async function per request — it may vow_await — and returns the
+ * response (or a promise of one). Bad input never crashes it: a malformed
+ * request gets 400, oversized headers 431, an oversized body 413, a client
+ * that stalls 408, and the connection is closed.
+ */
+typedef struct vow_server vow_server;
+typedef struct vow_request vow_request;
+
+typedef struct vow_server_options {
+  const char *host;               /* NULL: "127.0.0.1" */
+  int port;                       /* 0: an ephemeral port (see vow_server_port) */
+  size_t max_header_bytes;        /* 0: 16 KiB */
+  size_t max_body_bytes;          /* 0: 1 MiB */
+  uint64_t request_timeout_ms;    /* to receive a whole request; 0: 10 s */
+  uint64_t keepalive_timeout_ms;  /* idle keep-alive connections close after; 0: 5 s */
+  size_t stack_size;              /* the handlers' coroutines; 0: the loop's default */
+} vow_server_options;
+
+/* The handler. req is borrowed for the duration of the request (until its
+ * response is sent). Return a response value (vow_http_response), a promise
+ * of one, or vow_throw(reason) for a 500. */
+typedef vow_value (*vow_http_handler)(vow_loop *loop, vow_request *req, void *data);
+
+/* Starts listening. options may be NULL. data is borrowed. On success *out is
+ * the server (close it with vow_server_close) and 0 is returned; otherwise a
+ * negative code (UV_EADDRINUSE...). */
+int vow_server_listen(vow_loop *loop, const vow_server_options *options, vow_http_handler handler,
+                      void *data, vow_server **out);
+int vow_server_port(const vow_server *server);
+/* Graceful close: stops accepting, lets requests in flight finish, closes
+ * idle connections, then frees the server and fulfils the promise (a new
+ * reference). */
+vow_promise *vow_server_close(vow_server *server);
+
+/* The request, all borrowed from it. */
+const char *vow_request_method(const vow_request *req);
+const char *vow_request_target(const vow_request *req);  /* path and query: "/user?id=1" */
+const char *vow_request_header(const vow_request *req, const char *name); /* case-insensitive */
+vow_value vow_request_body(const vow_request *req);      /* STRING, borrowed */
+/* Aborts (with VOW_EABORTED) when the client goes away before the response
+ * is sent: handlers pass it on to their own work. Borrowed. */
+vow_abort_signal *vow_request_signal(vow_request *req);
+
+/* A response: status, content type (NULL: "text/plain; charset=utf-8") and
+ * body (a STRING, taken; undefined for none). A POINTER value, new reference. */
+vow_value vow_http_response(int status, const char *content_type, vow_value body);
+/* Adds a header to a response value (borrowed). Returns 0, VOW_EINVAL. */
+int vow_http_response_header(vow_value response, const char *name, const char *value);
+/* A streamed response: the body is the STRING chunks that chunks (taken)
+ * yields, sent with chunked encoding as they come, each awaited before the
+ * next is asked for (backpressure). */
+vow_value vow_http_response_stream(int status, const char *content_type, vow_asyncgen *chunks);
+
+
 
 #ifdef __cplusplus
 }
