@@ -15,6 +15,7 @@
  *  10. Timers         setTimeout, setInterval, setImmediate and their clears
  *  11. Cancellation   AbortController / AbortSignal, and timeouts that abort
  *  12. I/O            fetch over libcurl, and a small HTTP server
+ *  13. Tracing        a Chrome trace-event timeline of what the loop ran
  *
  * Conventions, as in libuv:
  *   - Functions that can fail return an int: 0 (or a non-negative result) on success,
@@ -844,6 +845,33 @@ int vow_http_response_header(vow_value response, const char *name, const char *v
 vow_value vow_http_response_stream(int status, const char *content_type, vow_asyncgen *chunks);
 
 
+
+/* ===================================================================== *
+ * 13. Tracing: a timeline of what the loop did
+ * ===================================================================== *
+ *
+ * While tracing, the loop records what it ran — each macrotask (timer,
+ * immediate, I/O callback), each microtask drain, each async function from
+ * call to settlement with every resumption, each fetch from start to finish —
+ * and writes it in the Chrome trace-event JSON format, which Perfetto
+ * (ui.perfetto.dev) and chrome://tracing open. Setting the environment
+ * variable VOW_TRACE=FILE traces every loop of a program into FILE (a loop
+ * made after the first appends ".2", ".3"... to the name).
+ *
+ * Tracing off costs one branch per event site. Tracing on keeps the events in
+ * memory until the file is written.
+ */
+
+/* Starts recording; the file at path is written by vow_trace_stop or by
+ * vow_loop_free. Returns 0, VOW_EBUSY (already tracing), VOW_ENOMEM. */
+int vow_trace_start(vow_loop *loop, const char *path);
+/* Writes the file and stops. Returns 0, VOW_EINVAL (not tracing) or the
+ * negated errno of the failed write. */
+int vow_trace_stop(vow_loop *loop);
+/* A span of your own, shown as its own lane: begin returns its id (0 when not
+ * tracing; ending 0 is a no-op). category and name are copied. */
+uint64_t vow_trace_begin(vow_loop *loop, const char *category, const char *name);
+void vow_trace_end(vow_loop *loop, uint64_t span);
 
 #ifdef __cplusplus
 }

@@ -65,8 +65,10 @@ int vow__frame_start(vow__frame *f, vow_loop *loop, int kind, vow_coro_fn body, 
   if (!st) return VOW_ENOMEM;
   f->kind = kind;
   f->loop = loop;
+  f->name = name;
   f->co = vow__coro_new(st->stacks, stack_size, body, f, name);
   if (!f->co) return VOW_ENOMEM;
+  if (loop->trace) f->span = vow__trace_span_begin(loop, "async", name);
   vow__coro_set_data(f->co, f);
   f->prev = NULL;
   f->next = st->frames;
@@ -81,6 +83,8 @@ void vow__frame_end(vow__frame *f) {
   else st->frames = f->next;
   if (f->next) f->next->prev = f->prev;
   f->prev = f->next = NULL;
+  if (f->span && f->loop->trace) vow__trace_span_end(f->loop, f->span);
+  f->span = 0;
   vow__coro_free(f->co);
   f->co = NULL;
   vow_promise_unref(f->awaiting);
@@ -95,7 +99,13 @@ vow__frame *vow__frame_current(void) {
 }
 
 int vow__frame_resume(vow__frame *f) {
-  vow__coro_resume(f->co);
+  if (f->loop->trace) {
+    uint64_t start = vow__trace_clock();
+    vow__coro_resume(f->co);
+    vow__trace_complete(f->loop, "coroutine", f->name, start);
+  } else {
+    vow__coro_resume(f->co);
+  }
   return vow__coro_done(f->co);
 }
 

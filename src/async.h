@@ -21,6 +21,8 @@ struct vow__frame {
   vow_promise *awaiting; /* what it is suspended on (a reference), or NULL */
   vow_value outcome;     /* the awaited value or reason, handed to vow_await */
   int rejected;          /* ... and which of the two it is */
+  const char *name;      /* for traces and overflow reports (borrowed) */
+  uint64_t span;         /* its trace span, 0 when not tracing */
 };
 
 /* Per-loop state of the async layer (extension slot VOW__EXT_ASYNC). */

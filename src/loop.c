@@ -33,6 +33,7 @@ int vow_loop_new(vow_loop **out, const vow_loop_options *options) {
     free(loop);
     return err;
   }
+  vow__trace_from_env(loop);
   *out = loop;
   return 0;
 }
@@ -42,7 +43,13 @@ void vow__loop_checkpoint(vow_loop *loop) {
   loop->in_checkpoint = 1;
   int again;
   do {
-    vow__microtask_drain(loop);
+    if (loop->trace && loop->micro.head != loop->micro.tail) {
+      uint64_t start = vow__trace_clock();
+      vow__microtask_drain(loop);
+      vow__trace_complete(loop, "loop", "microtasks", start);
+    } else {
+      vow__microtask_drain(loop);
+    }
     again = 0;
     for (int i = 0; i < VOW__EXT_COUNT; i++) {
       if (loop->ext_checkpoint[i] && loop->ext_checkpoint[i](loop, loop->ext[i])) again = 1;
@@ -51,14 +58,20 @@ void vow__loop_checkpoint(vow_loop *loop) {
   loop->in_checkpoint = 0;
 }
 
-void vow__loop_enter(vow_loop *loop, vow_task_fn fn, void *arg) {
-  fn(loop, arg);
+void vow__loop_enter_named(vow_loop *loop, const char *what, vow_task_fn fn, void *arg) {
+  if (loop->trace) {
+    uint64_t start = vow__trace_clock();
+    fn(loop, arg);
+    vow__trace_complete(loop, "macrotask", what, start);
+  } else {
+    fn(loop, arg);
+  }
   vow__loop_checkpoint(loop);
 }
 
 void vow_loop_enter(vow_loop *loop, vow_task_fn fn, void *arg) {
   if (!loop || !fn || !vow__loop_on_owner(loop)) return;
-  vow__loop_enter(loop, fn, arg);
+  vow__loop_enter_named(loop, "callback", fn, arg);
 }
 
 void vow__loop_fail(vow_loop *loop, int err) {
@@ -90,6 +103,7 @@ int vow_loop_free(vow_loop *loop) {
   if (!vow__loop_on_owner(loop)) return VOW_ETHREAD;
   if (loop->running || loop->in_checkpoint || loop->closing) return VOW_EBUSY;
   loop->closing = 1;
+  vow__trace_free(loop); /* writes the file of a trace still running */
   /* Release what queued tasks hold, then each layer's state (newest layer
    * first: async before promises), then the libuv handles, then memory. */
   vow__microtask_dispose_all(loop);

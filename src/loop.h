@@ -41,6 +41,7 @@ void vow__microtask_free(vow__microtask_queue *q);
 /* ---- timers (timer.c) ---------------------------------------------------- */
 
 typedef struct vow__timer vow__timer;
+typedef struct vow__trace vow__trace;
 typedef struct vow__timer_list vow__timer_list;
 
 /* Intrusive FIFO of timers. */
@@ -113,6 +114,7 @@ struct vow_loop {
   int in_checkpoint;  /* inside vow__loop_checkpoint (checkpoints don't nest) */
   int closing;        /* inside vow_loop_free */
   int status;         /* first error that stops the run; returned by vow_loop_run */
+  vow__trace *trace;  /* NULL unless tracing */
 
   vow_loop_options options;
   uint64_t virtual_now;  /* the clock when options.virtual_clock is set */
@@ -140,8 +142,22 @@ static inline uint64_t vow__loop_now(const vow_loop *loop) {
 }
 
 /* The one entry point from libuv into user code: fn(loop, arg), then a
- * microtask checkpoint. Every timer, immediate and I/O callback goes here. */
-void vow__loop_enter(vow_loop *loop, vow_task_fn fn, void *arg);
+ * microtask checkpoint. Every timer, immediate and I/O callback goes here.
+ * `what` names the macrotask in traces ("timer", "immediate", "io"...). */
+void vow__loop_enter_named(vow_loop *loop, const char *what, vow_task_fn fn, void *arg);
+static inline void vow__loop_enter(vow_loop *loop, vow_task_fn fn, void *arg) {
+  vow__loop_enter_named(loop, "io", fn, arg);
+}
+
+/* ---- tracing (trace.c) ------------------------------------------------------
+ * Every site is `if (loop->trace) vow__trace_...(...)`: one branch when off. */
+uint64_t vow__trace_clock(void);  /* ns, monotonic */
+/* cat and name of complete events and internal spans must be static strings. */
+void vow__trace_complete(vow_loop *loop, const char *cat, const char *name, uint64_t start_ns);
+uint64_t vow__trace_span_begin(vow_loop *loop, const char *cat, const char *name);
+void vow__trace_span_end(vow_loop *loop, uint64_t span);
+void vow__trace_free(vow_loop *loop);
+void vow__trace_from_env(vow_loop *loop); /* VOW_TRACE=FILE */
 
 /* Drains microtasks, then runs the checkpoint hooks, until both are quiet. */
 void vow__loop_checkpoint(vow_loop *loop);

@@ -339,12 +339,12 @@ static void timer_fire(vow_loop *loop, vow__timer *r) {
   if (r->kind == KIND_TIMEOUT) {
     ref_count_drop(t, r);
     record_free(t, r); /* its id is stale from here on: clearing it is a no-op */
-    vow__loop_enter(loop, fn, arg);
+    vow__loop_enter_named(loop, "timeout", fn, arg);
     return;
   }
   uint64_t start = vow__loop_now(loop); /* Node takes the interval's start before the call */
   r->running = 1;
-  vow__loop_enter(loop, fn, arg);
+  vow__loop_enter_named(loop, "interval", fn, arg);
   r->running = 0;
   if (!r->cleared) {
     r->start = start;
@@ -412,7 +412,7 @@ static void on_check(uv_check_t *handle) {
     queue_remove(&t->immediates, r);
     ref_count_drop(t, r);
     record_free(t, r);
-    vow__loop_enter(loop, fn, arg);
+    vow__loop_enter_named(loop, "immediate", fn, arg);
   }
   if (loop->options.virtual_clock) {
     driver_schedule(loop);
