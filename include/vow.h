@@ -16,6 +16,7 @@
  *  11. Cancellation   AbortController / AbortSignal, and timeouts that abort
  *  12. I/O            fetch over libcurl, and a small HTTP server
  *  13. Tracing        a Chrome trace-event timeline of what the loop ran
+ *  14. Threads        CPU work on the thread pool; posting from other threads
  *
  * Conventions, as in libuv:
  *   - Functions that can fail return an int: 0 (or a non-negative result) on success,
@@ -872,6 +873,48 @@ int vow_trace_stop(vow_loop *loop);
  * tracing; ending 0 is a no-op). category and name are copied. */
 uint64_t vow_trace_begin(vow_loop *loop, const char *category, const char *name);
 void vow_trace_end(vow_loop *loop, uint64_t span);
+
+/* ===================================================================== *
+ * 14. Threads: CPU work on a thread pool, and posting from other threads
+ * ===================================================================== *
+ *
+ * JavaScript cannot run two pieces of CPU work at once on one event loop;
+ * vow can. vow_work runs a C function on libuv's thread pool and gives a
+ * promise on the loop. Every other vow call belongs to the loop's thread and
+ * is refused elsewhere (VOW_ETHREAD); the calls below are the exceptions,
+ * marked "any thread".
+ *
+ * Values crossing threads: reference counts are not atomic, so a value made
+ * on a worker thread must be owned by that thread alone (made there, shared
+ * with nothing) when it is handed over; it then belongs to the loop's thread.
+ */
+
+/* Runs on a pool thread: returns the result (or vow_throw(reason)). It must
+ * not call vow functions other than the value constructors. */
+typedef vow_value (*vow_work_fn)(void *arg);
+
+/* Runs fn(arg) on libuv's thread pool (UV_THREADPOOL_SIZE threads, 4 by
+ * default) and returns a promise (a new reference) settled with its result
+ * on the loop's thread. arg is borrowed until the promise settles. */
+vow_promise *vow_work(vow_loop *loop, vow_work_fn fn, void *arg);
+
+/* Any thread: runs fn(loop, arg) on the loop's thread as a macrotask (then
+ * the microtasks it queued). Posts run in the order they were made. Returns
+ * 0, or VOW_ENOMEM. Posting to a loop being freed is a programming error: stop
+ * the posting threads first. A post does not by itself keep vow_loop_run
+ * going: hold the loop (vow_loop_hold) while posts are expected. */
+int vow_loop_post(vow_loop *loop, vow_task_fn fn, void *arg);
+
+/* Loop's thread: while held (a count), vow_loop_run keeps running even with
+ * nothing else to do, waiting for posts. Like a referenced libuv handle. */
+int vow_loop_hold(vow_loop *loop);
+int vow_loop_release(vow_loop *loop);
+
+/* Any thread: resolve or reject p with value (taken) on p's loop thread.
+ * Takes one reference to p, which the caller obtained on the loop's thread
+ * (so p cannot be freed meanwhile); it is released on the loop's thread. */
+int vow_promise_resolve_threadsafe(vow_promise *p, vow_value value);
+int vow_promise_reject_threadsafe(vow_promise *p, vow_value reason);
 
 #ifdef __cplusplus
 }

@@ -356,18 +356,23 @@ int vow_for_await_array(vow_for_await *it, vow_loop *loop, vow_value *items, siz
   return 0;
 }
 
-/* %AsyncFromSyncIteratorPrototype%.next's onFulfilled closure. */
-static vow_value make_iter_result(vow_loop *loop, vow_value value, void *ctx) {
-  (void)loop, (void)ctx;
-  return vow__iter_new(0, vow_ref(value));
+/* %AsyncFromSyncIteratorPrototype%.next's onFulfilled closure: ctx is
+ * non-NULL for the final {value: undefined, done: true}. */
+static vow_value make_iter_result(vow_loop *loop, vow_value value, void *done) {
+  (void)loop;
+  return vow__iter_new(done != NULL, vow_ref(value));
 }
 
-/* The promise of the next iterator result, as the spec's next() gives it. */
+/* The promise of the next iterator result, as the spec's next() gives it.
+ * Over an array that is AsyncFromSyncIteratorContinuation: the value (or
+ * undefined, once exhausted) is wrapped with PromiseResolve and mapped to an
+ * iterator result by a then — so even the final "done" costs its ticks. */
 static vow_promise *next_result(vow_for_await *it) {
+  static int done_marker;
   if (it->gen) return vow_asyncgen_next(it->gen, vow_undefined());
-  if (it->next == it->count) return vow_resolved(it->loop, vow__iter_new(1, vow_undefined()));
-  vow_promise *wrapper = vow_resolved(it->loop, it->items[it->next++]);
-  vow_promise *p = vow_then(wrapper, make_iter_result, NULL, NULL);
+  int done = it->next == it->count;
+  vow_promise *wrapper = vow_resolved(it->loop, done ? vow_undefined() : it->items[it->next++]);
+  vow_promise *p = vow_then(wrapper, make_iter_result, NULL, done ? &done_marker : NULL);
   vow_promise_unref(wrapper);
   return p;
 }

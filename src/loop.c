@@ -28,7 +28,9 @@ int vow_loop_new(vow_loop **out, const vow_loop_options *options) {
   loop->virtual_now = uv_now(&loop->uv);
   vow__pool_init(&loop->pool);
   err = vow__timers_init(loop);
+  if (!err) err = vow__post_init(loop);
   if (err) {
+    uv_run(&loop->uv, UV_RUN_NOWAIT); /* closes what init opened */
     uv_loop_close(&loop->uv);
     free(loop);
     return err;
@@ -108,17 +110,23 @@ int vow_loop_free(vow_loop *loop) {
    * first: async before promises), then the libuv handles, then memory. */
   vow__microtask_dispose_all(loop);
   vow__timers_dispose_all(loop);
+  vow__post_dispose_all(loop);
   for (int i = VOW__EXT_COUNT - 1; i >= 0; i--) {
     if (loop->ext_free[i]) loop->ext_free[i](loop, loop->ext[i]);
     loop->ext[i] = NULL;
   }
   vow__microtask_dispose_all(loop); /* anything a layer's teardown queued */
+  /* Thread-pool work cannot be stopped midway: wait for it (its results are
+   * dropped, since the loop is closing). */
+  while (loop->uv.active_reqs.count > 0) uv_run(&loop->uv, UV_RUN_ONCE);
   vow__timers_close(loop);
+  vow__post_close(loop);
   /* One turn runs the close callbacks. Handles of the user's own that are
    * still open keep uv_loop_close from succeeding; closing them is theirs. */
   uv_run(&loop->uv, UV_RUN_NOWAIT);
   int err = uv_loop_close(&loop->uv);
   vow__timers_free(loop);
+  vow__post_free(loop);
   vow__microtask_free(&loop->micro);
   vow__pool_destroy(&loop->pool);
   /* UV_EBUSY: a handle of the caller's is still open and points at this

@@ -128,7 +128,21 @@ struct vow_loop {
     vow__dispose_fn dispose;
   } disposers[VOW__MAX_DISPOSERS];
   int ndisposers;
+
+  /* Posts from other threads (post.c): the only state shared across threads,
+   * all of it under post_lock. */
+  uv_async_t post_wakeup;
+  uv_mutex_t post_lock;
+  vow__task *posts;
+  size_t posts_len;
+  size_t posts_cap;
+  uint64_t holds;     /* vow_loop_hold count (loop thread only) */
 };
+
+int vow__post_init(vow_loop *loop);
+void vow__post_dispose_all(vow_loop *loop); /* drops posts still queued */
+void vow__post_close(vow_loop *loop);
+void vow__post_free(vow_loop *loop);
 
 /* Non-zero when the calling thread owns the loop. */
 static inline int vow__loop_on_owner(const vow_loop *loop) {

@@ -21,6 +21,8 @@
 
 static void reaction_job(vow_loop *loop, void *arg);
 static void thenable_job(vow_loop *loop, void *arg);
+static void remote_settle_run(vow_loop *loop, void *arg);
+static void remote_settle_dispose(vow_loop *loop, void *arg);
 
 /* ---- per-loop state ---------------------------------------------------------- */
 
@@ -129,7 +131,8 @@ vow__promise_state *vow__promise_state_get(vow_loop *loop) {
   st = calloc(1, sizeof *st);
   if (!st) return NULL;
   if (vow__loop_add_disposer(loop, reaction_job, dispose_reaction_job) != 0 ||
-      vow__loop_add_disposer(loop, thenable_job, dispose_thenable_job) != 0) {
+      vow__loop_add_disposer(loop, thenable_job, dispose_thenable_job) != 0 ||
+      vow__loop_add_disposer(loop, remote_settle_run, remote_settle_dispose) != 0) {
     free(st);
     return NULL;
   }
@@ -514,6 +517,61 @@ vow_promise *vow_finally(vow_promise *p, vow_finally_fn fn, void *ctx) {
   *f = (finally_ctx){p->loop, fn, ctx};
   return vow_then_full(p, then_finally, catch_finally, f, finally_ctx_free);
 }
+
+/* ---- resolving from another thread --------------------------------------------------
+ * The value and the caller's reference to p travel to p's loop through
+ * vow_loop_post, the one bridge between threads. */
+
+typedef struct remote_settle {
+  vow_promise *promise;
+  vow_value value;
+  int reject;
+} remote_settle;
+
+static void remote_settle_run(vow_loop *loop, void *arg) {
+  (void)loop;
+  remote_settle *r = arg;
+  if (r->reject) vow_promise_reject(r->promise, r->value);
+  else vow_promise_resolve(r->promise, r->value);
+  vow_promise_unref(r->promise);
+  free(r);
+}
+
+static void remote_settle_dispose(vow_loop *loop, void *arg) {
+  (void)loop;
+  remote_settle *r = arg;
+  vow_unref(r->value);
+  vow_promise_unref(r->promise);
+  free(r);
+}
+
+static int settle_threadsafe(vow_promise *p, vow_value value, int reject) {
+  if (!p) {
+    vow_unref(value);
+    return VOW_EINVAL;
+  }
+  remote_settle *r = malloc(sizeof *r);
+  if (!r) {
+    vow_unref(value);
+    return VOW_ENOMEM; /* p's reference stays with the caller */
+  }
+  *r = (remote_settle){p, value, reject};
+  int err = vow_loop_post(p->loop, remote_settle_run, r);
+  if (err) {
+    vow_unref(value);
+    free(r);
+  }
+  return err;
+}
+
+int vow_promise_resolve_threadsafe(vow_promise *p, vow_value value) {
+  return settle_threadsafe(p, value, 0);
+}
+
+int vow_promise_reject_threadsafe(vow_promise *p, vow_value reason) {
+  return settle_threadsafe(p, reason, 1);
+}
+
 
 /* ---- inspection ---------------------------------------------------------------- */
 
