@@ -17,6 +17,7 @@
  *  12. I/O            fetch over libcurl, and a small HTTP server
  *  13. Tracing        a Chrome trace-event timeline of what the loop ran
  *  14. Threads        CPU work on the thread pool; posting from other threads
+ *  15. Beyond JS      concurrency-limited map, retry, channels, cancelling race
  *
  * Conventions, as in libuv:
  *   - Functions that can fail return an int: 0 (or a non-negative result) on success,
@@ -478,6 +479,10 @@ typedef struct vow_async_options {
   size_t stack_size;  /* 0: the loop's default (vow_loop_options.stack_size) */
   const char *name;   /* for stack-overflow reports and traces; borrowed, must
                          outlive the call; NULL: "async" */
+  void (*arg_free)(void *arg); /* if set, called once vow is done with arg:
+                         after the body returned, or when the body will never
+                         run (its coroutine could not be made, or a generator
+                         was released before or during its run) */
 } vow_async_options;
 
 /* (async () => fn(arg))(): runs fn now on a new coroutine, until it first
@@ -915,6 +920,96 @@ int vow_loop_release(vow_loop *loop);
  * (so p cannot be freed meanwhile); it is released on the loop's thread. */
 int vow_promise_resolve_threadsafe(vow_promise *p, vow_value value);
 int vow_promise_reject_threadsafe(vow_promise *p, vow_value reason);
+
+/* ===================================================================== *
+ * 15. Beyond JavaScript: limits, retries, channels, races that cancel
+ * ===================================================================== *
+ *
+ * What JavaScript programmers fetch from npm (p-map, p-retry, channels),
+ * built in, with cancellation wired through: work that is no longer wanted is
+ * told so through its AbortSignal.
+ */
+
+/* ---- a concurrency-limited map (p-map) --------------------------------------
+ * Calls fn on each of n items with at most `concurrency` calls in flight,
+ * starting the next as one finishes; the results come in input order. */
+
+/* Starts the work for one item and returns its promise (a new reference).
+ * item is borrowed; signal (borrowed) aborts when the map gives up. */
+typedef vow_promise *(*vow_map_fn)(vow_loop *loop, vow_value item, size_t index,
+                                   vow_abort_signal *signal, void *ctx);
+
+typedef struct vow_map_options {
+  size_t concurrency;  /* at most this many in flight; 0: no limit */
+  int settled;         /* 0: fail fast — the first rejection rejects the map,
+                          no new work starts and the work in flight is aborted;
+                          1: like allSettled — an ARRAY of SETTLED records */
+} vow_map_options;
+
+/* The items (n values) are taken. ctx is borrowed until the map settles.
+ * Fulfils with an ARRAY of results in input order. A new reference. */
+vow_promise *vow_map(vow_loop *loop, vow_value *items, size_t n, vow_map_fn fn, void *ctx,
+                     const vow_map_options *options);
+
+/* ---- retry with exponential backoff ------------------------------------------ */
+
+/* One attempt (attempt counts from 1); returns its promise (a new
+ * reference). signal (borrowed) aborts when the retry is abandoned. */
+typedef vow_promise *(*vow_attempt_fn)(vow_loop *loop, unsigned attempt,
+                                       vow_abort_signal *signal, void *ctx);
+/* Decides whether a rejection is worth another attempt (reason borrowed). */
+typedef int (*vow_retryable_fn)(vow_value reason, void *ctx);
+
+typedef struct vow_retry_options {
+  unsigned max_attempts;      /* 0: 3 */
+  uint64_t initial_delay_ms;  /* before the second attempt; 0: 100 */
+  double factor;              /* growth of the delay; 0: 2 */
+  uint64_t max_delay_ms;      /* cap on one delay; 0: 30 s */
+  double jitter;              /* 0..1: each delay is scaled by a random
+                                 factor in [1 - jitter, 1]; 0: none */
+  uint64_t deadline_ms;       /* give up when the next attempt would start
+                                 after this much time in all; 0: none */
+  vow_retryable_fn retryable; /* NULL: every rejection is retryable */
+  vow_abort_signal *signal;   /* borrowed: aborting stops the retries */
+} vow_retry_options;
+
+/* Calls attempt until one fulfils (with its value), or rejects with the last
+ * reason when attempts, deadline or retryable say stop, or with the signal's
+ * reason when aborted. options may be NULL. ctx is borrowed until it settles.
+ * A new reference. */
+vow_promise *vow_retry(vow_loop *loop, vow_attempt_fn attempt, void *ctx,
+                       const vow_retry_options *options);
+
+/* ---- channels: a bounded async queue -------------------------------------------
+ * Producers send and await space; consumers receive (or for-await) items in
+ * the order sent. Closing lets consumers drain what is buffered, then finish. */
+typedef struct vow_channel vow_channel;
+
+/* capacity 0 means a rendezvous: a send completes when a receiver takes it.
+ * A new reference, or NULL. */
+vow_channel *vow_channel_new(vow_loop *loop, size_t capacity);
+vow_channel *vow_channel_ref(vow_channel *ch);
+void vow_channel_unref(vow_channel *ch);
+/* Sends value (taken): the promise fulfils once the value is in the buffer or
+ * taken by a receiver — await it for backpressure; it rejects (VOW_EDONE)
+ * when the channel is closed. A new reference. */
+vow_promise *vow_channel_send(vow_channel *ch, vow_value value);
+/* A promise of the next value as an ITER {value, done}; done once the channel
+ * is closed and drained. A new reference. */
+vow_promise *vow_channel_recv(vow_channel *ch);
+/* No more sends: pending and later sends reject; receivers get done after the
+ * buffered values. Idempotent. */
+void vow_channel_close(vow_channel *ch);
+/* An async generator over the channel's values, for VOW_FOR_AWAIT. */
+vow_asyncgen *vow_channel_iter(vow_channel *ch);
+
+/* ---- a race that cancels its losers ------------------------------------------
+ * Promise.race, except that when the first input settles, the signals of all
+ * the others are aborted (with VOW_EABORTED "lost the race"), so the work that
+ * lost stops instead of running on unobserved. items are taken; signals
+ * (borrowed, one per item, NULL where the item has none) are aborted. */
+vow_promise *vow_race_abort(vow_loop *loop, vow_value *items, vow_abort_signal *const *signals,
+                            size_t n);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,7 @@ typedef struct async_frame {
   vow__frame f;        /* first: a vow__frame * is an async_frame * */
   vow_async_fn fn;
   void *arg;
+  void (*arg_free)(void *arg);
   vow_promise *promise;
   vow_value result;
 } async_frame;
@@ -194,6 +195,8 @@ static void async_body(vow_coro *co, void *arg) {
   (void)co;
   async_frame *a = arg;
   a->result = a->fn(a->f.loop, a->arg);
+  if (a->arg_free) a->arg_free(a->arg);
+  a->arg_free = NULL;
 }
 
 /* The body returned: settle the promise with its result (a rejection when
@@ -210,6 +213,7 @@ static void async_finish(async_frame *a) {
 
 static void async_frame_abandon(async_frame *a) {
   vow_promise *p = a->promise;
+  if (a->arg_free) a->arg_free(a->arg); /* its body will never finish */
   vow__frame_end(&a->f);
   free(a);
   vow_promise_unref(p);
@@ -225,11 +229,13 @@ vow_promise *vow_async_ex(vow_loop *loop, vow_async_fn fn, void *arg,
   const char *name = options && options->name ? options->name : "async";
   if (!a || vow__frame_start(&a->f, loop, FRAME_ASYNC, async_body, stack_size, name) != 0) {
     free(a);
+    if (options && options->arg_free) options->arg_free(arg);
     vow_promise_reject(p, vow_error(VOW_ENOMEM, "cannot allocate a coroutine stack"));
     return p;
   }
   a->fn = fn;
   a->arg = arg;
+  a->arg_free = options ? options->arg_free : NULL;
   a->promise = vow_promise_ref(p);
   if (vow__frame_resume(&a->f)) async_finish(a);
   return p;

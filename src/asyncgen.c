@@ -43,6 +43,7 @@ struct vow_asyncgen {
   int self_ref;           /* holds a reference to itself while running */
   vow_asyncgen_fn fn;
   void *arg;
+  void (*arg_free)(void *arg);
   size_t stack_size;
   const char *name;
   request *head;
@@ -95,6 +96,7 @@ static void gen_free(vow_asyncgen *g) {
     vow__pool_free(&loop->pool, r, sizeof *r);
   }
   vow_unref(g->result);
+  if (g->arg_free) g->arg_free(g->arg);
   free(g);
 }
 
@@ -235,6 +237,7 @@ vow_asyncgen *vow_asyncgen_new_ex(vow_loop *loop, vow_asyncgen_fn fn, void *arg,
   g->fn = fn;
   g->arg = arg;
   g->stack_size = options ? options->stack_size : 0;
+  g->arg_free = options ? options->arg_free : NULL;
   g->name = options && options->name ? options->name : "async generator";
   return g;
 }
