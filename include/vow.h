@@ -323,6 +323,14 @@ int vow_value_print(FILE *out, vow_value v);
  * "takes". All of them accept NULL (what vow returns when memory runs out or
  * the thread is wrong) and propagate it, so a chain needs one check at the end.
  *
+ * Cycles. Counting references cannot free a cycle: a handler's ctx, or a
+ * value, that holds a reference to a promise which (directly or through
+ * others) holds it back stays alive until the loop is freed, or forever if
+ * the cycle outlives the loop. vow breaks the cycles it makes itself (a
+ * promise adopting one that adopts it back; a promise rejected with itself);
+ * keep your contexts and values from referring back to the promises they
+ * are attached to.
+ *
  * Memory. Promises and reactions come from per-loop free lists: a pending
  * promise is 32 bytes, each handler attached to it (a reaction) 64 bytes more,
  * and a then-chain in its steady state calls malloc not at all.

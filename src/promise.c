@@ -187,7 +187,7 @@ void vow__promise_destroy(vow_promise *p) {
       st->graveyard = r;
       r = next;
     }
-  } else {
+  } else if (!(P_FLAGS(p) & P_SELF_REASON)) {
     vow_unref(p->u.result);
   }
   vow__pool_free(&loop->pool, p, sizeof *p);
@@ -242,6 +242,13 @@ static void fulfill(vow_promise *p, vow_value value) {
 
 static void reject_now(vow_promise *p, vow_value reason) {
   vow__reaction *reactions = p->u.reactions;
+  if (reason.kind == VOW_PROMISE && reason.as.promise == p) {
+    /* reject(p) with p itself is legal JavaScript. A reason that owned a
+     * reference to its own promise would keep it alive forever, so this one
+     * reference is not counted (the caller holds another while we are here). */
+    P_FLAGS(p) |= P_SELF_REASON;
+    p->h.refs--;
+  }
   p->u.result = reason;
   P_STATE(p) = VOW_REJECTED;
   if (!(P_FLAGS(p) & P_HANDLED)) vow__rejection_track(p);

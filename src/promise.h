@@ -16,7 +16,8 @@
 enum {
   P_ALREADY_RESOLVED = 1, /* its resolving functions have been used */
   P_HANDLED = 2,          /* [[PromiseIsHandled]]: a reaction was ever attached */
-  P_TRACKED = 4           /* in the unhandled-rejection list, not yet handled */
+  P_TRACKED = 4,          /* in the unhandled-rejection list, not yet handled */
+  P_SELF_REASON = 8       /* rejected with itself: the result does not own its reference */
 };
 
 typedef struct vow__reaction vow__reaction;

@@ -431,3 +431,15 @@ LOOP_TEST(promise, cycles_of_adoption_are_released_with_the_loop) {
   cr_assert_eq(vow_promise_state(a), VOW_PENDING); /* still alive: held by the cycle */
   cr_assert_str_eq(LOG_TEXT(), "");
 }
+
+/* let rej; const p = new Promise((_, r) => rej = r); rej(p); p.catch(e => log(e === p))
+ * -> true. A promise rejected with itself is freed like any other. */
+LOOP_TEST(promise, rejected_with_itself_is_not_a_leak) {
+  vow_promise *p = vow_promise_new(loop);
+  cr_assert_eq(vow_promise_reject(p, vow_promise_value(vow_promise_ref(p))), 1);
+  cr_assert_eq(vow_as_promise(vow_promise_result(p)), p);
+  then_drop(p, NULL, say, "caught");
+  vow_promise_unref(p);
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_str_eq(LOG_TEXT(), "caught");
+}
