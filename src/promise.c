@@ -19,6 +19,10 @@
 
 #include "promise.h"
 
+/* The sizes the header documents. */
+_Static_assert(sizeof(vow_promise) == 32, "a pending promise is 32 bytes");
+_Static_assert(sizeof(vow__reaction) == 64, "a reaction is 64 bytes");
+
 static void reaction_job(vow_loop *loop, void *arg);
 static void thenable_job(vow_loop *loop, void *arg);
 static void remote_settle_run(vow_loop *loop, void *arg);

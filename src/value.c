@@ -8,6 +8,9 @@
 
 #include "value.h"
 
+/* The value model's promise: 16 bytes, passed in two registers. */
+_Static_assert(sizeof(vow_value) == 16, "vow_value must stay 16 bytes");
+
 /* ---- the static out-of-memory error ------------------------------------- */
 
 /* Laid out as a vow__string, with the bytes inline so it can be static. */
