@@ -27,10 +27,22 @@ build: deps configure
 	cmake --build $(BUILD) -j $(JOBS)
 
 run: build
-	$(BUILD)/vow-tour
+	$(BUILD)/vow-tour --svg $(BUILD)/timeline.svg
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 clean:
 	rm -rf $(BUILD) build-*
+
+# Benchmarks (never part of `make test`): a Release build of its own in
+# build-bench, wrk for the HTTP server workload (bench/deps.sh), then the
+# suite: vow against Node.js and raw libuv, interleaved; table on stdout and
+# in bench/results/. BENCH_ROUNDS=n sets the rounds (default 5);
+# BENCH_ARGS="--quick" or "--only microtask,timers" narrow it. See BENCHMARKS.md.
+bench: deps
+	@sh bench/deps.sh
+	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DVOW_BUILD_TESTS=OFF \
+	  -DVOW_BUILD_EXAMPLES=OFF -DVOW_BUILD_TOOLS=OFF $(CMAKE_ARGS)
+	cmake --build build-bench -j $(JOBS) --target bench_suite
+	build-bench/bench/bench_suite $(BENCH_ARGS)

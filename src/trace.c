@@ -55,7 +55,10 @@ static event *push(vow__trace *t) {
   return &t->events[t->len++];
 }
 
+/* Callers test loop->trace before the work they time; the work itself may
+ * have stopped the trace, hence the second test here. */
 void vow__trace_complete(vow_loop *loop, const char *cat, const char *name, uint64_t start_ns) {
+  if (!loop->trace) return;
   event *e = push(loop->trace);
   if (e) *e = (event){'X', cat, name, NULL, NULL, start_ns, vow__trace_clock() - start_ns, 0};
 }
@@ -88,7 +91,7 @@ uint64_t vow__trace_span_begin(vow_loop *loop, const char *cat, const char *name
 }
 
 void vow__trace_span_end(vow_loop *loop, uint64_t span) {
-  if (!span) return;
+  if (!span || !loop->trace) return;
   event *e = push(loop->trace);
   if (e) *e = (event){'e', "", "", NULL, NULL, vow__trace_clock(), 0, span};
 }

@@ -103,8 +103,9 @@ static void put_escaped(FILE *out, const char *s) {
   }
 }
 
-static const char *colour_of(const char *cat) {
+static const char *colour_of(const char *cat, const char *name) {
   if (!cat) return "#888888";
+  if (name && strncmp(name, "http handler", 12) == 0) return "#3aa676"; /* the server's side */
   if (strcmp(cat, "fetch") == 0) return "#e8833a";
   if (strcmp(cat, "async") == 0) return "#4a7fd4";
   if (strcmp(cat, "http") == 0) return "#3aa676";
@@ -154,7 +155,7 @@ static void draw(const trace *t, FILE *out, const char *title) {
     put_escaped(out, s->name);
     fprintf(out, " (%.1f ms)</title><rect x=\"%.1f\" y=\"%d\" width=\"%.2f\" height=\"%d\" rx=\"3\" "
                  "fill=\"%s\" fill-opacity=\"0.85\"/>",
-            s->end - s->start, x, y, w < 1 ? 1 : w, LANE_H - 4, colour_of(s->cat));
+            s->end - s->start, x, y, w < 1 ? 1 : w, LANE_H - 4, colour_of(s->cat, s->name));
     if (w > 60) {
       fprintf(out, "<text x=\"%.1f\" y=\"%d\" fill=\"#fff\">", x + 4, y + LANE_H - 9);
       put_escaped(out, s->name);
