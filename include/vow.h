@@ -84,6 +84,18 @@ const char *vow_strerror(int err);
 /* The symbolic name of an error code ("VOW_ETHREAD", "ECONNREFUSED"). Never NULL. */
 const char *vow_err_name(int err);
 
+/* Memory. Every allocation vow makes (except coroutine stacks, which are
+ * mapped pages) goes through one function, Lua-style: realloc(ptr, size, ctx)
+ * allocates when ptr is NULL, frees when size is 0, and returns NULL on
+ * failure — which vow turns into VOW_ENOMEM errors and rejected promises,
+ * never a crash. Install it before the first loop exists; NULL restores the
+ * C library's. Not thread-safe: call it once, early. */
+typedef struct vow_allocator {
+  void *(*realloc)(void *ptr, size_t size, void *ctx);
+  void *ctx;
+} vow_allocator;
+int vow_set_allocator(const vow_allocator *allocator);
+
 /* ===================================================================== *
  * 2. The loop
  * ===================================================================== *
@@ -133,9 +145,11 @@ int vow_loop_new(vow_loop **out, const vow_loop_options *options);
 int vow_loop_run(vow_loop *loop);
 
 /* Frees the loop and everything still pending on it: queued microtasks and
- * timers are dropped without running, suspended async functions are released
- * with their stacks (code after their await never runs), and internal
- * references are released. Arguments that the caller passed to dropped
+ * timers are dropped without running, and internal references are released.
+ * Async functions and generators still suspended are resumed one last time,
+ * so that they can release what they hold: their vow_await (or vow_yield)
+ * returns VOW_ECLOSING, and so does every later one, at once — a body must
+ * treat a failed await as the end of its work, as any error. Arguments that the caller passed to dropped
  * callbacks are not touched: they remain the caller's. Must not be called from
  * inside the loop's own callbacks (VOW_EBUSY) or from another thread
  * (VOW_ETHREAD); NULL is a no-op returning 0. */
@@ -489,8 +503,8 @@ typedef struct vow_async_options {
                          outlive the call; NULL: "async" */
   void (*arg_free)(void *arg); /* if set, called once vow is done with arg:
                          after the body returned, or when the body will never
-                         run (its coroutine could not be made, or a generator
-                         was released before or during its run) */
+                         run (the call failed, its coroutine could not be made,
+                         or a generator was released before or during its run) */
 } vow_async_options;
 
 /* (async () => fn(arg))(): runs fn now on a new coroutine, until it first
@@ -508,7 +522,8 @@ vow_promise *vow_async_ex(vow_loop *loop, vow_async_fn fn, void *arg,
  * reference, which you release) and returns 0 when p fulfilled, VOW_EREJECTED
  * when it rejected — the `catch` of a try/catch. Outside an async function it
  * returns VOW_ENOTASYNC with *out an error, after releasing p; it never
- * blocks the thread. */
+ * blocks the thread. While the loop is being freed it returns VOW_ECLOSING
+ * (see vow_loop_free). */
 int vow_await(vow_promise *p, vow_value *out);
 /* await value: a plain value (taken) or a promise value, as JavaScript's await
  * accepts either. */

@@ -9,6 +9,7 @@
  */
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "promise.h"
 
 typedef struct listener {
@@ -35,7 +36,7 @@ static int usable_loop(const vow_loop *loop) {
 
 vow_abort_signal *vow_abort_signal_new(vow_loop *loop) {
   if (!usable_loop(loop)) return NULL;
-  vow_abort_signal *s = calloc(1, sizeof *s);
+  vow_abort_signal *s = vow__calloc(1, sizeof *s);
   if (!s) return NULL;
   s->refs = 1;
   s->loop = loop;
@@ -57,14 +58,14 @@ static void drop_listeners(vow_abort_signal *s) {
   s->len = s->cap = 0;
   for (size_t i = 0; i < len; i++)
     if (list[i].fn && list[i].drop) list[i].drop(list[i].data);
-  free(list);
+  vow__free(list);
 }
 
 void vow_abort_signal_unref(vow_abort_signal *s) {
   if (!s || --s->refs > 0) return;
   drop_listeners(s);
   vow_unref(s->reason);
-  free(s);
+  vow__free(s);
 }
 
 int vow_abort_signal_aborted(const vow_abort_signal *s) {
@@ -79,7 +80,7 @@ static int64_t add_listener(vow_abort_signal *s, vow_abort_fn fn, void *data,
                             void (*drop)(void *)) {
   if (s->len == s->cap) {
     size_t cap = s->cap ? s->cap * 2 : 4;
-    listener *list = realloc(s->listeners, cap * sizeof *list);
+    listener *list = vow__realloc(s->listeners, cap * sizeof *list);
     if (!list) {
       if (drop) drop(data);
       return VOW_ENOMEM;
@@ -230,7 +231,7 @@ static void race_release(timeout_race *r) {
   if (--r->refs > 0) return;
   vow_promise_unref(r->result);
   vow_abort_signal_unref(r->work_signal);
-  free(r);
+  vow__free(r);
 }
 
 static void race_release_ctx(void *r) { race_release(r); }
@@ -273,9 +274,9 @@ static vow_value race_rejected(vow_loop *loop, vow_value reason, void *r) {
 vow_promise *vow_timeout(vow_loop *loop, vow_promise *work, uint64_t ms,
                          vow_abort_signal *work_signal) {
   vow_promise *result = work ? vow_promise_new(loop) : NULL;
-  timeout_race *r = result ? calloc(1, sizeof *r) : NULL;
+  timeout_race *r = result ? vow__calloc(1, sizeof *r) : NULL;
   if (!r || vow__loop_add_disposer(loop, race_timer_fire, race_timer_dispose) != 0) {
-    free(r);
+    vow__free(r);
     vow_promise_unref(result);
     vow_promise_unref(work);
     return NULL;

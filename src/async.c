@@ -16,6 +16,7 @@
  */
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "async.h"
 
 typedef struct async_frame {
@@ -31,27 +32,36 @@ typedef struct async_frame {
 
 static void async_frame_abandon(async_frame *a);
 
+/* The loop is being freed. Every suspended async function and generator is
+ * resumed one last time: its vow_await (or vow_yield) returns VOW_ECLOSING,
+ * and so does every later one at once, so the body runs to its end and
+ * releases what it holds — the way Python closes a suspended generator. */
 static void async_state_free(vow_loop *loop, void *state) {
   (void)loop;
   vow__async_state *st = state;
-  /* Frames still live are suspended forever: drop their stacks. */
   while (st->frames) {
     vow__frame *f = st->frames;
+    if (!f->closing) {
+      vow__frame_close(f); /* ends it, which unlinks it */
+      continue;
+    }
+    /* Resumed already and still here: it is running (teardown from inside
+     * a body). Drop it rather than loop. */
     if (f->kind == FRAME_ASYNC) async_frame_abandon((async_frame *)f);
     else vow__asyncgen_abandon(f);
   }
   vow__stack_pool_free(st->stacks);
-  free(st);
+  vow__free(st);
 }
 
 static vow__async_state *async_state_get(vow_loop *loop) {
   vow__async_state *st = vow__loop_ext(loop, VOW__EXT_ASYNC);
   if (st) return st;
-  st = calloc(1, sizeof *st);
+  st = vow__calloc(1, sizeof *st);
   if (!st) return NULL;
   st->stacks = vow__stack_pool_new(loop->options.stack_size, 64, VOW_CORO_BACKEND_DEFAULT);
   if (!st->stacks) {
-    free(st);
+    vow__free(st);
     return NULL;
   }
   vow__loop_set_ext(loop, VOW__EXT_ASYNC, st, async_state_free, NULL);
@@ -139,6 +149,11 @@ static void resume_with(vow__frame *f, vow_value outcome, int rejected) {
   }
 }
 
+static int closing_error(vow_value *out) {
+  *out = vow_error(VOW_ECLOSING, "the loop is being freed");
+  return VOW_ECLOSING;
+}
+
 int vow_await(vow_promise *p, vow_value *out) {
   vow_value ignored;
   if (!out) out = &ignored;
@@ -147,6 +162,12 @@ int vow_await(vow_promise *p, vow_value *out) {
     vow_promise_unref(p);
     *out = vow_error(VOW_ENOTASYNC, "await is only valid in async functions");
     return VOW_ENOTASYNC;
+  }
+  if (f->closing) { /* nothing will ever settle now */
+    vow_promise_unref(p);
+    int rc = closing_error(out);
+    if (out == &ignored) vow_unref(ignored);
+    return rc;
   }
   if (!p) {
     *out = vow_error_nomem();
@@ -169,9 +190,16 @@ int vow_await(vow_promise *p, vow_value *out) {
   f->awaiting = NULL;
   *out = f->outcome;
   f->outcome = vow_undefined();
-  int rejected = f->rejected;
+  int rc = f->closing ? VOW_ECLOSING : f->rejected ? VOW_EREJECTED : 0;
   if (out == &ignored) vow_unref(ignored);
-  return rejected ? VOW_EREJECTED : 0;
+  return rc;
+}
+
+void vow__frame_close(vow__frame *f) {
+  f->closing = 1;
+  vow_value err;
+  closing_error(&err);
+  resume_with(f, err, 1);
 }
 
 int vow_await_value(vow_value value, vow_value *out) {
@@ -205,7 +233,7 @@ static void async_finish(async_frame *a) {
   vow_promise *p = a->promise;
   vow_value result = a->result;
   vow__frame_end(&a->f);
-  free(a);
+  vow__free(a);
   if (result.flags & VOW__THROWN) vow_promise_reject(p, result);
   else vow_promise_resolve(p, result);
   vow_promise_unref(p);
@@ -215,20 +243,22 @@ static void async_frame_abandon(async_frame *a) {
   vow_promise *p = a->promise;
   if (a->arg_free) a->arg_free(a->arg); /* its body will never finish */
   vow__frame_end(&a->f);
-  free(a);
+  vow__free(a);
   vow_promise_unref(p);
 }
 
 vow_promise *vow_async_ex(vow_loop *loop, vow_async_fn fn, void *arg,
                           const vow_async_options *options) {
-  if (!fn) return NULL;
-  vow_promise *p = vow_promise_new(loop);
-  if (!p) return NULL;
-  async_frame *a = calloc(1, sizeof *a);
+  vow_promise *p = fn ? vow_promise_new(loop) : NULL;
+  if (!p) { /* the body will never run: arg is released now */
+    if (options && options->arg_free) options->arg_free(arg);
+    return NULL;
+  }
+  async_frame *a = vow__calloc(1, sizeof *a);
   size_t stack_size = options ? options->stack_size : 0;
   const char *name = options && options->name ? options->name : "async";
   if (!a || vow__frame_start(&a->f, loop, FRAME_ASYNC, async_body, stack_size, name) != 0) {
-    free(a);
+    vow__free(a);
     if (options && options->arg_free) options->arg_free(arg);
     vow_promise_reject(p, vow_error(VOW_ENOMEM, "cannot allocate a coroutine stack"));
     return p;

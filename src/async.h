@@ -21,6 +21,7 @@ struct vow__frame {
   vow_promise *awaiting; /* what it is suspended on (a reference), or NULL */
   vow_value outcome;     /* the awaited value or reason, handed to vow_await */
   int rejected;          /* ... and which of the two it is */
+  int closing;           /* resumed by the loop's teardown: awaits fail with VOW_ECLOSING */
   const char *name;      /* for traces and overflow reports (borrowed) */
   uint64_t span;         /* its trace span, 0 when not tracing */
 };
@@ -41,6 +42,9 @@ void vow__frame_end(vow__frame *f);
 vow__frame *vow__frame_current(void);
 /* Resumes f; returns non-zero when its body has finished. */
 int vow__frame_resume(vow__frame *f);
+
+/* Resumes a suspended frame for the last time, at the loop's teardown. */
+void vow__frame_close(vow__frame *f);
 
 /* asyncgen.c: releases a generator frame that was never finished (loop
  * teardown), and takes over after a generator frame resumed from an await

@@ -23,6 +23,7 @@
  */
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "async.h"
 
 enum { G_START, G_YIELD, G_EXECUTING, G_RETURNING, G_DONE };
@@ -97,7 +98,7 @@ static void gen_free(vow_asyncgen *g) {
   }
   vow_unref(g->result);
   if (g->arg_free) g->arg_free(g->arg);
-  free(g);
+  vow__free(g);
 }
 
 vow_asyncgen *vow_asyncgen_ref(vow_asyncgen *g) {
@@ -144,7 +145,8 @@ static void body_finished(vow_asyncgen *g) {
   g->state = G_DONE;
   int thrown = (r.flags & VOW__THROWN) != 0;
   r.flags = 0;
-  complete_step(g, r, thrown, 1);
+  if (g->head) complete_step(g, r, thrown, 1);
+  else vow_unref(r); /* closed by the loop's teardown while nobody asked */
   drain_queue(g);
 }
 
@@ -227,9 +229,12 @@ static void drain_queue(vow_asyncgen *g) {
 
 vow_asyncgen *vow_asyncgen_new_ex(vow_loop *loop, vow_asyncgen_fn fn, void *arg,
                                   const vow_async_options *options) {
-  if (!loop || !fn || loop->closing || !vow__loop_on_owner(loop)) return NULL;
-  vow_asyncgen *g = calloc(1, sizeof *g);
-  if (!g) return NULL;
+  vow_asyncgen *g = loop && fn && !loop->closing && vow__loop_on_owner(loop)
+                        ? vow__calloc(1, sizeof *g) : NULL;
+  if (!g) { /* the body will never run: arg is released now */
+    if (options && options->arg_free) options->arg_free(arg);
+    return NULL;
+  }
   g->f.loop = loop;
   g->f.kind = FRAME_GENERATOR;
   g->refs = 1;
@@ -326,7 +331,14 @@ int vow_yield(vow_value value, vow_value *sent) {
       g->state = G_YIELD;
       vow__coro_yield(f->co);
     }
-    rc = unwrap_resumption(g, sent);
+    if (f->closing) { /* resumed by the loop's teardown, not by a request */
+      vow_unref(f->outcome);
+      f->outcome = vow_undefined();
+      rc = VOW_ECLOSING;
+      *sent = vow_error(VOW_ECLOSING, "the loop is being freed");
+    } else {
+      rc = unwrap_resumption(g, sent);
+    }
   } else {
     *sent = awaited;
   }
@@ -346,10 +358,10 @@ int vow_for_await_gen(vow_for_await *it, vow_asyncgen *gen) {
 
 int vow_for_await_array(vow_for_await *it, vow_loop *loop, vow_value *items, size_t n) {
   *it = (vow_for_await){0};
-  vow_value *copy = n ? malloc(n * sizeof *copy) : NULL;
+  vow_value *copy = n ? vow__malloc(n * sizeof *copy) : NULL;
   if (!loop || (n && !copy)) {
     for (size_t i = 0; i < n; i++) vow_unref(items[i]);
-    free(copy);
+    vow__free(copy);
     return loop ? VOW_ENOMEM : VOW_EINVAL;
   }
   for (size_t i = 0; i < n; i++) copy[i] = items[i];
@@ -415,7 +427,7 @@ int vow_for_await_end(vow_for_await *it, vow_value *error) {
     vow_unref(ignored);
   }
   for (size_t i = it->next; i < it->count; i++) vow_unref(it->items[i]);
-  free(it->items);
+  vow__free(it->items);
   vow_asyncgen_unref(it->gen);
   int status = it->status;
   if (error) *error = it->error;

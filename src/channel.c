@@ -9,6 +9,7 @@
  */
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "promise.h"
 
 typedef struct waiter {
@@ -52,11 +53,11 @@ static waiter *pop_waiter(waiters *q) {
 
 vow_channel *vow_channel_new(vow_loop *loop, size_t capacity) {
   if (!loop || loop->closing || !vow__loop_on_owner(loop)) return NULL;
-  vow_channel *ch = calloc(1, sizeof *ch);
+  vow_channel *ch = vow__calloc(1, sizeof *ch);
   if (!ch) return NULL;
-  ch->ring = capacity ? calloc(capacity, sizeof *ch->ring) : NULL;
+  ch->ring = capacity ? vow__calloc(capacity, sizeof *ch->ring) : NULL;
   if (capacity && !ch->ring) {
-    free(ch);
+    vow__free(ch);
     return NULL;
   }
   ch->refs = 1;
@@ -74,8 +75,8 @@ void vow_channel_unref(vow_channel *ch) {
   if (!ch || --ch->refs > 0) return;
   vow_channel_close(ch); /* settles anyone still waiting */
   for (size_t i = 0; i < ch->len; i++) vow_unref(ch->ring[(ch->head + i) % ch->capacity]);
-  free(ch->ring);
-  free(ch);
+  vow__free(ch->ring);
+  vow__free(ch);
 }
 
 static vow_value take_buffered(vow_channel *ch) {
@@ -103,17 +104,17 @@ vow_promise *vow_channel_send(vow_channel *ch, vow_value value) {
   if (r) { /* a receiver is waiting: hand the value over */
     vow_promise_resolve(r->promise, vow__iter_new(0, value));
     vow_promise_unref(r->promise);
-    free(r);
+    vow__free(r);
     return vow_resolved(ch->loop, vow_undefined());
   }
   if (ch->len < ch->capacity) {
     put_buffered(ch, value);
     return vow_resolved(ch->loop, vow_undefined());
   }
-  waiter *s = malloc(sizeof *s);
+  waiter *s = vow__malloc(sizeof *s);
   vow_promise *p = s ? vow_promise_new(ch->loop) : NULL;
   if (!p) {
-    free(s);
+    vow__free(s);
     vow_unref(value);
     return NULL;
   }
@@ -131,7 +132,7 @@ vow_promise *vow_channel_recv(vow_channel *ch) {
       put_buffered(ch, s->value);
       vow_promise_resolve(s->promise, vow_undefined());
       vow_promise_unref(s->promise);
-      free(s);
+      vow__free(s);
     }
     return vow_resolved(ch->loop, vow__iter_new(0, v));
   }
@@ -139,14 +140,14 @@ vow_promise *vow_channel_recv(vow_channel *ch) {
     vow_value v = s->value;
     vow_promise_resolve(s->promise, vow_undefined());
     vow_promise_unref(s->promise);
-    free(s);
+    vow__free(s);
     return vow_resolved(ch->loop, vow__iter_new(0, v));
   }
   if (ch->closed) return vow_resolved(ch->loop, vow__iter_new(1, vow_undefined()));
-  waiter *r = malloc(sizeof *r);
+  waiter *r = vow__malloc(sizeof *r);
   vow_promise *p = r ? vow_promise_new(ch->loop) : NULL;
   if (!p) {
-    free(r);
+    vow__free(r);
     return NULL;
   }
   *r = (waiter){NULL, vow_promise_ref(p), vow_undefined()};
@@ -162,12 +163,12 @@ void vow_channel_close(vow_channel *ch) {
     vow_unref(w->value);
     vow_promise_reject(w->promise, vow_error(VOW_EDONE, "channel closed before the value was taken"));
     vow_promise_unref(w->promise);
-    free(w);
+    vow__free(w);
   }
   while ((w = pop_waiter(&ch->receivers)) != NULL) {
     vow_promise_resolve(w->promise, vow__iter_new(1, vow_undefined()));
     vow_promise_unref(w->promise);
-    free(w);
+    vow__free(w);
   }
 }
 
@@ -194,7 +195,5 @@ static void channel_unref_arg(void *ch) { vow_channel_unref(ch); }
 vow_asyncgen *vow_channel_iter(vow_channel *ch) {
   if (!ch) return NULL;
   vow_async_options o = {.name = "channel", .arg_free = channel_unref_arg};
-  vow_asyncgen *g = vow_asyncgen_new_ex(ch->loop, channel_values, vow_channel_ref(ch), &o);
-  if (!g) vow_channel_unref(ch);
-  return g;
+  return vow_asyncgen_new_ex(ch->loop, channel_values, vow_channel_ref(ch), &o);
 }

@@ -11,6 +11,7 @@
  */
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "promise.h"
 
 /* Lives while any element record does (plus the building call itself):
@@ -36,7 +37,7 @@ static void settle(vow_promise *p, vow_value v, int rejected) {
 static void gather_release(gather *g) {
   vow_unref(g->values);
   vow_promise_unref(g->result);
-  free(g);
+  vow__free(g);
 }
 
 static void element_free(void *e) {
@@ -106,11 +107,11 @@ static void release_items(vow_value *items, size_t from, size_t n) {
 static vow_promise *combine(vow_loop *loop, vow_value *items, size_t n, vow_handler on_ok,
                             vow_handler on_err, int reject_when_done) {
   vow_promise *result = vow_promise_new(loop);
-  gather *g = result ? calloc(1, sizeof *g) : NULL;
+  gather *g = result ? vow__calloc(1, sizeof *g) : NULL;
   vow_value values = g ? vow_array(n) : vow_undefined();
   if (!g || values.kind != VOW_ARRAY || n >= UINT32_MAX) {
     vow_unref(values);
-    free(g);
+    vow__free(g);
     vow_promise_unref(result);
     release_items(items, 0, n);
     return NULL;
@@ -202,14 +203,14 @@ typedef struct abort_entry {
 static void abort_race_release(abort_race *r) {
   if (--r->refs > 0) return;
   for (size_t i = 0; i < r->n; i++) vow_abort_signal_unref(r->signals[i]);
-  free(r->signals);
+  vow__free(r->signals);
   vow_promise_unref(r->result);
-  free(r);
+  vow__free(r);
 }
 
 static void abort_entry_free(void *e) {
   abort_race *r = ((abort_entry *)e)->race;
-  free(e);
+  vow__free(e);
   abort_race_release(r);
 }
 
@@ -239,10 +240,10 @@ static vow_value abort_race_rejected(vow_loop *loop, vow_value reason, void *e) 
 vow_promise *vow_race_abort(vow_loop *loop, vow_value *items, vow_abort_signal *const *signals,
                             size_t n) {
   vow_promise *result = vow_promise_new(loop);
-  abort_race *r = result ? calloc(1, sizeof *r) : NULL;
-  vow_abort_signal **refs = r ? calloc(n ? n : 1, sizeof *refs) : NULL;
+  abort_race *r = result ? vow__calloc(1, sizeof *r) : NULL;
+  vow_abort_signal **refs = r ? vow__calloc(n ? n : 1, sizeof *refs) : NULL;
   if (!refs) {
-    free(r);
+    vow__free(r);
     vow_promise_unref(result);
     release_items(items, 0, n);
     return NULL;
@@ -251,7 +252,7 @@ vow_promise *vow_race_abort(vow_loop *loop, vow_value *items, vow_abort_signal *
   for (size_t i = 0; i < n; i++) refs[i] = signals ? vow_abort_signal_ref(signals[i]) : NULL;
   for (size_t i = 0; i < n; i++) {
     vow_promise *next = vow_resolved(loop, items[i]);
-    abort_entry *e = next ? malloc(sizeof *e) : NULL;
+    abort_entry *e = next ? vow__malloc(sizeof *e) : NULL;
     if (!e) {
       vow_promise_unref(next);
       release_items(items, i + 1, n);

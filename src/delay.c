@@ -2,6 +2,7 @@
  * delay.c — timers that settle promises: Node's timers/promises setTimeout.
  * The bridge between timer.c (which knows tasks) and promise.c.
  */
+#include "alloc.h"
 #include "promise.h"
 
 typedef struct delay {

@@ -10,16 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "loop.h"
 
 int vow_loop_new(vow_loop **out, const vow_loop_options *options) {
   if (!out) return VOW_EINVAL;
   *out = NULL;
-  vow_loop *loop = calloc(1, sizeof *loop);
+  vow_loop *loop = vow__calloc(1, sizeof *loop);
   if (!loop) return VOW_ENOMEM;
   int err = uv_loop_init(&loop->uv);
   if (err) {
-    free(loop);
+    vow__free(loop);
     return err;
   }
   loop->uv.data = loop;
@@ -32,7 +33,7 @@ int vow_loop_new(vow_loop **out, const vow_loop_options *options) {
   if (err) {
     uv_run(&loop->uv, UV_RUN_NOWAIT); /* closes what init opened */
     uv_loop_close(&loop->uv);
-    free(loop);
+    vow__free(loop);
     return err;
   }
   vow__trace_from_env(loop);
@@ -131,7 +132,7 @@ int vow_loop_free(vow_loop *loop) {
   vow__pool_destroy(&loop->pool);
   /* UV_EBUSY: a handle of the caller's is still open and points at this
    * memory, so the loop structure is left allocated rather than freed under it. */
-  if (err == 0) free(loop);
+  if (err == 0) vow__free(loop);
   return err;
 }
 

@@ -8,6 +8,7 @@
  */
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "promise.h"
 
 typedef struct map_state {
@@ -36,17 +37,17 @@ typedef struct map_element {
 static void map_release(map_state *st) {
   if (--st->refs > 0) return;
   for (size_t i = 0; i < st->n; i++) vow_unref(st->items[i]);
-  free(st->items);
+  vow__free(st->items);
   vow_unref(st->results);
   vow_promise_unref(st->result);
   vow_abort_signal_unref(st->signal);
-  free(st);
+  vow__free(st);
 }
 
 static void element_free(void *e) {
   map_element *el = e;
   map_state *st = el->st;
-  free(el);
+  vow__free(el);
   map_release(st);
 }
 
@@ -93,7 +94,7 @@ static void start_more(map_state *st) {
     size_t i = st->next++;
     vow_promise *p = st->fn(st->loop, st->items[i], i, st->signal, st->ctx);
     if (!p) p = vow_rejected(st->loop, vow_error_nomem());
-    map_element *el = p ? malloc(sizeof *el) : NULL;
+    map_element *el = p ? vow__malloc(sizeof *el) : NULL;
     if (!el) {
       vow_promise_unref(p);
       st->failed = 1;
@@ -112,14 +113,14 @@ static void start_more(map_state *st) {
 vow_promise *vow_map(vow_loop *loop, vow_value *items, size_t n, vow_map_fn fn, void *ctx,
                      const vow_map_options *options) {
   vow_promise *result = fn ? vow_promise_new(loop) : NULL;
-  map_state *st = result ? calloc(1, sizeof *st) : NULL;
-  vow_value *copy = st ? malloc((n ? n : 1) * sizeof *copy) : NULL;
+  map_state *st = result ? vow__calloc(1, sizeof *st) : NULL;
+  vow_value *copy = st ? vow__malloc((n ? n : 1) * sizeof *copy) : NULL;
   vow_abort_signal *signal = copy ? vow_abort_signal_new(loop) : NULL;
   vow_value results = signal ? vow_array(n) : vow_undefined();
   if (results.kind != VOW_ARRAY) {
     vow_abort_signal_unref(signal);
-    free(copy);
-    free(st);
+    vow__free(copy);
+    vow__free(st);
     vow_promise_unref(result);
     for (size_t i = 0; i < n; i++) vow_unref(items[i]);
     return NULL;

@@ -8,17 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "loop.h"
 
 static int ring_grow(vow__microtask_queue *q) {
   uint32_t new_cap = q->cap ? q->cap * 2 : 256;
   if (new_cap == 0) return VOW_ENOMEM; /* 2^32 tasks: give up */
-  vow__task *ring = malloc((size_t)new_cap * sizeof *ring);
+  vow__task *ring = vow__malloc((size_t)new_cap * sizeof *ring);
   if (!ring) return VOW_ENOMEM;
   /* Unwrap: the oldest task goes to slot 0. */
   uint32_t count = q->tail - q->head;
   for (uint32_t i = 0; i < count; i++) ring[i] = q->ring[(q->head + i) & (q->cap - 1)];
-  free(q->ring);
+  vow__free(q->ring);
   q->ring = ring;
   q->cap = new_cap;
   q->head = 0;
@@ -67,6 +68,6 @@ void vow__microtask_dispose_all(vow_loop *loop) {
 }
 
 void vow__microtask_free(vow__microtask_queue *q) {
-  free(q->ring);
+  vow__free(q->ring);
   memset(q, 0, sizeof *q);
 }

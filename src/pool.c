@@ -1,6 +1,7 @@
 /*
  * pool.c — per-loop free lists (see pool.h for the design).
  */
+#include "alloc.h"
 #include "pool.h"
 
 #include <assert.h>
@@ -41,14 +42,14 @@ void vow__pool_destroy(vow__pool *pool) {
   vow__pool_chunk *c = pool->chunks;
   while (c) {
     vow__pool_chunk *next = c->next;
-    free(c);
+    vow__free(c);
     c = next;
   }
   *pool = (vow__pool){0};
 }
 
 static int pool_grow(vow__pool *pool) {
-  vow__pool_chunk *c = malloc(CHUNK_SIZE);
+  vow__pool_chunk *c = vow__malloc(CHUNK_SIZE);
   if (!c) return -1;
   c->next = pool->chunks;
   pool->chunks = c;
@@ -60,7 +61,7 @@ static int pool_grow(vow__pool *pool) {
 
 void *vow__pool_alloc(vow__pool *pool, size_t size) {
   if (VOW__POOL_USE_MALLOC) {
-    void *p = malloc(size);
+    void *p = vow__malloc(size);
     if (p) pool->live++;
     return p;
   }
@@ -84,7 +85,7 @@ void vow__pool_free(vow__pool *pool, void *ptr, size_t size) {
   assert(pool->live > 0);
   pool->live--;
   if (VOW__POOL_USE_MALLOC) {
-    free(ptr);
+    vow__free(ptr);
     return;
   }
   size_t cls = size_class(size);

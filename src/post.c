@@ -8,6 +8,7 @@
  */
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "loop.h"
 
 static void on_wakeup(uv_async_t *handle);
@@ -46,7 +47,7 @@ static void on_wakeup(uv_async_t *handle) {
     }
     vow__loop_enter_named(loop, "post", tasks[i].fn, tasks[i].arg);
   }
-  free(tasks);
+  vow__free(tasks);
 }
 
 int vow_loop_post(vow_loop *loop, vow_task_fn fn, void *arg) {
@@ -54,7 +55,7 @@ int vow_loop_post(vow_loop *loop, vow_task_fn fn, void *arg) {
   uv_mutex_lock(&loop->post_lock);
   if (loop->posts_len == loop->posts_cap) {
     size_t cap = loop->posts_cap ? loop->posts_cap * 2 : 16;
-    vow__task *tasks = realloc(loop->posts, cap * sizeof *tasks);
+    vow__task *tasks = vow__realloc(loop->posts, cap * sizeof *tasks);
     if (!tasks) {
       uv_mutex_unlock(&loop->post_lock);
       return VOW_ENOMEM;
@@ -86,7 +87,7 @@ void vow__post_dispose_all(vow_loop *loop) {
   size_t n;
   vow__task *tasks = take_posts(loop, &n);
   for (size_t i = 0; i < n; i++) vow__loop_dispose_task(loop, tasks[i].fn, tasks[i].arg);
-  free(tasks);
+  vow__free(tasks);
 }
 
 void vow__post_close(vow_loop *loop) {
@@ -94,7 +95,7 @@ void vow__post_close(vow_loop *loop) {
 }
 
 void vow__post_free(vow_loop *loop) {
-  free(loop->posts);
+  vow__free(loop->posts);
   loop->posts = NULL;
   uv_mutex_destroy(&loop->post_lock);
 }

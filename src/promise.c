@@ -17,6 +17,7 @@
  */
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "promise.h"
 
 /* The sizes the header documents. */
@@ -83,7 +84,7 @@ static adoption *adoption_new(vow_loop *loop, vow_promise *p) {
   vow__promise_state *st = vow__loop_ext(loop, VOW__EXT_PROMISE);
   if (st->adoptions_len == st->adoptions_cap) {
     size_t cap = st->adoptions_cap ? st->adoptions_cap * 2 : 16;
-    adoption **list = realloc(st->adoptions, cap * sizeof *list);
+    adoption **list = vow__realloc(st->adoptions, cap * sizeof *list);
     if (!list) return NULL;
     st->adoptions = list;
     st->adoptions_cap = cap;
@@ -124,20 +125,20 @@ static void state_free(vow_loop *loop, void *state) {
     vow_promise_unref(st->rejected[i]);
   }
   bury(loop, st);
-  free(st->adoptions);
-  free(st->rejected);
-  free(st);
+  vow__free(st->adoptions);
+  vow__free(st->rejected);
+  vow__free(st);
 }
 
 vow__promise_state *vow__promise_state_get(vow_loop *loop) {
   vow__promise_state *st = vow__loop_ext(loop, VOW__EXT_PROMISE);
   if (st) return st;
-  st = calloc(1, sizeof *st);
+  st = vow__calloc(1, sizeof *st);
   if (!st) return NULL;
   if (vow__loop_add_disposer(loop, reaction_job, dispose_reaction_job) != 0 ||
       vow__loop_add_disposer(loop, thenable_job, dispose_thenable_job) != 0 ||
       vow__loop_add_disposer(loop, remote_settle_run, remote_settle_dispose) != 0) {
-    free(st);
+    vow__free(st);
     return NULL;
   }
   vow__loop_set_ext(loop, VOW__EXT_PROMISE, st, state_free, vow__rejection_checkpoint);
@@ -545,7 +546,7 @@ static void remote_settle_run(vow_loop *loop, void *arg) {
   if (r->reject) vow_promise_reject(r->promise, r->value);
   else vow_promise_resolve(r->promise, r->value);
   vow_promise_unref(r->promise);
-  free(r);
+  vow__free(r);
 }
 
 static void remote_settle_dispose(vow_loop *loop, void *arg) {
@@ -553,7 +554,7 @@ static void remote_settle_dispose(vow_loop *loop, void *arg) {
   remote_settle *r = arg;
   vow_unref(r->value);
   vow_promise_unref(r->promise);
-  free(r);
+  vow__free(r);
 }
 
 static int settle_threadsafe(vow_promise *p, vow_value value, int reject) {
@@ -561,7 +562,7 @@ static int settle_threadsafe(vow_promise *p, vow_value value, int reject) {
     vow_unref(value);
     return VOW_EINVAL;
   }
-  remote_settle *r = malloc(sizeof *r);
+  remote_settle *r = vow__malloc(sizeof *r);
   if (!r) {
     vow_unref(value);
     return VOW_ENOMEM; /* p's reference stays with the caller */
@@ -570,7 +571,7 @@ static int settle_threadsafe(vow_promise *p, vow_value value, int reject) {
   int err = vow_loop_post(p->loop, remote_settle_run, r);
   if (err) {
     vow_unref(value);
-    free(r);
+    vow__free(r);
   }
   return err;
 }

@@ -10,13 +10,14 @@
  */
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "promise.h"
 
 void vow__rejection_track(vow_promise *p) {
   vow__promise_state *st = vow__loop_ext(p->loop, VOW__EXT_PROMISE);
   if (st->rejected_len == st->rejected_cap) {
     size_t cap = st->rejected_cap ? st->rejected_cap * 2 : 16;
-    vow_promise **list = realloc(st->rejected, cap * sizeof *list);
+    vow_promise **list = vow__realloc(st->rejected, cap * sizeof *list);
     if (!list) return; /* cannot remember it: it goes unreported, never crashes */
     st->rejected = list;
     st->rejected_cap = cap;
@@ -57,7 +58,7 @@ int vow__rejection_checkpoint(vow_loop *loop, void *state) {
     P_FLAGS(p) &= (uint8_t)~P_TRACKED;
     vow_promise_unref(p);
   }
-  free(batch);
+  vow__free(batch);
   return 1;
 }
 

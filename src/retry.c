@@ -7,6 +7,7 @@
  */
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "promise.h"
 
 typedef struct retry {
@@ -75,7 +76,7 @@ static uint64_t backoff(retry *r, unsigned attempt) {
 
 static vow_value give_up(retry *r, vow_value reason) {
   vow_abort_signal_unref(r->signal);
-  free(r);
+  vow__free(r);
   return vow_throw(reason);
 }
 
@@ -89,7 +90,7 @@ static vow_value retry_body(vow_loop *loop, void *arg) {
     if (vow_abort_signal_aborted(r->signal)) return give_up(r, vow_ref(vow_abort_signal_reason(r->signal)));
     if (vow_await(r->attempt(loop, attempt, r->signal, r->ctx), &v) == 0) {
       vow_abort_signal_unref(r->signal);
-      free(r);
+      vow__free(r);
       return v;
     }
     if (attempt >= r->o.max_attempts || (r->o.retryable && !r->o.retryable(v, r->ctx)))
@@ -109,7 +110,7 @@ static vow_value retry_body(vow_loop *loop, void *arg) {
 vow_promise *vow_retry(vow_loop *loop, vow_attempt_fn attempt, void *ctx,
                        const vow_retry_options *options) {
   if (!attempt) return NULL;
-  retry *r = calloc(1, sizeof *r);
+  retry *r = vow__calloc(1, sizeof *r);
   if (!r) return NULL;
   if (options) r->o = *options;
   if (!r->o.max_attempts) r->o.max_attempts = 3;
@@ -124,7 +125,7 @@ vow_promise *vow_retry(vow_loop *loop, vow_attempt_fn attempt, void *ctx,
   r->signal = r->o.signal ? vow_abort_signal_any(loop, &r->o.signal, 1) : vow_abort_signal_new(loop);
   r->o.signal = NULL; /* the caller's is followed through ours */
   if (!r->signal) {
-    free(r);
+    vow__free(r);
     return NULL;
   }
   int started = 0;
@@ -133,7 +134,7 @@ vow_promise *vow_retry(vow_loop *loop, vow_attempt_fn attempt, void *ctx,
   vow_promise *p = vow_async_ex(loop, retry_body, r, &ao);
   if (!started) { /* no coroutine could be made: r is still ours */
     vow_abort_signal_unref(r->signal);
-    free(r);
+    vow__free(r);
   }
   return p;
 }

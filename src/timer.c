@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "loop.h"
 
 #define CHUNK_RECORDS 1024u
@@ -83,10 +84,10 @@ static void queue_remove(vow__timer_queue *q, vow__timer *t) {
 
 static vow__timer *record_alloc(vow__timers *t) {
   if (!t->free_records) {
-    vow__timer **chunks = realloc(t->chunks, (t->nchunks + 1) * sizeof *chunks);
+    vow__timer **chunks = vow__realloc(t->chunks, (t->nchunks + 1) * sizeof *chunks);
     if (!chunks) return NULL;
     t->chunks = chunks;
-    vow__timer *chunk = calloc(CHUNK_RECORDS, sizeof *chunk);
+    vow__timer *chunk = vow__calloc(CHUNK_RECORDS, sizeof *chunk);
     if (!chunk) return NULL;
     chunks[t->nchunks] = chunk;
     /* Thread the new records onto the free list, lowest slot first. */
@@ -168,7 +169,7 @@ static void heap_sift_down(vow__timers *t, uint32_t i) {
 static int heap_push(vow__timers *t, vow__timer_list *l) {
   if (t->heap_len == t->heap_cap) {
     uint32_t cap = t->heap_cap ? t->heap_cap * 2 : 16;
-    vow__timer_list **heap = realloc(t->heap, cap * sizeof *heap);
+    vow__timer_list **heap = vow__realloc(t->heap, cap * sizeof *heap);
     if (!heap) return VOW_ENOMEM;
     t->heap = heap;
     t->heap_cap = cap;
@@ -213,7 +214,7 @@ static int map_put(vow__timers *t, vow__timer_list *l) {
     uint32_t cap = t->map_cap ? t->map_cap * 2 : 16;
     vow__timer_list **old = t->map;
     uint32_t old_cap = t->map_cap;
-    t->map = calloc(cap, sizeof *t->map);
+    t->map = vow__calloc(cap, sizeof *t->map);
     if (!t->map) {
       t->map = old;
       return VOW_ENOMEM;
@@ -222,7 +223,7 @@ static int map_put(vow__timers *t, vow__timer_list *l) {
     t->map_len = 0;
     for (uint32_t i = 0; i < old_cap; i++)
       if (old[i]) map_insert_unchecked(t, old[i]);
-    free(old);
+    vow__free(old);
   }
   map_insert_unchecked(t, l);
   return 0;
@@ -285,7 +286,7 @@ static void driver_schedule(vow_loop *loop) {
 static void list_free(vow__timers *t, vow__timer_list *l) {
   heap_remove(t, l);
   map_delete(t, l);
-  free(l);
+  vow__free(l);
 }
 
 /* Appends r to the list of its duration; r->start and r->ms are set. */
@@ -293,18 +294,18 @@ static int timer_insert(vow_loop *loop, vow__timer *r) {
   vow__timers *t = timers_of(loop);
   vow__timer_list *l = map_get(t, r->ms);
   if (!l) {
-    l = calloc(1, sizeof *l);
+    l = vow__calloc(1, sizeof *l);
     if (!l) return VOW_ENOMEM;
     l->ms = r->ms;
     l->expiry = r->start + r->ms;
     l->id = t->next_list_id++;
     if (map_put(t, l) != 0) {
-      free(l);
+      vow__free(l);
       return VOW_ENOMEM;
     }
     if (heap_push(t, l) != 0) {
       map_delete(t, l);
-      free(l);
+      vow__free(l);
       return VOW_ENOMEM;
     }
     if (l->expiry < t->driver_expiry) driver_schedule(loop);
@@ -555,9 +556,9 @@ void vow__timers_close(vow_loop *loop) {
 
 void vow__timers_free(vow_loop *loop) {
   vow__timers *t = timers_of(loop);
-  for (uint32_t c = 0; c < t->nchunks; c++) free(t->chunks[c]);
-  free(t->chunks);
-  free(t->map);
-  free(t->heap);
+  for (uint32_t c = 0; c < t->nchunks; c++) vow__free(t->chunks[c]);
+  vow__free(t->chunks);
+  vow__free(t->map);
+  vow__free(t->heap);
   memset(t, 0, sizeof *t);
 }

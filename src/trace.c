@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "loop.h"
 
 typedef struct event {
@@ -44,7 +45,7 @@ static event *push(vow__trace *t) {
   if (t->failed) return NULL;
   if (t->len == t->cap) {
     size_t cap = t->cap ? t->cap * 2 : 1024;
-    event *e = realloc(t->events, cap * sizeof *e);
+    event *e = vow__realloc(t->events, cap * sizeof *e);
     if (!e) {
       t->failed = 1;
       return NULL;
@@ -65,7 +66,7 @@ void vow__trace_complete(vow_loop *loop, const char *cat, const char *name, uint
 
 static char *copy(const char *s) {
   size_t n = strlen(s ? s : "") + 1;
-  char *c = malloc(n);
+  char *c = vow__malloc(n);
   if (c) memcpy(c, s ? s : "", n);
   return c;
 }
@@ -76,8 +77,8 @@ static uint64_t span_begin(vow_loop *loop, const char *cat, int own_cat, const c
   char *owned_cat = own_cat ? copy(cat) : NULL;
   event *e = owned_name && (owned_cat || !own_cat) ? push(t) : NULL;
   if (!e) {
-    free(owned_name);
-    free(owned_cat);
+    vow__free(owned_name);
+    vow__free(owned_cat);
     return 0;
   }
   uint64_t id = ++t->next_span;
@@ -143,12 +144,12 @@ static int write_file(const vow__trace *t) {
 
 static void trace_release(vow__trace *t) {
   for (size_t i = 0; i < t->len; i++) {
-    free(t->events[i].owned_name);
-    free(t->events[i].owned_cat);
+    vow__free(t->events[i].owned_name);
+    vow__free(t->events[i].owned_cat);
   }
-  free(t->events);
-  free(t->path);
-  free(t);
+  vow__free(t->events);
+  vow__free(t->path);
+  vow__free(t);
 }
 
 /* ---- public API ------------------------------------------------------------------ */
@@ -157,9 +158,9 @@ int vow_trace_start(vow_loop *loop, const char *path) {
   if (!loop || !path) return VOW_EINVAL;
   if (!vow__loop_on_owner(loop)) return VOW_ETHREAD;
   if (loop->trace) return VOW_EBUSY;
-  vow__trace *t = calloc(1, sizeof *t);
+  vow__trace *t = vow__calloc(1, sizeof *t);
   if (!t || !(t->path = copy(path))) {
-    free(t);
+    vow__free(t);
     return VOW_ENOMEM;
   }
   loop->trace = t;
@@ -201,9 +202,9 @@ void vow__trace_from_env(vow_loop *loop) {
     return;
   }
   size_t len = strlen(path) + 16;
-  char *numbered = malloc(len);
+  char *numbered = vow__malloc(len);
   if (!numbered) return;
   snprintf(numbered, len, "%s.%u", path, n);
   vow_trace_start(loop, numbered);
-  free(numbered);
+  vow__free(numbered);
 }

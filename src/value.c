@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "value.h"
 
 /* The value model's promise: 16 bytes, passed in two registers. */
@@ -42,7 +43,7 @@ static vow_value heap_value(vow_kind kind, vow_object *obj) {
 }
 
 static void *object_new(size_t size, vow_kind kind) {
-  vow_object *o = calloc(1, size);
+  vow_object *o = vow__calloc(1, size);
   if (!o) return NULL;
   o->refs = 1;
   o->kind = (uint8_t)kind;
@@ -59,34 +60,34 @@ vow_value vow_ref(vow_value v) {
 static void object_free(vow_value v) {
   switch (v.kind) {
     case VOW_STRING:
-      free(v.as.obj);
+      vow__free(v.as.obj);
       break;
     case VOW_ARRAY:
     case VOW_AGGREGATE: {
       vow__array *a = (vow__array *)v.as.obj;
       for (uint32_t i = 0; i < a->len; i++) vow_unref(a->items[i]);
-      free(a->items);
-      free(a);
+      vow__free(a->items);
+      vow__free(a);
       break;
     }
     case VOW_ERROR: {
       vow__error *e = (vow__error *)v.as.obj;
       vow_unref(e->message);
       vow_unref(e->cause);
-      free(e);
+      vow__free(e);
       break;
     }
     case VOW_SETTLED:
     case VOW_ITER: {
       vow__settled *s = (vow__settled *)v.as.obj;
       vow_unref(s->value);
-      free(s);
+      vow__free(s);
       break;
     }
     case VOW_POINTER: {
       vow__pointer *p = (vow__pointer *)v.as.obj;
       if (p->destroy) p->destroy(p->ptr);
-      free(p);
+      vow__free(p);
       break;
     }
     case VOW_PROMISE:
@@ -156,9 +157,9 @@ vow_value vow_array(size_t capacity) {
   if (!a) return vow_error_nomem();
   if (capacity > UINT32_MAX) capacity = UINT32_MAX;
   if (capacity) {
-    a->items = malloc(capacity * sizeof *a->items);
+    a->items = vow__malloc(capacity * sizeof *a->items);
     if (!a->items) {
-      free(a);
+      vow__free(a);
       return vow_error_nomem();
     }
     a->cap = (uint32_t)capacity;
@@ -174,7 +175,7 @@ int vow_array_push(vow_value array, vow_value item) {
   vow__array *a = (vow__array *)array.as.obj;
   if (a->len == a->cap) {
     uint32_t cap = a->cap ? (a->cap > UINT32_MAX / 2 ? UINT32_MAX : a->cap * 2) : 4;
-    vow_value *items = cap > a->len ? realloc(a->items, (size_t)cap * sizeof *items) : NULL;
+    vow_value *items = cap > a->len ? vow__realloc(a->items, (size_t)cap * sizeof *items) : NULL;
     if (!items) {
       vow_unref(item);
       return VOW_ENOMEM;
@@ -414,10 +415,10 @@ int vow_value_print(FILE *stream, vow_value v) {
   char small[256];
   size_t n = vow_value_format(v, small, sizeof small);
   if (n < sizeof small) return fprintf(stream, "%s", small);
-  char *big = malloc(n + 1);
+  char *big = vow__malloc(n + 1);
   if (!big) return -1;
   vow_value_format(v, big, n + 1);
   int r = fprintf(stream, "%s", big);
-  free(big);
+  vow__free(big);
   return r;
 }

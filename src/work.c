@@ -8,6 +8,7 @@
  */
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "promise.h"
 
 typedef struct work {
@@ -38,13 +39,13 @@ static void work_done(uv_work_t *req, int status) {
   if (w->loop->closing) vow_unref(w->result); /* the loop is going: nobody listens */
   else vow__loop_enter_named(w->loop, "work", work_settle, w);
   vow_promise_unref(w->promise);
-  free(w);
+  vow__free(w);
 }
 
 vow_promise *vow_work(vow_loop *loop, vow_work_fn fn, void *arg) {
   if (!fn) return NULL;
   vow_promise *p = vow_promise_new(loop);
-  work *w = p ? calloc(1, sizeof *w) : NULL;
+  work *w = p ? vow__calloc(1, sizeof *w) : NULL;
   if (!w) {
     vow_promise_unref(p);
     return NULL;
@@ -54,7 +55,7 @@ vow_promise *vow_work(vow_loop *loop, vow_work_fn fn, void *arg) {
   int err = uv_queue_work(&loop->uv, &w->req, work_run, work_done);
   if (err) {
     vow_promise_unref(w->promise);
-    free(w);
+    vow__free(w);
     vow_promise_reject(p, vow_error(err, vow_strerror(err)));
   }
   return p;

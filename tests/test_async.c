@@ -181,23 +181,34 @@ LOOP_TEST(async, await_outside_an_async_function_is_an_error) {
   cr_assert_null(vow_current_loop());
 }
 
+static int forever_rc;
 static vow_value await_forever(vow_loop *l, void *arg) {
   vow_promise *never = vow_promise_new(l);
   *(vow_promise **)arg = vow_promise_ref(never);
   vow_value v;
-  vow_await(never, &v);
-  LOG("resumed?!");
-  return v;
+  forever_rc = vow_await(never, &v);
+  LOG("resumed with %s", vow_err_name(forever_rc));
+  vow_unref(v);
+  cr_assert_eq(vow_await(vow_delay(l, 1, vow_undefined()), NULL), VOW_ECLOSING,
+               "later awaits fail at once");
+  return vow_undefined();
 }
-/* A coroutine whose awaited promise never settles is released with its loop. */
-LOOP_TEST(async, never_resumed_coroutine_is_released_with_the_loop) {
+/* A coroutine whose awaited promise never settles stays suspended while the
+ * loop lives; freeing the loop resumes it with VOW_ECLOSING, so it can
+ * release what it holds, and nothing leaks. */
+Test(async, never_resumed_coroutine_is_closed_with_the_loop) {
   vow_promise *never = NULL;
   vow_promise *p = vow_async(loop, await_forever, &never);
   cr_assert_eq(vow_loop_run(loop), 0);
   cr_assert_eq(vow_promise_state(p), VOW_PENDING);
+  cr_assert_str_eq(LOG_TEXT(), "");
   drop(p);
   drop(never);
-  cr_assert_str_eq(LOG_TEXT(), "");
+  cr_assert_eq(vow_loop_free(loop), 0);
+  loop = NULL;
+  cr_assert_eq(forever_rc, VOW_ECLOSING);
+  cr_assert_str_eq(LOG_TEXT(), "resumed with VOW_ECLOSING");
+  TEST_LEAK_CHECK();
 }
 
 static vow_value recurse(int depth) {
