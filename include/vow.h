@@ -118,6 +118,18 @@ int vow_set_allocator(const vow_allocator *allocator);
  */
 typedef struct vow_loop vow_loop;
 
+/* Misuse has defined outcomes, never a crash:
+ *   - vow_loop_run or vow_loop_free from inside the loop's own callbacks or
+ *     async functions: refused with VOW_EBUSY, the outer run goes on;
+ *   - a call on a loop, or on its promises, from a thread that does not own it:
+ *     refused with VOW_ETHREAD (NULL where an object is returned), nothing
+ *     changes — the threadsafe calls of section 14 are the exceptions;
+ *   - a promise of another loop given to adoption, await or a combinator: a
+ *     rejection with VOW_EINVAL;
+ *   - freeing a loop with work pending: see vow_loop_free;
+ *   - an async function overflowing its stack: vow prints which one and
+ *     aborts (section 8). */
+
 /* Per-loop settings; zero-initialise and set what you need. */
 typedef struct vow_loop_options {
   /* Default stack size for async functions' coroutines, in bytes; 0 means
