@@ -115,8 +115,11 @@ int vow_loop_free(vow_loop *loop) {
   for (int i = VOW__EXT_COUNT - 1; i >= 0; i--) {
     if (loop->ext_free[i]) loop->ext_free[i](loop, loop->ext[i]);
     loop->ext[i] = NULL;
+    /* A layer's teardown can settle promises (async functions closed with
+     * VOW_ECLOSING do): release the jobs that queued while the layers below,
+     * which those jobs belong to, still exist. */
+    vow__microtask_dispose_all(loop);
   }
-  vow__microtask_dispose_all(loop); /* anything a layer's teardown queued */
   /* Thread-pool work cannot be stopped midway: wait for it (its results are
    * dropped, since the loop is closing). */
   while (loop->uv.active_reqs.count > 0) uv_run(&loop->uv, UV_RUN_ONCE);
