@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <vow.h>
 
-static uint64_t started; /* when main began, for the printed times */
+static uint64_t started; /* when main_async began, for the printed times */
 
 static int in_flight, most;
 
@@ -37,6 +37,7 @@ static vow_promise *fetch_size(vow_loop *loop, vow_value item, size_t index,
 
 static vow_value main_async(vow_loop *loop, void *arg) {
   (void)arg;
+  started = vow_loop_now(loop);
   vow_value urls[8];
   for (int i = 0; i < 8; i++) urls[i] = vow_stringf("/item/%d", i);
   vow_map_options limit = {.concurrency = 3};
@@ -50,11 +51,5 @@ static vow_value main_async(vow_loop *loop, void *arg) {
 }
 
 int main(void) {
-  vow_loop *loop;
-  if (vow_loop_new(&loop, NULL) != 0) return 1;
-  started = vow_loop_now(loop);
-  vow_promise_unref(vow_async(loop, main_async, NULL));
-  int err = vow_loop_run(loop);
-  vow_loop_free(loop);
-  return err == 0 ? 0 : 1;
+  return vow_run(main_async, NULL, NULL, NULL) == 0 ? 0 : 1;
 }

@@ -46,10 +46,5 @@ static vow_value main_async(vow_loop *loop, void *arg) {
 }
 
 int main(void) {
-  vow_loop *loop;
-  if (vow_loop_new(&loop, NULL) != 0) return 1;
-  vow_promise_unref(vow_async(loop, main_async, NULL));
-  int err = vow_loop_run(loop);
-  vow_loop_free(loop);
-  return err == 0 ? 0 : 1;
+  return vow_run(main_async, NULL, NULL, NULL) == 0 ? 0 : 1;
 }

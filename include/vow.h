@@ -544,6 +544,14 @@ int vow_await_value(vow_value value, vow_value *out);
 /* The loop of the running async function, or NULL outside one. */
 vow_loop *vow_current_loop(void);
 
+/* asyncio.run(main()): makes a loop, runs fn(loop, arg) as an async function,
+ * runs the loop until nothing is left, frees it. Returns 0 when fn's promise
+ * fulfilled, VOW_EREJECTED when it rejected (the reason is printed to stderr),
+ * or the loop's error (VOW_EUNHANDLED...). result (may be NULL) receives the
+ * value or reason — a new reference, valid after the loop is gone only for
+ * values that hold no promise. options may be NULL. */
+int vow_run(vow_async_fn fn, void *arg, const vow_loop_options *options, vow_value *result);
+
 /* ===================================================================== *
  * 9. Iteration: async generators and for-await
  * ===================================================================== *
@@ -789,7 +797,9 @@ vow_promise *vow_timeout(vow_loop *loop, vow_promise *work, uint64_t ms,
  *     connection at once, whatever stage it is in (the body included).
  *   - The body is read once: whole (vow_response_text) or as a stream of
  *     chunks (vow_response_body). A slow stream consumer pauses the transfer
- *     rather than letting it buffer without bound.
+ *     rather than letting it buffer without bound. Releasing the response
+ *     before its body is read, or the body stream before its end, stops the
+ *     transfer and frees its connection.
  */
 typedef struct vow_response vow_response;
 
@@ -835,7 +845,9 @@ vow_asyncgen *vow_response_body(vow_response *r);
  * runs as an async function per request — it may vow_await — and returns the
  * response (or a promise of one). Bad input never crashes it: a malformed
  * request gets 400, oversized headers 431, an oversized body 413, a client
- * that stalls 408, and the connection is closed.
+ * that stalls 408, and the connection is closed. Pipelined requests on one
+ * connection are handled one at a time and answered in order; a request
+ * with "Expect: 100-continue" gets "100 Continue" before its body is read.
  */
 typedef struct vow_server vow_server;
 typedef struct vow_request vow_request;

@@ -274,3 +274,25 @@ vow_promise *vow_async_ex(vow_loop *loop, vow_async_fn fn, void *arg,
 vow_promise *vow_async(vow_loop *loop, vow_async_fn fn, void *arg) {
   return vow_async_ex(loop, fn, arg, NULL);
 }
+
+/* ---- asyncio.run ----------------------------------------------------------------------- */
+
+int vow_run(vow_async_fn fn, void *arg, const vow_loop_options *options, vow_value *result) {
+  if (result) *result = vow_undefined();
+  if (!fn) return VOW_EINVAL;
+  vow_loop *loop;
+  int err = vow_loop_new(&loop, options);
+  if (err) return err;
+  vow_promise *p = vow_async(loop, fn, arg);
+  err = p ? vow_loop_run(loop) : VOW_ENOMEM;
+  if (!err && vow_promise_state(p) == VOW_REJECTED) {
+    err = VOW_EREJECTED;
+    fputs("vow: the main async function rejected: ", stderr);
+    vow_value_print(stderr, vow_promise_result(p));
+    fputc('\n', stderr);
+  }
+  if (result && p && vow_promise_state(p) != VOW_PENDING) *result = vow_ref(vow_promise_result(p));
+  vow_promise_unref(p);
+  vow_loop_free(loop);
+  return err;
+}

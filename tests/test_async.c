@@ -476,3 +476,25 @@ Test(async_overflow, names_the_async_function) {
   cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "the child aborted");
   cr_assert_not_null(strstr(out, "vow: stack overflow in coroutine 'parse_request'"), "stderr: %s", out);
 }
+
+/* asyncio.run(main()): a loop made, run and freed around one async function. */
+static vow_value main_ok(vow_loop *l, void *arg) {
+  vow_value v;
+  vow_await(vow_delay(l, 1, vow_string(arg)), &v);
+  return v;
+}
+static vow_value main_fails(vow_loop *l, void *arg) {
+  (void)l, (void)arg;
+  return vow_throw(vow_string("main failed"));
+}
+Test(async_run, runs_one_async_function_to_the_end) {
+  vow_value r;
+  cr_assert_eq(vow_run(main_ok, "fine", NULL, &r), 0);
+  cr_assert_str_eq(vow_str(r), "fine");
+  vow_unref(r);
+  cr_assert_eq(vow_run(main_fails, NULL, NULL, &r), VOW_EREJECTED);
+  cr_assert_str_eq(vow_str(r), "main failed");
+  vow_unref(r);
+  cr_assert_eq(vow_run(NULL, NULL, NULL, NULL), VOW_EINVAL);
+  TEST_LEAK_CHECK();
+}
