@@ -284,6 +284,11 @@ int vow_run(vow_async_fn fn, void *arg, const vow_loop_options *options, vow_val
   int err = vow_loop_new(&loop, options);
   if (err) return err;
   vow_promise *p = vow_async(loop, fn, arg);
+  /* Its rejection is ours to report, not an unhandled one: mark it handled. */
+  if (p) {
+    if (P_STATE(p) == VOW_REJECTED && (P_FLAGS(p) & P_TRACKED)) vow__rejection_handled(p);
+    P_FLAGS(p) |= P_HANDLED;
+  }
   err = p ? vow_loop_run(loop) : VOW_ENOMEM;
   if (!err && vow_promise_state(p) == VOW_REJECTED) {
     err = VOW_EREJECTED;

@@ -184,6 +184,9 @@ void vow_promise_unref(vow_promise *p) {
 void vow__promise_destroy(vow_promise *p) {
   vow_loop *loop = p->loop;
   vow__promise_state *st = vow__loop_ext(loop, VOW__EXT_PROMISE);
+  vow__promise_state late = {0}; /* the layer is gone (a thread-pool job that
+                                    finished during the loop's teardown) */
+  if (!st) st = &late;
   if (P_STATE(p) == VOW_PENDING) {
     vow__reaction *r = p->u.reactions;
     while (r) {

@@ -126,3 +126,18 @@ LOOP_TEST(threads, queued_posts_are_released_with_the_loop) {
   cr_assert_eq(vow_loop_post(loop, count_post, (void *)1), 0);
   vow_promise_unref(p);
 }
+
+#include <time.h>
+static vow_value slow_job(void *arg) {
+  (void)arg;
+  struct timespec t = {0, 100 * 1000 * 1000};
+  nanosleep(&t, NULL);
+  return vow_string("too late");
+}
+/* Freeing the loop while a job runs on the pool: the free waits for the job
+ * (it cannot be stopped midway), drops its result, and releases its promise. */
+LOOP_TEST(threads, loop_free_waits_for_running_work) {
+  vow_promise *p = vow_work(loop, slow_job, NULL);
+  vow_promise_unref(vow_then(p, NULL, NULL, NULL));
+  vow_promise_unref(p);
+}

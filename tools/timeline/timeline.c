@@ -138,6 +138,16 @@ static void draw(const trace *t, FILE *out, const char *title) {
   fputs("<text x=\"10\" y=\"20\" font-size=\"14\" font-weight=\"bold\">", out);
   put_escaped(out, title ? title : "vow timeline");
   fputs("</text>\n", out);
+  /* the legend */
+  static const struct { const char *colour, *label; } legend[] = {
+      {"#4a7fd4", "async function"}, {"#e8833a", "fetch"}, {"#3aa676", "server handler"},
+      {"#444444", "loop busy"}};
+  for (int i = 0; i < 4; i++) {
+    int x = WIDTH - 420 + i * 105;
+    fprintf(out, "<rect x=\"%d\" y=\"10\" width=\"10\" height=\"10\" fill=\"%s\"/>"
+                 "<text x=\"%d\" y=\"19\" fill=\"#555\">%s</text>\n",
+            x, legend[i].colour, x + 14, legend[i].label);
+  }
   /* the loop thread's busy strip */
   fprintf(out, "<text x=\"%d\" y=\"%d\" fill=\"#555\">loop thread</text>\n", LEFT, TOP - 4);
   for (size_t i = 0; i < t->nbusy; i++) {

@@ -1,0 +1,747 @@
+/*
+ * test_fetch.c — vow_fetch against vow's own server on 127.0.0.1 (ephemeral
+ * ports, no outside network). Each test runs an async function, as a Node
+ * script would run its top-level await; the JavaScript is quoted above it.
+ * Times are never asserted tightly: ordering and structure are, and timeouts
+ * only guard against hangs.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "io.h"
+#include "log.h"
+#include "loop.h"
+#include "vow.h"
+
+static vow_loop *loop;
+
+static void setup(void) {
+  log_reset();
+  cr_assert_eq(vow_loop_new(&loop, NULL), 0);
+}
+static void teardown(void) {
+  vow_loop_free(loop); /* when the test stopped early */
+}
+TestSuite(fetch, .init = setup, .fini = teardown, .timeout = 60);
+
+/* ---- the test server ----------------------------------------------------------- */
+
+typedef struct world {
+  vow_server *srv;
+  int port;
+  int disconnects;  /* request signals that aborted: clients that went away */
+  int seq;          /* requests seen */
+} world;
+
+static world W;
+
+static const char *url(const char *path) {
+  static char buf[8][256];
+  static int i;
+  char *b = buf[i++ % 8];
+  snprintf(b, 256, "http://127.0.0.1:%d%s", W.port, path);
+  return b;
+}
+
+static void on_disconnect(vow_loop *l, vow_value reason, void *data) {
+  (void)l;
+  world *w = data;
+  cr_assert_eq(vow_error_code(reason), VOW_EABORTED);
+  w->disconnects++;
+}
+
+/* A stream of n bytes, byte k being 'a' + k % 26, in chunks of 26 x 2521
+ * bytes (so every chunk starts with 'a'). It owns nothing across a yield: a
+ * loop teardown may drop its stack there. */
+enum { BIG_CHUNK = 26 * 2521 };
+static char alphabet[BIG_CHUNK];
+static vow_value big_body(vow_loop *l, vow_asyncgen *g, void *arg) {
+  (void)l, (void)g;
+  size_t n = (size_t)(uintptr_t)arg, sent = 0;
+  for (size_t k = 0; k < BIG_CHUNK; k++) alphabet[k] = (char)('a' + k % 26);
+  while (sent < n) {
+    size_t len = n - sent < BIG_CHUNK ? n - sent : BIG_CHUNK;
+    sent += len;
+    if (vow_yield(vow_string_n(alphabet, len), NULL) != 0) break; /* the client went away */
+  }
+  return vow_undefined();
+}
+
+/* "partial", then nothing until the client goes away. */
+static vow_value stall_body(vow_loop *l, vow_asyncgen *g, void *arg) {
+  (void)l, (void)g;
+  vow_request *req = arg;
+  if (vow_yield(vow_string("partial"), NULL) != 0) return vow_undefined();
+  vow_value e;
+  vow_await(vow_abort_signal_promise(vow_request_signal(req)), &e);
+  vow_unref(e);
+  return vow_undefined();
+}
+
+static int starts_with(const char *s, const char *prefix, const char **rest) {
+  size_t n = strlen(prefix);
+  if (strncmp(s, prefix, n) != 0) return 0;
+  if (rest) *rest = s + n;
+  return 1;
+}
+
+static vow_value handler(vow_loop *l, vow_request *req, void *data) {
+  world *w = data;
+  const char *t = vow_request_target(req), *rest;
+  int id = ++w->seq;
+  vow_abort_signal_on(vow_request_signal(req), on_disconnect, w);
+  if (strcmp(t, "/hello") == 0) return vow_http_response(200, NULL, vow_string("hello"));
+  if (starts_with(t, "/delay/", &rest)) {
+    LOG("start%d", id);
+    /* The delay, cut short if the client leaves: work follows the request's
+     * signal. (AbortSignal.any([AbortSignal.timeout(ms), req.signal])) */
+    vow_abort_signal *both[2] = {vow_abort_signal_timeout(l, (uint64_t)atoi(rest)), vow_request_signal(req)};
+    vow_abort_signal *either = vow_abort_signal_any(l, both, 2);
+    vow_value why;
+    vow_await(vow_abort_signal_promise(either), &why);
+    int left = vow_error_code(why) != VOW_ETIMEDOUT;
+    vow_unref(why);
+    vow_abort_signal_unref(either);
+    vow_abort_signal_unref(both[0]);
+    if (left) return vow_undefined(); /* nobody to answer */
+    LOG("end%d", id);
+    return vow_http_response(200, NULL, vow_stringf("delayed %s", rest));
+  }
+  if (starts_with(t, "/status/", &rest)) {
+    int status = atoi(rest);
+    return vow_http_response(status, NULL, vow_stringf("status %d", status));
+  }
+  if (strcmp(t, "/echo") == 0) {
+    vow_value res = vow_http_response(200, "application/octet-stream", vow_ref(vow_request_body(req)));
+    vow_http_response_header(res, "X-Method", vow_request_method(req));
+    const char *h = vow_request_header(req, "x-test");
+    vow_http_response_header(res, "X-Echo-Test", h ? h : "(none)");
+    h = vow_request_header(req, "content-type");
+    vow_http_response_header(res, "X-Echo-Type", h ? h : "(none)");
+    return res;
+  }
+  if (strcmp(t, "/headers") == 0) {
+    vow_value res = vow_http_response(200, "text/html", vow_string("<p>hi</p>"));
+    vow_http_response_header(res, "X-Custom", "yes");
+    vow_http_response_header(res, "Set-Cookie", "a=1");
+    vow_http_response_header(res, "Set-Cookie", "b=2");
+    return res;
+  }
+  if (strcmp(t, "/redirect") == 0 || strcmp(t, "/loop") == 0) {
+    vow_value res = vow_http_response(302, NULL, vow_string("moved"));
+    vow_http_response_header(res, "Location", strcmp(t, "/loop") == 0 ? "/loop" : "/hello");
+    return res;
+  }
+  if (strcmp(t, "/see-other") == 0) {
+    vow_value res = vow_http_response(303, NULL, vow_undefined());
+    vow_http_response_header(res, "Location", "/echo");
+    return res;
+  }
+  if (starts_with(t, "/big/", &rest))
+    return vow_http_response_stream(200, "text/plain",
+                                     vow_asyncgen_new(l, big_body, (void *)(uintptr_t)strtoull(rest, NULL, 10)));
+  if (strcmp(t, "/stall") == 0)
+    return vow_http_response_stream(200, "text/plain", vow_asyncgen_new(l, stall_body, req));
+  if (strcmp(t, "/throw") == 0) return vow_throw(vow_error(VOW_EINVAL, "handler failed"));
+  return vow_http_response(404, NULL, vow_string("no such page"));
+}
+
+static void start_server(void) {
+  W = (world){0};
+  cr_assert_eq(vow_server_listen(loop, NULL, handler, &W, &W.srv), 0);
+  W.port = vow_server_port(W.srv);
+  cr_assert_gt(W.port, 0);
+}
+
+/* Runs body as the program's async main, then the loop to the end. */
+static void run(vow_async_fn body) {
+  start_server();
+  vow_promise *p = vow_async(loop, body, NULL);
+  int rc = vow_loop_run(loop);
+  char buf[512];
+  vow_value_format(vow_promise_result(p), buf, sizeof buf);
+  cr_assert_eq(rc, 0, "the loop stopped with %s", vow_err_name(rc));
+  cr_assert_eq(vow_promise_state(p), VOW_FULFILLED, "main ended with %s", buf);
+  vow_promise_unref(p);
+  cr_assert_eq(vow__fetch_active(loop), 0, "no transfer left");
+}
+
+static vow_value close_server(void) {
+  vow_await(vow_server_close(W.srv), NULL);
+  return vow_undefined();
+}
+
+/* await fetch(u) — fails the test on a rejection. Returns the response value. */
+static vow_value get_ok(const char *u, const vow_fetch_options *o) {
+  vow_value v;
+  int rc = vow_await(vow_fetch(loop, u, o), &v);
+  char buf[512];
+  vow_value_format(v, buf, sizeof buf);
+  cr_assert_eq(rc, 0, "fetch %s rejected: %s", u, buf);
+  cr_assert_not_null(vow_as_response(v));
+  return v;
+}
+
+/* await fetch(u) expecting a rejection; returns its code (and keeps the message). */
+static int get_err(const char *u, const vow_fetch_options *o, char *msg, size_t cap) {
+  vow_value e;
+  int rc = vow_await(vow_fetch(loop, u, o), &e);
+  cr_assert_eq(rc, VOW_EREJECTED, "fetch %s fulfilled", u);
+  cr_assert_eq(vow_kind_of(e), VOW_ERROR);
+  if (msg) snprintf(msg, cap, "%s", vow_error_message(e));
+  int code = vow_error_code(e);
+  vow_unref(e);
+  return code;
+}
+
+/* await res.text() */
+static int text_of(vow_value res, char *out, size_t cap) {
+  vow_value t;
+  int rc = vow_await(vow_response_text(vow_as_response(res)), &t);
+  if (rc == 0) snprintf(out, cap, "%s", vow_str(t));
+  else snprintf(out, cap, "%d", vow_error_code(t));
+  vow_unref(t);
+  return rc;
+}
+
+/* Waits (a few ms at a time, up to a guard) until *counter reaches n. */
+static void wait_for(int *counter, int n) {
+  for (int i = 0; i < 2000 && *counter < n; i++) vow_await(vow_delay(loop, 2, vow_undefined()), NULL);
+  cr_assert_eq(*counter, n);
+}
+
+/* ---- basics ------------------------------------------------------------------------ */
+
+/* const r = await fetch('/hello'); [r.status, r.ok, r.statusText, await r.text()]
+ * -> [200, true, 'OK', 'hello'] */
+static vow_value t_hello(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  vow_value res = get_ok(url("/hello"), NULL);
+  vow_response *r = vow_as_response(res);
+  cr_assert_eq(vow_response_status(r), 200);
+  cr_assert(vow_response_ok(r));
+  cr_assert_str_eq(vow_response_status_text(r), "OK");
+  cr_assert_str_eq(vow_response_url(r), url("/hello"));
+  char text[64];
+  cr_assert_eq(text_of(res, text, sizeof text), 0);
+  cr_assert_str_eq(text, "hello");
+  vow_unref(res);
+  return close_server();
+}
+LOOP_TEST(fetch, get_text) { run(t_hello); }
+
+/* const [a, b] = [fetch('/delay/200'), fetch('/delay/200')]; await a; await b
+ * Both requests are on the server before either answers: they overlap. */
+static vow_value t_parallel(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  uint64_t t0 = uv_hrtime();
+  vow_promise *pa = vow_fetch(loop, url("/delay/200"), NULL);
+  vow_promise *pb = vow_fetch(loop, url("/delay/200"), NULL);
+  vow_value ra, rb;
+  cr_assert_eq(vow_await(pa, &ra), 0);
+  cr_assert_eq(vow_await(pb, &rb), 0);
+  uint64_t ms = (uv_hrtime() - t0) / 1000000;
+  char ta[64], tb[64];
+  text_of(ra, ta, sizeof ta);
+  text_of(rb, tb, sizeof tb);
+  cr_assert_str_eq(ta, "delayed 200");
+  cr_assert_str_eq(tb, "delayed 200");
+  vow_unref(ra), vow_unref(rb);
+  cr_assert_str_eq(LOG_TEXT(), "start1 start2 end1 end2");
+  cr_assert_lt(ms, 800, "two 200 ms requests in parallel took %llu ms", (unsigned long long)ms);
+  return close_server();
+}
+LOOP_TEST(fetch, parallel_fetches_overlap) { run(t_parallel); }
+
+/* A port that was bound and closed: nothing listens there. */
+static int dead_port(void) {
+  uv_loop_t l;
+  uv_tcp_t t;
+  struct sockaddr_in a;
+  uv_loop_init(&l);
+  uv_tcp_init(&l, &t);
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  cr_assert_eq(uv_tcp_bind(&t, (struct sockaddr *)&a, 0), 0);
+  int len = sizeof a;
+  uv_tcp_getsockname(&t, (struct sockaddr *)&a, &len);
+  uv_close((uv_handle_t *)&t, NULL);
+  uv_run(&l, UV_RUN_DEFAULT);
+  uv_loop_close(&l);
+  return ntohs(a.sin_port);
+}
+
+/* (await fetch('/status/404')).ok === false, while fetch(deadPort) rejects */
+static vow_value t_404_vs_refused(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  vow_value res = get_ok(url("/status/404"), NULL);
+  vow_response *r = vow_as_response(res);
+  cr_assert_eq(vow_response_status(r), 404);
+  cr_assert_not(vow_response_ok(r));
+  cr_assert_str_eq(vow_response_status_text(r), "Not Found");
+  char text[64];
+  text_of(res, text, sizeof text);
+  cr_assert_str_eq(text, "status 404");
+  vow_unref(res);
+  res = get_ok(url("/status/500"), NULL);
+  cr_assert_eq(vow_response_status(vow_as_response(res)), 500);
+  cr_assert_str_eq(vow_response_status_text(vow_as_response(res)), "Internal Server Error");
+  vow_unref(res);
+
+  char dead[64], msg[512];
+  snprintf(dead, sizeof dead, "http://127.0.0.1:%d/x", dead_port());
+  cr_assert_eq(get_err(dead, NULL, msg, sizeof msg), UV_ECONNREFUSED, "%s", msg);
+  cr_assert(strstr(msg, dead) != NULL, "the message names the URL: %s", msg);
+  cr_assert(strstr(msg, "connect") != NULL, "and curl's description: %s", msg);
+  return close_server();
+}
+LOOP_TEST(fetch, http_errors_fulfil_net_errors_reject) { run(t_404_vs_refused); }
+
+/* Beyond fetch: reject_http_errors turns !ok into a rejection. */
+static vow_value t_reject_http(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  vow_fetch_options o = {.reject_http_errors = 1};
+  char msg[512];
+  cr_assert_eq(get_err(url("/status/404"), &o, msg, sizeof msg), VOW_EHTTP);
+  cr_assert(strstr(msg, "404") != NULL, "%s", msg);
+  vow_value res = get_ok(url("/hello"), &o);
+  vow_unref(res);
+  return close_server();
+}
+LOOP_TEST(fetch, reject_http_errors) { run(t_reject_http); }
+
+/* r.headers.get('X-CUSTOM'), r.headers.get('set-cookie') -> 'yes', 'a=1, b=2' */
+static vow_value t_headers(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  vow_value res = get_ok(url("/headers"), NULL);
+  vow_response *r = vow_as_response(res);
+  cr_assert_str_eq(vow_response_header(r, "x-custom"), "yes");
+  cr_assert_str_eq(vow_response_header(r, "X-CUSTOM"), "yes");
+  cr_assert_str_eq(vow_response_header(r, "Content-Type"), "text/html");
+  cr_assert_str_eq(vow_response_header(r, "content-length"), "9");
+  cr_assert_str_eq(vow_response_header(r, "set-cookie"), "a=1, b=2");
+  cr_assert_null(vow_response_header(r, "x-missing"));
+  cr_assert_null(vow_as_response(vow_int(3)), "only a fetch's value is a response");
+  vow_unref(res);
+  return close_server();
+}
+LOOP_TEST(fetch, headers_are_case_insensitive) { run(t_headers); }
+
+/* await (await fetch('/echo', {method: 'POST', body, headers: {'X-Test': 'v'}})).text() */
+static vow_value t_post(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  static const char body[] = "binary\0body with a NUL";
+  const char *headers[] = {"X-Test: v", NULL};
+  vow_fetch_options o = {.method = "POST", .headers = headers, .body = body, .body_len = sizeof body - 1};
+  vow_value res = get_ok(url("/echo"), &o);
+  vow_response *r = vow_as_response(res);
+  cr_assert_str_eq(vow_response_header(r, "x-method"), "POST");
+  cr_assert_str_eq(vow_response_header(r, "x-echo-test"), "v");
+  cr_assert_str_eq(vow_response_header(r, "x-echo-type"), "(none)", "no form type added");
+  vow_value t;
+  cr_assert_eq(vow_await(vow_response_text(r), &t), 0);
+  cr_assert_eq(vow_str_len(t), sizeof body - 1);
+  cr_assert_eq(memcmp(vow_str(t), body, sizeof body - 1), 0);
+  vow_unref(t);
+  vow_unref(res);
+
+  /* PUT with a 2 MB body: no "Expect: 100-continue" stall. */
+  size_t n = 2 * 1024 * 1024;
+  char *large = malloc(n);
+  memset(large, 'z', n);
+  vow_fetch_options put = {.method = "PUT", .body = large, .body_len = n};
+  vow_promise *pending = vow_fetch(loop, url("/echo"), &put);
+  free(large); /* copied by vow_fetch */
+  cr_assert_eq(vow_await(pending, &res), 0);
+  cr_assert_eq(vow_response_status(vow_as_response(res)), 413, "over the server's 1 MiB limit");
+  vow_unref(res);
+
+  vow_fetch_options bad = {.method = "GET", .body = "x", .body_len = 1};
+  cr_assert_eq(get_err(url("/echo"), &bad, NULL, 0), VOW_ETYPE);
+  const char *injected[] = {"X-A: 1\r\nX-B: 2", NULL};
+  vow_fetch_options inj = {.headers = injected};
+  cr_assert_eq(get_err(url("/echo"), &inj, NULL, 0), VOW_ETYPE);
+  return close_server();
+}
+LOOP_TEST(fetch, post_body_round_trip) { run(t_post); }
+
+/* fetch('/redirect') follows to /hello; {redirect: 'error'} rejects; {redirect: 'manual'}
+ * hands back the 302; a redirect loop gives up after 20. */
+static vow_value t_redirects(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  vow_value res = get_ok(url("/redirect"), NULL);
+  cr_assert_eq(vow_response_status(vow_as_response(res)), 200);
+  cr_assert_str_eq(vow_response_url(vow_as_response(res)), url("/hello"));
+  char text[64];
+  text_of(res, text, sizeof text);
+  cr_assert_str_eq(text, "hello", "the redirect's own body is not mixed in");
+  vow_unref(res);
+
+  vow_fetch_options err = {.redirect = VOW_REDIRECT_ERROR};
+  cr_assert_eq(get_err(url("/redirect"), &err, NULL, 0), VOW_EPROTO);
+
+  vow_fetch_options manual = {.redirect = VOW_REDIRECT_MANUAL};
+  res = get_ok(url("/redirect"), &manual);
+  cr_assert_eq(vow_response_status(vow_as_response(res)), 302);
+  cr_assert_str_eq(vow_response_header(vow_as_response(res), "location"), "/hello");
+  text_of(res, text, sizeof text);
+  cr_assert_str_eq(text, "moved");
+  vow_unref(res);
+
+  char msg[512];
+  cr_assert_eq(get_err(url("/loop"), NULL, msg, sizeof msg), VOW_EPROTO, "%s", msg);
+
+  /* 303 after a POST: the next request is a GET (with no body). */
+  vow_fetch_options post = {.method = "POST", .body = "data", .body_len = 4};
+  res = get_ok(url("/see-other"), &post);
+  cr_assert_str_eq(vow_response_header(vow_as_response(res), "x-method"), "GET");
+  vow_unref(res);
+  return close_server();
+}
+LOOP_TEST(fetch, redirect_follow_error_manual) { run(t_redirects); }
+
+/* ---- combinators ----------------------------------------------------------------------- */
+
+static vow_value fetch_value(const char *u) {
+  return vow_promise_value(vow_fetch(loop, u, NULL));
+}
+
+/* Promise.all, allSettled, race and any over fetches. */
+static vow_value t_combinators(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  char dead[64];
+  snprintf(dead, sizeof dead, "http://127.0.0.1:%d/", dead_port());
+  vow_value v;
+
+  cr_assert_eq(vow_await(vow_all(loop, VOW_VALUES(fetch_value(url("/hello")), fetch_value(url("/delay/20"))), 2), &v), 0);
+  cr_assert_eq(vow_array_len(v), 2);
+  cr_assert_eq(vow_response_status(vow_as_response(vow_array_get(v, 0))), 200);
+  cr_assert_eq(vow_response_status(vow_as_response(vow_array_get(v, 1))), 200);
+  vow_unref(v);
+
+  cr_assert_eq(vow_await(vow_all(loop, VOW_VALUES(fetch_value(url("/delay/50")), fetch_value(dead)), 2), &v),
+               VOW_EREJECTED, "all fails fast");
+  cr_assert_eq(vow_error_code(v), UV_ECONNREFUSED);
+  vow_unref(v);
+
+  cr_assert_eq(vow_await(vow_all_settled(loop, VOW_VALUES(fetch_value(url("/status/404")), fetch_value(dead)), 2), &v), 0);
+  cr_assert(vow_settled_ok(vow_array_get(v, 0)));
+  cr_assert_eq(vow_response_status(vow_as_response(vow_settled_value(vow_array_get(v, 0)))), 404);
+  cr_assert_not(vow_settled_ok(vow_array_get(v, 1)));
+  cr_assert_eq(vow_error_code(vow_settled_value(vow_array_get(v, 1))), UV_ECONNREFUSED);
+  vow_unref(v);
+
+  cr_assert_eq(vow_await(vow_race(loop, VOW_VALUES(fetch_value(url("/delay/300")), fetch_value(url("/hello"))), 2), &v), 0);
+  cr_assert_str_eq(vow_response_url(vow_as_response(v)), url("/hello"));
+  vow_unref(v);
+
+  cr_assert_eq(vow_await(vow_any(loop, VOW_VALUES(fetch_value(dead), fetch_value(url("/delay/10"))), 2), &v), 0);
+  cr_assert_eq(vow_response_status(vow_as_response(v)), 200);
+  vow_unref(v);
+  cr_assert_eq(vow_await(vow_any(loop, VOW_VALUES(fetch_value(dead), fetch_value(dead)), 2), &v), VOW_EREJECTED);
+  cr_assert_eq(vow_error_code(v), VOW_EAGGREGATE);
+  cr_assert_eq(vow_error_code(vow_array_get(v, 1)), UV_ECONNREFUSED);
+  vow_unref(v);
+  /* The race's loser (/delay/300) finishes on its own; the server closes after it. */
+  return close_server();
+}
+LOOP_TEST(fetch, combinators_over_fetches) { run(t_combinators); }
+
+/* ---- failures: timeout, abort, reset, TLS, DNS ---------------------------------------------- */
+
+/* const r = await fetch('/stall', {signal: AbortSignal.timeout(300)}); await r.text()
+ * The headers and "partial" arrive, then nothing: the body times out, and the
+ * server's request signal sees the client go. */
+static vow_value t_timeout_mid_body(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  vow_fetch_options o = {.timeout_ms = 300};
+  vow_value res = get_ok(url("/stall"), &o);
+  cr_assert_eq(vow_response_status(vow_as_response(res)), 200);
+  vow_value t;
+  cr_assert_eq(vow_await(vow_response_text(vow_as_response(res)), &t), VOW_EREJECTED);
+  cr_assert_eq(vow_error_code(t), VOW_ETIMEDOUT, "%s", vow_error_message(t));
+  vow_unref(t);
+  vow_unref(res);
+  wait_for(&W.disconnects, 1);
+  /* Before the headers, too. */
+  char msg[512];
+  vow_fetch_options quick = {.timeout_ms = 50};
+  cr_assert_eq(get_err(url("/delay/3000"), &quick, msg, sizeof msg), VOW_ETIMEDOUT);
+  cr_assert(strstr(msg, "/delay/3000") != NULL, "%s", msg);
+  wait_for(&W.disconnects, 2);
+  return close_server();
+}
+LOOP_TEST(fetch, timeout_mid_body_stops_the_transfer) { run(t_timeout_mid_body); }
+
+/* const c = new AbortController(); const r = await fetch('/stall', {signal: c.signal});
+ * for await (const chunk of r.body) { log(chunk); c.abort() }   -> partial, then AbortError */
+static vow_value t_abort_mid_body(vow_loop *l, void *a) {
+  (void)a;
+  vow_abort_signal *s = vow_abort_signal_new(l);
+  vow_fetch_options o = {.signal = s};
+  vow_value res = get_ok(url("/stall"), &o);
+  vow_for_await it;
+  vow_for_await_gen(&it, vow_response_body(vow_as_response(res)));
+  VOW_FOR_AWAIT(&it, chunk) {
+    LOG("%s", vow_str(chunk));
+    vow_abort(s, vow_undefined());
+  }
+  vow_value err;
+  cr_assert_eq(vow_for_await_end(&it, &err), VOW_EREJECTED);
+  cr_assert_eq(vow_error_code(err), VOW_EABORTED);
+  vow_unref(err);
+  cr_assert_str_eq(LOG_TEXT(), "partial");
+  cr_assert_eq(vow__fetch_active(l), 0, "the transfer stopped at once");
+  wait_for(&W.disconnects, 1);
+  vow_unref(res);
+  vow_abort_signal_unref(s);
+
+  /* Aborted before it starts: rejected with the reason, nothing sent. */
+  s = vow_abort_signal_new(l);
+  vow_abort(s, vow_string("stop"));
+  o.signal = s;
+  cr_assert_eq(vow_await(vow_fetch(l, url("/hello"), &o), &err), VOW_EREJECTED);
+  cr_assert_str_eq(vow_str(err), "stop", "the signal's reason, as is");
+  vow_unref(err);
+  vow_abort_signal_unref(s);
+  return close_server();
+}
+LOOP_TEST(fetch, abort_mid_body_stops_the_transfer) { run(t_abort_mid_body); }
+
+/* const c = new AbortController(); await timeout(fetch('/delay/5000', {signal}), 100, c)
+ * vow_timeout aborts the fetch it gives up on, while it waits for headers. */
+static vow_value t_abort_waiting_for_headers(vow_loop *l, void *a) {
+  (void)a;
+  vow_abort_signal *s = vow_abort_signal_new(l);
+  vow_fetch_options o = {.signal = s};
+  vow_value e;
+  cr_assert_eq(vow_await(vow_timeout(l, vow_fetch(l, url("/delay/5000"), &o), 100, s), &e), VOW_EREJECTED);
+  cr_assert_eq(vow_error_code(e), VOW_ETIMEDOUT);
+  vow_unref(e);
+  cr_assert_eq(vow__fetch_active(l), 0);
+  wait_for(&W.disconnects, 1);
+  vow_abort_signal_unref(s);
+  return close_server();
+}
+LOOP_TEST(fetch, abort_while_waiting_for_headers) { run(t_abort_waiting_for_headers); }
+
+/* A raw server that accepts and closes at once: "empty reply" is a reset. */
+static void raw_close(uv_handle_t *h) { free(h); }
+static void on_raw_conn(uv_stream_t *server, int status) {
+  if (status < 0) return;
+  uv_tcp_t *c = malloc(sizeof *c);
+  uv_tcp_init(server->loop, c);
+  if (uv_accept(server, (uv_stream_t *)c) == 0) uv_tcp_close_reset(c, raw_close);
+  else uv_close((uv_handle_t *)c, raw_close);
+}
+
+static vow_value t_reset_tls_dns(vow_loop *l, void *a) {
+  (void)a;
+  uv_tcp_t raw;
+  struct sockaddr_in addr;
+  uv_tcp_init(vow_loop_uv(l), &raw);
+  uv_ip4_addr("127.0.0.1", 0, &addr);
+  cr_assert_eq(uv_tcp_bind(&raw, (struct sockaddr *)&addr, 0), 0);
+  cr_assert_eq(uv_listen((uv_stream_t *)&raw, 16, on_raw_conn), 0);
+  int len = sizeof addr;
+  uv_tcp_getsockname(&raw, (struct sockaddr *)&addr, &len);
+  char u[64], msg[512];
+  snprintf(u, sizeof u, "http://127.0.0.1:%d/", ntohs(addr.sin_port));
+  cr_assert_eq(get_err(u, NULL, msg, sizeof msg), UV_ECONNRESET, "%s", msg);
+  uv_close((uv_handle_t *)&raw, NULL);
+
+  /* HTTPS to a plain-HTTP port: the handshake fails (the server answers 400). */
+  snprintf(u, sizeof u, "https://127.0.0.1:%d/hello", W.port);
+  cr_assert_eq(get_err(u, NULL, msg, sizeof msg), VOW_ETLS, "%s", msg);
+
+  cr_assert_eq(get_err("http://no-such-host.invalid/", NULL, msg, sizeof msg), UV_EAI_NONAME, "%s", msg);
+  cr_assert_eq(get_err("ftp://127.0.0.1/", NULL, msg, sizeof msg), VOW_EINVAL, "%s", msg);
+  return close_server();
+}
+LOOP_TEST(fetch, reset_tls_and_dns_failures) { run(t_reset_tls_dns); }
+
+/* ---- bodies ------------------------------------------------------------------------------------ */
+
+static vow_value t_body_once(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  vow_value res = get_ok(url("/hello"), NULL);
+  char text[64];
+  cr_assert_eq(text_of(res, text, sizeof text), 0);
+  cr_assert_eq(text_of(res, text, sizeof text), VOW_EREJECTED);
+  cr_assert_str_eq(text, "-5001", "VOW_EINVAL: the body was already read");
+  vow_for_await it;
+  vow_for_await_gen(&it, vow_response_body(vow_as_response(res)));
+  VOW_FOR_AWAIT(&it, chunk) cr_assert_fail("no chunk from a used body");
+  cr_assert_eq(vow_for_await_end(&it, NULL), VOW_EREJECTED);
+  vow_unref(res);
+
+  /* Over max_body: text() rejects with VOW_ETOOBIG and the transfer stops. */
+  vow_fetch_options o = {.max_body = 1000};
+  res = get_ok(url("/big/1000000"), &o);
+  cr_assert_eq(text_of(res, text, sizeof text), VOW_EREJECTED);
+  cr_assert_str_eq(text, "-5016");
+  vow_unref(res);
+  cr_assert_eq(vow__fetch_active(loop), 0);
+  return close_server();
+}
+LOOP_TEST(fetch, body_is_read_once_and_limited) { run(t_body_once); }
+
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_UNRELIABLE 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RSS_UNRELIABLE 1
+#endif
+#endif
+#ifndef RSS_UNRELIABLE
+#define RSS_UNRELIABLE 0
+#endif
+
+static size_t rss_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long size = 0, resident = 0;
+  if (f) {
+    if (fscanf(f, "%lu %lu", &size, &resident) != 2) resident = 0;
+    fclose(f);
+  }
+  return resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* for await (const chunk of (await fetch('/big/50MB')).body) await sleep(1)
+ * A slow reader: the transfer pauses, so memory stays bounded. */
+static vow_value t_stream_50mb(vow_loop *l, void *a) {
+  (void)a;
+  const size_t total = 50u << 20;
+  char path[64];
+  snprintf(path, sizeof path, "/big/%zu", total);
+  size_t rss0 = rss_bytes(), rss_max = rss0;
+  vow_value res = get_ok(url(path), NULL);
+  vow_response *r = vow_as_response(res);
+  vow_for_await it;
+  vow_for_await_gen(&it, vow_response_body(r));
+  size_t got = 0, chunks = 0;
+  int bad = 0;
+  VOW_FOR_AWAIT(&it, chunk) {
+    const char *s = vow_str(chunk);
+    for (size_t k = 0, n = vow_str_len(chunk); k < n; k++)
+      if (s[k] != (char)('a' + (got + k) % 26)) bad = 1;
+    got += vow_str_len(chunk);
+    if (++chunks % 4 == 0) vow_await(vow_delay(l, 1, vow_undefined()), NULL); /* slow */
+    size_t rss = rss_bytes();
+    if (rss > rss_max) rss_max = rss;
+  }
+  cr_assert_eq(vow_for_await_end(&it, NULL), 0);
+  cr_assert_eq(got, total);
+  cr_assert_not(bad, "the bytes arrive in order");
+  size_t peak = vow__response_buffered_peak(r);
+  fprintf(stderr, "fetch: 50 MB streamed in %zu chunks; buffered peak %zu KiB; RSS +%zu KiB (from %zu KiB)\n",
+          chunks, peak / 1024, (rss_max - rss0) / 1024, rss0 / 1024);
+  cr_assert_leq(peak, 512 * 1024, "backpressure bounds the buffer (%zu)", peak);
+#if !RSS_UNRELIABLE /* a sanitizer's quarantine keeps freed memory resident */
+  cr_assert_lt(rss_max - rss0, (size_t)40 << 20, "RSS grew by %zu KiB", (rss_max - rss0) / 1024);
+#endif
+  vow_unref(res);
+  return close_server();
+}
+LOOP_TEST(fetch, stream_50mb_slow_reader_is_bounded) { run(t_stream_50mb); }
+
+/* Dropping a response without reading it stops its transfer (frees the connection). */
+static vow_value t_drop_unread(vow_loop *l, void *a) {
+  (void)a;
+  vow_value res = get_ok(url("/big/100000000"), NULL);
+  cr_assert_eq(vow__fetch_active(l), 1);
+  vow_unref(res);
+  vow_await_value(vow_undefined(), NULL); /* the await's job held the value until now */
+  cr_assert_eq(vow__fetch_active(l), 0);
+  wait_for(&W.disconnects, 1);
+  /* A stream released half-read stops its transfer too. */
+  res = get_ok(url("/big/100000000"), NULL);
+  vow_asyncgen *g = vow_response_body(vow_as_response(res));
+  vow_unref(res);
+  vow_value first;
+  cr_assert_eq(vow_await(vow_asyncgen_next(g, vow_undefined()), &first), 0);
+  cr_assert_gt(vow_str_len(vow_iter_value(first)), 0);
+  vow_unref(first);
+  cr_assert_eq(vow__fetch_active(l), 1);
+  vow_asyncgen_unref(g);
+  cr_assert_eq(vow__fetch_active(l), 0);
+  wait_for(&W.disconnects, 2);
+  return close_server();
+}
+LOOP_TEST(fetch, dropping_an_unread_response_stops_it) { run(t_drop_unread); }
+
+/* ---- scale and teardown ------------------------------------------------------------------------ */
+
+/* await Promise.all(Array.from({length: 1000}, () => fetch('/hello'))) */
+static vow_value t_thousand(vow_loop *l, void *a) {
+  (void)a;
+  enum { N = 1000 };
+  vow_value *all = malloc(N * sizeof *all);
+  uint64_t t0 = uv_hrtime();
+  for (int i = 0; i < N; i++) all[i] = fetch_value(url("/hello"));
+  vow_value v;
+  int rc = vow_await(vow_all(l, all, N), &v);
+  free(all);
+  char buf[256];
+  vow_value_format(v, buf, sizeof buf);
+  cr_assert_eq(rc, 0, "%s", buf);
+  cr_assert_eq(vow_array_len(v), N);
+  int ok = 0;
+  for (size_t i = 0; i < N; i++) {
+    char text[16];
+    if (text_of(vow_array_get(v, i), text, sizeof text) == 0 && strcmp(text, "hello") == 0) ok++;
+  }
+  uint64_t ms = (uv_hrtime() - t0) / 1000000;
+  fprintf(stderr, "fetch: %d concurrent requests in %llu ms\n", N, (unsigned long long)ms);
+  cr_assert_eq(ok, N);
+  vow_unref(v);
+  cr_assert_eq(W.seq, N);
+  return close_server();
+}
+LOOP_TEST(fetch, a_thousand_concurrent_requests) { run(t_thousand); }
+
+/* Two fetches one after the other reuse one connection (curl's cache, our keep-alive). */
+static vow_value t_reuse(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  for (int i = 0; i < 3; i++) {
+    vow_value res = get_ok(url("/hello"), NULL);
+    char text[16];
+    text_of(res, text, sizeof text);
+    vow_unref(res);
+    cr_assert_eq(vow__server_connections(W.srv), 1);
+  }
+  return close_server();
+}
+LOOP_TEST(fetch, keep_alive_reuses_the_connection) { run(t_reuse); }
+
+/* vow_loop_free with transfers in flight: before headers, mid-body and paused. */
+static void stop_run(vow_loop *l, void *arg) {
+  (void)arg;
+  vow__loop_fail(l, VOW_ECLOSING);
+}
+static vow_value t_inflight(vow_loop *l, void *a) {
+  (void)a;
+  vow_promise_unref(vow_fetch(l, url("/delay/5000"), NULL));
+  vow_value res = get_ok(url("/stall"), NULL);
+  vow_value big = get_ok(url("/big/100000000"), NULL); /* paused: nobody reads */
+  vow_asyncgen *g = vow_response_body(vow_as_response(res));
+  vow_promise_unref(vow_asyncgen_next(g, vow_undefined()));
+  vow_promise_unref(vow_asyncgen_next(g, vow_undefined())); /* waits for bytes */
+  vow_asyncgen_unref(g);
+  vow_unref(res);
+  vow_unref(big);
+  vow_set_timeout(l, 50, stop_run, NULL);
+  vow_value never;
+  vow_await(vow_promise_new(l), &never);
+  return never;
+}
+LOOP_TEST(fetch, loop_free_with_transfers_in_flight) {
+  start_server();
+  vow_promise *p = vow_async(loop, t_inflight, NULL);
+  cr_assert_eq(vow_loop_run(loop), VOW_ECLOSING);
+  cr_assert_geq(vow__fetch_active(loop), 2);
+  vow_promise_unref(p);
+}

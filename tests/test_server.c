@@ -1,0 +1,640 @@
+/*
+ * test_server.c — vow's HTTP server against raw clients: plain blocking
+ * sockets run on the thread pool (vow_work) while the loop serves, so every
+ * byte on the wire is the test's choice — pipelined requests, garbage,
+ * oversized headers and bodies, stalls, clients that vanish.
+ *
+ * The Node.js equivalent of the server side is http.createServer(async
+ * (req, res) => ...) with server.requestTimeout / keepAliveTimeout set; each
+ * test says what Node answers where it matters. Times only guard against hangs.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "io.h"
+#include "log.h"
+#include "loop.h"
+#include "vow.h"
+
+static vow_loop *loop;
+
+static void setup(void) {
+  log_reset();
+  cr_assert_eq(vow_loop_new(&loop, NULL), 0);
+}
+static void teardown(void) {
+  vow_loop_free(loop);
+}
+TestSuite(server, .init = setup, .fini = teardown, .timeout = 60);
+
+/* ---- the server under test --------------------------------------------------------- */
+
+typedef struct world {
+  vow_server *srv;
+  int port;
+  int seq;
+  int aborted;      /* request signals that fired */
+  int cleanups;     /* stream generators that were told to stop */
+} world;
+
+static world W;
+
+static void on_abort(vow_loop *l, vow_value reason, void *data) {
+  (void)l, (void)reason;
+  ((world *)data)->aborted++;
+}
+
+/* "one", "two", "three", a tick apart; logs its cleanup when stopped early. */
+static vow_value words(vow_loop *l, vow_asyncgen *g, void *arg) {
+  (void)g, (void)arg;
+  static const char *w[] = {"one", "two", "three"};
+  for (int i = 0; i < 3; i++) {
+    vow_await(vow_delay(l, 5, vow_undefined()), NULL);
+    vow_value sent;
+    if (vow_yield(vow_string(w[i]), &sent) != 0) {
+      W.cleanups++;
+      return sent;
+    }
+  }
+  return vow_undefined();
+}
+
+/* 64 KiB chunks until the client leaves. (Nothing it owns lives across a
+ * yield: a loop teardown may drop its stack there.) */
+static char x64k[65536];
+static vow_value endless(vow_loop *l, vow_asyncgen *g, void *arg) {
+  (void)l, (void)g, (void)arg;
+  memset(x64k, 'x', sizeof x64k);
+  vow_value sent = vow_undefined();
+  while (vow_yield(vow_string_n(x64k, sizeof x64k), &sent) == 0) vow_unref(sent);
+  W.cleanups++;
+  return sent;
+}
+
+static vow_value slow_answer(vow_loop *l, vow_value v, void *ctx) {
+  (void)l, (void)v, (void)ctx;
+  return vow_http_response(201, NULL, vow_string("later"));
+}
+
+static vow_value handler(vow_loop *l, vow_request *req, void *data) {
+  world *w = data;
+  const char *t = vow_request_target(req);
+  w->seq++;
+  vow_abort_signal_on(vow_request_signal(req), on_abort, w);
+  if (strcmp(t, "/a") == 0) {
+    LOG("a-start");
+    vow_await(vow_delay(l, 30, vow_undefined()), NULL);
+    LOG("a-end");
+    return vow_http_response(200, NULL, vow_string("A"));
+  }
+  if (strcmp(t, "/b") == 0 || strcmp(t, "/c") == 0) {
+    LOG("%s", t + 1);
+    return vow_http_response(200, NULL, vow_stringf("%s:%s", t + 1, vow_str(vow_request_body(req))));
+  }
+  if (strcmp(t, "/slow") == 0) {
+    LOG("slow-start");
+    vow_await(vow_delay(l, 100, vow_undefined()), NULL);
+    LOG("slow-end");
+    return vow_http_response(200, NULL, vow_string("slow"));
+  }
+  if (strcmp(t, "/never") == 0) {
+    vow_value v;
+    vow_await(vow_promise_new(l), &v); /* answered never: only the signal says goodbye */
+    return v;
+  }
+  if (strcmp(t, "/promise") == 0) { /* a promise of a response */
+    vow_promise *d = vow_delay(l, 5, vow_undefined());
+    vow_promise *p = vow_then(d, slow_answer, NULL, NULL);
+    vow_promise_unref(d);
+    return vow_promise_value(p);
+  }
+  if (strcmp(t, "/throw") == 0) return vow_throw(vow_error(VOW_EINVAL, "the handler failed"));
+  if (strcmp(t, "/not-a-response") == 0) return vow_int(42);
+  if (strcmp(t, "/words") == 0)
+    return vow_http_response_stream(200, NULL, vow_asyncgen_new(l, words, NULL));
+  if (strcmp(t, "/endless") == 0)
+    return vow_http_response_stream(200, NULL, vow_asyncgen_new(l, endless, NULL));
+  if (strcmp(t, "/headers") == 0) {
+    vow_value res = vow_http_response(200, NULL, vow_stringf("%s|%s", vow_request_method(req),
+                                                             vow_request_header(req, "X-MIXED")));
+    cr_assert_eq(vow_http_response_header(res, "X-Bad", "a\r\nInjected: yes"), VOW_EINVAL);
+    cr_assert_eq(vow_http_response_header(vow_int(1), "X", "y"), VOW_EINVAL);
+    vow_http_response_header(res, "X-Good", "yes");
+    return res;
+  }
+  return vow_http_response(404, NULL, vow_string("nope"));
+}
+
+static void start_server(const vow_server_options *o) {
+  W = (world){0};
+  cr_assert_eq(vow_server_listen(loop, o, handler, &W, &W.srv), 0);
+  W.port = vow_server_port(W.srv);
+}
+
+static void run(vow_async_fn body, const vow_server_options *o) {
+  start_server(o);
+  vow_async_options big = {.stack_size = 4 << 20, .name = "test"}; /* clients live on it */
+  vow_promise *p = vow_async_ex(loop, body, NULL, &big);
+  int rc = vow_loop_run(loop);
+  char buf[512];
+  vow_value_format(vow_promise_result(p), buf, sizeof buf);
+  cr_assert_eq(rc, 0, "the loop stopped with %s", vow_err_name(rc));
+  cr_assert_eq(vow_promise_state(p), VOW_FULFILLED, "main ended with %s", buf);
+  vow_promise_unref(p);
+}
+
+static vow_value close_server(void) {
+  cr_assert_eq(vow_await(vow_server_close(W.srv), NULL), 0);
+  return vow_undefined();
+}
+
+/* ---- a raw client, on a pool thread ----------------------------------------------- */
+
+typedef struct client {
+  int port;
+  const char *send;      /* bytes to send at once */
+  size_t send_len;       /* 0: strlen(send) */
+  int responses;         /* complete responses to read (0: none) */
+  const char *send2;     /* then this, on the same connection... */
+  int responses2;        /* ...and this many more responses */
+  int close_after;       /* close right after sending (abrupt) */
+  int read_some;         /* read this many bytes, then close (a reader that vanishes) */
+  int want_eof;          /* then wait for the server to close */
+  /* results */
+  int connected;
+  int connect_errno;
+  char out[1 << 16];
+  size_t out_len;
+  size_t total;          /* bytes read in all (read_some keeps only the last ones) */
+  int eof;               /* the server closed the connection */
+} client;
+
+static const char *find(const char *hay, size_t n, const char *needle, size_t m) {
+  for (size_t i = 0; n >= m && i <= n - m; i++)
+    if (memcmp(hay + i, needle, m) == 0) return hay + i;
+  return NULL;
+}
+
+/* Length of the first complete response in buf, or 0. Understands
+ * Content-Length, chunked, and (for close-delimited bodies) nothing. */
+static size_t response_len(const char *buf, size_t len) {
+  const char *end = find(buf, len, "\r\n\r\n", 4);
+  if (!end) return 0;
+  size_t head = (size_t)(end - buf) + 4;
+  char headers[8192];
+  size_t hn = head < sizeof headers - 1 ? head : sizeof headers - 1;
+  memcpy(headers, buf, hn);
+  headers[hn] = '\0';
+  for (char *p = headers; *p; p++) *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+  const char *cl = strstr(headers, "content-length:");
+  if (cl) {
+    size_t n = strtoull(cl + 15, NULL, 10);
+    return len >= head + n ? head + n : 0;
+  }
+  if (strstr(headers, "transfer-encoding: chunked")) {
+    const char *z = find(buf + head, len - head, "\r\n0\r\n\r\n", 7);
+    if (!z && len - head >= 5 && memcmp(buf + head, "0\r\n\r\n", 5) == 0) return head + 5;
+    return z ? (size_t)(z - buf) + 7 : 0;
+  }
+  return head;
+}
+
+static size_t count_responses(const char *buf, size_t len) {
+  size_t n = 0, off = 0, r;
+  while ((r = response_len(buf + off, len - off)) > 0) off += r, n++;
+  return n;
+}
+
+static int read_more(client *c, int fd) {
+  if (c->out_len >= sizeof c->out) return 0;
+  ssize_t n = recv(fd, c->out + c->out_len, sizeof c->out - c->out_len, 0);
+  if (n == 0) c->eof = 1;
+  if (n <= 0) return 0;
+  c->out_len += (size_t)n;
+  c->total += (size_t)n;
+  if (c->read_some && c->out_len == sizeof c->out) c->out_len = 0; /* keep reading */
+  return 1;
+}
+
+static void send_all(int fd, const char *s, size_t n) {
+  while (n) {
+    ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+    if (w <= 0) return;
+    s += w, n -= (size_t)w;
+  }
+}
+
+static vow_value client_run(void *arg) {
+  client *c = arg;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct timeval guard = {5, 0}; /* a hang guard, never a timing claim */
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &guard, sizeof guard);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    c->connect_errno = errno;
+    close(fd);
+    return vow_undefined();
+  }
+  c->connected = 1;
+  if (c->send) send_all(fd, c->send, c->send_len ? c->send_len : strlen(c->send));
+  if (c->close_after) {
+    close(fd);
+    return vow_undefined();
+  }
+  while (c->read_some && (int)c->total < c->read_some && read_more(c, fd)) {}
+  if (c->read_some) {
+    close(fd);
+    return vow_undefined();
+  }
+  while ((int)count_responses(c->out, c->out_len) < c->responses && read_more(c, fd)) {}
+  if (c->send2) {
+    send_all(fd, c->send2, strlen(c->send2));
+    int total = c->responses + c->responses2;
+    while ((int)count_responses(c->out, c->out_len) < total && read_more(c, fd)) {}
+  }
+  if (c->want_eof)
+    while (read_more(c, fd)) {}
+  c->out[c->out_len < sizeof c->out ? c->out_len : sizeof c->out - 1] = '\0';
+  close(fd);
+  return vow_undefined();
+}
+
+/* Starts the client on the pool; await the promise for it to finish. */
+static vow_promise *client_start(client *c) {
+  c->port = W.port;
+  return vow_work(loop, client_run, c);
+}
+
+static void client_do(client *c) {
+  cr_assert_eq(vow_await(client_start(c), NULL), 0);
+  if (c->out_len < sizeof c->out) c->out[c->out_len] = '\0';
+}
+
+static void wait_for(int *counter, int n) {
+  for (int i = 0; i < 2000 && *counter < n; i++) vow_await(vow_delay(loop, 2, vow_undefined()), NULL);
+  cr_assert_eq(*counter, n);
+}
+
+static void wait_no_connections(void) {
+  for (int i = 0; i < 2000 && vow__server_connections(W.srv) > 0; i++)
+    vow_await(vow_delay(loop, 2, vow_undefined()), NULL);
+  cr_assert_eq(vow__server_connections(W.srv), 0);
+}
+
+/* The server still answers a plain request. */
+static void assert_healthy(void) {
+  client c = {.send = "GET /b HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok", .responses = 1};
+  client_do(&c);
+  cr_assert(strstr(c.out, "HTTP/1.1 200 OK\r\n") == c.out, "%s", c.out);
+  cr_assert(strstr(c.out, "\r\n\r\nb:ok") != NULL, "%s", c.out);
+}
+
+/* ---- keep-alive and pipelining ------------------------------------------------------------ */
+
+/* Three requests in one packet (the second with a Content-Length body, the third
+ * chunked), then a fourth on the same connection: answered in order, although
+ * the first takes longest. Node answers pipelined requests in order too. */
+static vow_value t_pipelining(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  client c = {
+      .send = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+              "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+              "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+      .responses = 3,
+      .send2 = "GET /b HTTP/1.1\r\nHost: x\r\n\r\n",
+      .responses2 = 1,
+  };
+  client_do(&c);
+  const char *a1 = strstr(c.out, "\r\n\r\nA");
+  const char *b1 = strstr(c.out, "\r\n\r\nb:hello");
+  const char *c1 = strstr(c.out, "\r\n\r\nc:abcde");
+  const char *b2 = strstr(c.out, "\r\n\r\nb:");
+  cr_assert(a1 && b1 && c1, "%s", c.out);
+  cr_assert(a1 < b1 && b1 < c1, "in order: %s", c.out);
+  cr_assert(b2 && strstr(c1, "b:") != NULL, "the fourth, on the same connection");
+  cr_assert_eq(count_responses(c.out, c.out_len), 4);
+  cr_assert(strstr(c.out, "Connection: keep-alive") != NULL);
+  cr_assert_eq(W.seq, 4);
+  cr_assert_str_eq(LOG_TEXT(), "a-start a-end b c b");
+  return close_server();
+}
+LOOP_TEST(server, keep_alive_and_pipelining_in_order) { run(t_pipelining, NULL); }
+
+/* HTTP/1.0 without keep-alive: one answer, then the server closes. */
+static vow_value t_http10(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  client c = {.send = "GET /b HTTP/1.0\r\n\r\n", .responses = 1, .want_eof = 1};
+  client_do(&c);
+  cr_assert(strstr(c.out, "Connection: close") != NULL, "%s", c.out);
+  cr_assert(c.eof);
+  client k = {.send = "GET /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", .responses = 1,
+              .send2 = "GET /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", .responses2 = 1};
+  client_do(&k);
+  cr_assert_eq(count_responses(k.out, k.out_len), 2, "%s", k.out);
+  client s = {.send = "GET /words HTTP/1.0\r\n\r\n", .want_eof = 1};
+  client_do(&s);
+  cr_assert(strstr(s.out, "\r\n\r\nonetwothree") != NULL, "HTTP/1.0: no chunking, the close ends it: %s", s.out);
+  return close_server();
+}
+LOOP_TEST(server, http10_closes_unless_keep_alive) { run(t_http10, NULL); }
+
+/* Expect: 100-continue: the server says "go on" before the body is sent (as Node does). */
+static vow_value t_continue(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  client c = {.send = "POST /b HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
+              .responses = 1, .send2 = "body", .responses2 = 1};
+  client_do(&c);
+  cr_assert(strncmp(c.out, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n", 42) == 0, "%s", c.out);
+  cr_assert(strstr(c.out, "\r\n\r\nb:body") != NULL, "%s", c.out);
+  return close_server();
+}
+LOOP_TEST(server, expect_100_continue) { run(t_continue, NULL); }
+
+/* The idle keep-alive connection closes after keepalive_timeout_ms, silently. */
+static vow_value t_keepalive_timeout(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  client c = {.send = "GET /b HTTP/1.1\r\nHost: x\r\n\r\n", .responses = 1, .want_eof = 1};
+  client_do(&c);
+  cr_assert(c.eof);
+  cr_assert_eq(count_responses(c.out, c.out_len), 1, "nothing after the answer: %s", c.out);
+  return close_server();
+}
+LOOP_TEST(server, idle_keep_alive_connection_closes) {
+  vow_server_options o = {.keepalive_timeout_ms = 50};
+  run(t_keepalive_timeout, &o);
+}
+
+/* ---- responses ---------------------------------------------------------------------------- */
+
+/* A promise of a response, a thrown error (500), a value that is not a response
+ * (500), HEAD (headers only), headers both ways. */
+static vow_value t_responses(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  client c = {.send = "GET /promise HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET /throw HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET /not-a-response HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "HEAD /b HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "PUT /headers HTTP/1.1\r\nx-mixed: Case\r\nContent-Length: 0\r\n\r\n",
+              .responses = 5};
+  client_do(&c);
+  const char *p = c.out;
+  cr_assert(strstr(p, "HTTP/1.1 201 Created\r\n") == p, "%s", p);
+  cr_assert((p = strstr(p, "HTTP/1.1 500 Internal Server Error")) != NULL, "thrown: %s", c.out);
+  cr_assert((p = strstr(p + 1, "HTTP/1.1 500 Internal Server Error")) != NULL, "not a response");
+  cr_assert((p = strstr(p + 1, "HTTP/1.1 200 OK")) != NULL, "HEAD");
+  cr_assert(strstr(p, "Content-Length: 2\r\n") != NULL, "HEAD tells the length...");
+  const char *put = strstr(p, "HTTP/1.1 200 OK\r\nContent-Type");
+  cr_assert(put && strstr(p, "\r\n\r\nb:") == NULL, "...but sends no body");
+  put = strstr(p + 1, "HTTP/1.1 200 OK");
+  cr_assert(put && strstr(put, "X-Good: yes\r\n") != NULL, "%s", put);
+  cr_assert(strstr(put, "Injected") == NULL);
+  cr_assert(strstr(put, "\r\n\r\nPUT|Case") != NULL, "%s", put);
+  return close_server();
+}
+LOOP_TEST(server, handler_results_and_errors) { run(t_responses, NULL); }
+
+/* A streamed response: chunked, each chunk written before the next is pulled. */
+static vow_value t_stream(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  client c = {.send = "GET /words HTTP/1.1\r\nHost: x\r\n\r\n", .responses = 1};
+  client_do(&c);
+  cr_assert(strstr(c.out, "Transfer-Encoding: chunked\r\n") != NULL, "%s", c.out);
+  cr_assert(strstr(c.out, "\r\n\r\n3\r\none\r\n3\r\ntwo\r\n5\r\nthree\r\n0\r\n\r\n") != NULL, "%s", c.out);
+  cr_assert_eq(W.cleanups, 0);
+  return close_server();
+}
+LOOP_TEST(server, streamed_response_is_chunked) { run(t_stream, NULL); }
+
+/* ---- bad input ------------------------------------------------------------------------------- */
+
+static void assert_status_and_close(client *c, const char *status) {
+  cr_assert(strncmp(c->out, status, strlen(status)) == 0, "expected %s, got: %.200s", status, c->out);
+  cr_assert(strstr(c->out, "Connection: close\r\n") != NULL);
+  cr_assert(c->eof, "the server closed the connection");
+}
+
+/* Garbage: 400 and close (Node: 400 Bad Request, then it destroys the socket). */
+static vow_value t_garbage(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  client c = {.send = "\x16\x03\x01 this is not HTTP\r\n\r\n", .want_eof = 1};
+  client_do(&c);
+  assert_status_and_close(&c, "HTTP/1.1 400 Bad Request\r\n");
+  client d = {.send = "GET / HTTP/1.1\r\nBad Header Line\r\n\r\n", .want_eof = 1};
+  client_do(&d);
+  assert_status_and_close(&d, "HTTP/1.1 400 Bad Request\r\n");
+  client e = {.send = "POST /b HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", .want_eof = 1};
+  client_do(&e);
+  assert_status_and_close(&e, "HTTP/1.1 400 Bad Request\r\n");
+  assert_healthy();
+  wait_no_connections();
+  return close_server();
+}
+LOOP_TEST(server, malformed_request_gets_400) { run(t_garbage, NULL); }
+
+/* Headers over max_header_bytes: 431 (Node: 431 past its 16 KiB default). */
+static vow_value t_big_headers(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  static char req[8192];
+  int n = snprintf(req, sizeof req, "GET /b HTTP/1.1\r\nX-Big: ");
+  memset(req + n, 'h', 4000);
+  strcpy(req + n + 4000, "\r\n\r\n");
+  client c = {.send = req, .want_eof = 1};
+  client_do(&c);
+  assert_status_and_close(&c, "HTTP/1.1 431 Request Header Fields Too Large\r\n");
+  assert_healthy();
+  return close_server();
+}
+LOOP_TEST(server, oversized_headers_get_431) {
+  vow_server_options o = {.max_header_bytes = 1024};
+  run(t_big_headers, &o);
+}
+
+/* Bodies over max_body_bytes: 413, announced (Content-Length) or found out (chunked). */
+static vow_value t_big_body(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  client c = {.send = "POST /b HTTP/1.1\r\nContent-Length: 2000\r\n\r\nonly the start", .want_eof = 1};
+  client_do(&c);
+  assert_status_and_close(&c, "HTTP/1.1 413 Payload Too Large\r\n");
+  static char req[4096];
+  int n = snprintf(req, sizeof req, "POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+  for (int i = 0; i < 3; i++) n += snprintf(req + n, sizeof req - (size_t)n, "190\r\n%0400d\r\n", 0);
+  snprintf(req + n, sizeof req - (size_t)n, "0\r\n\r\n");
+  client d = {.send = req, .want_eof = 1};
+  client_do(&d);
+  assert_status_and_close(&d, "HTTP/1.1 413 Payload Too Large\r\n");
+  assert_healthy();
+  return close_server();
+}
+LOOP_TEST(server, oversized_body_gets_413) {
+  vow_server_options o = {.max_body_bytes = 1000};
+  run(t_big_body, &o);
+}
+
+/* A request not complete within request_timeout_ms: 408 and close (Node's
+ * requestTimeout). A connection that never sends a byte gets the same. */
+static vow_value t_stalled(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  client c = {.send = "GET /b HTTP/1.1\r\nHost: x\r\n", .want_eof = 1};
+  client d = {.send = "", .want_eof = 1};
+  client e = {.send = "POST /b HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc", .want_eof = 1};
+  vow_promise *pd = client_start(&d), *pe = client_start(&e);
+  client_do(&c);
+  assert_status_and_close(&c, "HTTP/1.1 408 Request Timeout\r\n");
+  cr_assert_eq(vow_await(pd, NULL), 0);
+  assert_status_and_close(&d, "HTTP/1.1 408 Request Timeout\r\n");
+  cr_assert_eq(vow_await(pe, NULL), 0);
+  assert_status_and_close(&e, "HTTP/1.1 408 Request Timeout\r\n");
+  assert_healthy();
+  cr_assert_eq(W.seq, 1, "no handler ran for the stalled requests");
+  return close_server();
+}
+LOOP_TEST(server, stalled_request_gets_408) {
+  vow_server_options o = {.request_timeout_ms = 150};
+  run(t_stalled, &o);
+}
+
+/* Half a request, then the client closes: nothing to answer, nothing left over. */
+static vow_value t_half(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  client c = {.send = "POST /b HTTP/1.1\r\nContent-Length: 100\r\n\r\nhalf", .close_after = 1};
+  client_do(&c);
+  client d = {.send = "GET /b HTT", .close_after = 1};
+  client_do(&d);
+  wait_no_connections();
+  cr_assert_eq(W.seq, 0);
+  assert_healthy();
+  return close_server();
+}
+LOOP_TEST(server, half_request_then_close) { run(t_half, NULL); }
+
+/* The client leaves while its handler runs: the request's signal aborts
+ * (Node: req 'close' / res 'close' before 'finish'). */
+static vow_value t_vanish_mid_handler(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  client c = {.send = "GET /never HTTP/1.1\r\nHost: x\r\n\r\n", .close_after = 1};
+  client_do(&c);
+  wait_for(&W.aborted, 1);
+  wait_no_connections();
+  assert_healthy();
+  cr_assert_eq(W.aborted, 1, "an answered request is not aborted");
+  return close_server();
+}
+LOOP_TEST(server, client_vanishes_mid_handler) { run(t_vanish_mid_handler, NULL); }
+
+/* The client leaves mid-stream: the writes fail, the generator is told to
+ * stop (its cleanup runs) and the signal aborts. */
+static vow_value t_vanish_mid_stream(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  client c = {.send = "GET /endless HTTP/1.1\r\nHost: x\r\n\r\n", .read_some = 200000};
+  client_do(&c);
+  cr_assert_geq(c.total, 200000);
+  wait_for(&W.cleanups, 1);
+  wait_for(&W.aborted, 1);
+  wait_no_connections();
+  assert_healthy();
+  return close_server();
+}
+LOOP_TEST(server, client_vanishes_mid_stream) { run(t_vanish_mid_stream, NULL); }
+
+/* ---- closing -------------------------------------------------------------------------------- */
+
+/* server.close() with a request in flight: it is answered (with Connection:
+ * close), idle connections go at once, new ones are refused, then the promise
+ * fulfils. */
+static vow_value t_graceful(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  client idle = {.send = "GET /b HTTP/1.1\r\nHost: x\r\n\r\n", .responses = 1, .want_eof = 1};
+  client busy = {.send = "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n", .responses = 1, .want_eof = 1};
+  vow_promise *pi = client_start(&idle);
+  for (int i = 0; i < 2000 && W.seq < 1; i++) vow_await(vow_delay(loop, 2, vow_undefined()), NULL);
+  vow_promise *pb = client_start(&busy);
+  for (int i = 0; i < 2000 && W.seq < 2; i++) vow_await(vow_delay(loop, 2, vow_undefined()), NULL);
+  cr_assert_str_eq(LOG_TEXT(), "b slow-start");
+  vow_promise *closed = vow_server_close(W.srv);
+  LOG("close-called");
+  client late = {.send = "GET /b HTTP/1.1\r\n\r\n"};
+  client_do(&late);
+  cr_assert_not(late.connected, "no new connections once closing");
+  cr_assert_eq(vow_await(pi, NULL), 0);
+  cr_assert(idle.eof, "the idle keep-alive connection was closed");
+  cr_assert_eq(vow_await(pb, NULL), 0);
+  cr_assert(strstr(busy.out, "HTTP/1.1 200 OK\r\n") == busy.out, "%s", busy.out);
+  cr_assert(strstr(busy.out, "Connection: close\r\n") != NULL, "%s", busy.out);
+  cr_assert(strstr(busy.out, "\r\n\r\nslow") != NULL);
+  cr_assert(busy.eof);
+  cr_assert_eq(vow_await(closed, NULL), 0);
+  LOG("closed");
+  cr_assert_str_eq(LOG_TEXT(), "b slow-start close-called slow-end closed");
+  return vow_undefined();
+}
+LOOP_TEST(server, graceful_close_with_a_request_in_flight) { run(t_graceful, NULL); }
+
+static vow_value t_listen_errors(vow_loop *l, void *a) {
+  (void)a;
+  vow_server *other;
+  vow_server_options o = {.port = W.port};
+  cr_assert_eq(vow_server_listen(l, &o, handler, NULL, &other), UV_EADDRINUSE);
+  cr_assert_null(other);
+  vow_server_options bad = {.host = "not an address"};
+  cr_assert_eq(vow_server_listen(l, &bad, handler, NULL, &other), VOW_EINVAL);
+  vow_server_options v6 = {.host = "::1"};
+  int rc = vow_server_listen(l, &v6, handler, NULL, &other);
+  if (rc == 0) { /* where IPv6 loopback exists */
+    cr_assert_gt(vow_server_port(other), 0);
+    vow_await(vow_server_close(other), NULL);
+  }
+  cr_assert_eq(vow_server_listen(l, NULL, NULL, NULL, &other), VOW_EINVAL);
+  return close_server();
+}
+LOOP_TEST(server, listen_errors) { run(t_listen_errors, NULL); }
+
+/* vow_loop_free with connections open, a handler suspended forever, a stream
+ * mid-flight and a client half-way through a request: all released. */
+static void stop_run(vow_loop *l, void *arg) {
+  (void)arg;
+  vow__loop_fail(l, VOW_ECLOSING);
+}
+/* Plain threads here, not vow_work: the clients must outlive the loop. */
+static client tc[3];
+static uv_thread_t tc_thread[3];
+static void client_thread(void *arg) {
+  vow_unref(client_run(arg));
+}
+static vow_value t_teardown(vow_loop *l, void *a) {
+  (void)a;
+  tc[0] = (client){.send = "GET /never HTTP/1.1\r\n\r\n", .responses = 1};
+  tc[1] = (client){.send = "GET /endless HTTP/1.1\r\n\r\n", .read_some = 1 << 30};
+  tc[2] = (client){.send = "GET /never HTTP/1.1\r\nHost:", .responses = 1};
+  for (int i = 0; i < 3; i++) {
+    tc[i].port = W.port;
+    uv_thread_create(&tc_thread[i], client_thread, &tc[i]);
+  }
+  for (int i = 0; i < 2000 && (W.seq < 2 || vow__server_connections(W.srv) < 3); i++)
+    vow_await(vow_delay(loop, 2, vow_undefined()), NULL);
+  vow_set_timeout(l, 20, stop_run, NULL);
+  vow_value never;
+  vow_await(vow_promise_new(l), &never);
+  return never;
+}
+LOOP_TEST(server, loop_free_with_connections_open) {
+  start_server(NULL);
+  vow_promise *p = vow_async(loop, t_teardown, NULL);
+  cr_assert_eq(vow_loop_run(loop), VOW_ECLOSING);
+  size_t open = vow__server_connections(W.srv);
+  vow_promise_unref(p);
+  cr_assert_eq(vow_loop_free(loop), 0);
+  loop = NULL;
+  for (int i = 0; i < 3; i++) uv_thread_join(&tc_thread[i]); /* each saw its connection close */
+  cr_assert_eq(open, 3);
+  for (int i = 0; i < 3; i++) cr_assert(tc[i].eof);
+}
