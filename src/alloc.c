@@ -43,3 +43,10 @@ void *vow__realloc(void *ptr, size_t size) {
 void vow__free(void *ptr) {
   if (ptr) current.realloc(ptr, 0, current.ctx);
 }
+
+char *vow__strdup(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *c = vow__malloc(n);
+  if (c) memcpy(c, s, n);
+  return c;
+}

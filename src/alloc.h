@@ -12,5 +12,6 @@ void *vow__malloc(size_t size);
 void *vow__calloc(size_t count, size_t size);
 void *vow__realloc(void *ptr, size_t size);
 void vow__free(void *ptr);
+char *vow__strdup(const char *s);
 
 #endif

@@ -39,6 +39,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "alloc.h"
 #include "io.h"
 #include "promise.h"
 #include "value.h"
@@ -148,12 +149,12 @@ static void x_free(vow_response *x) {
   vow_promise_unref(x->waiter);
   vow_unref(x->error);
   curl_slist_free_all(x->req_headers);
-  free(x->url);
-  free(x->status_text);
-  free(x->final_url);
+  vow__free(x->url);
+  vow__free(x->status_text);
+  vow__free(x->final_url);
   vow__headers_clear(&x->headers);
   vow__buf_free(&x->body);
-  free(x);
+  vow__free(x);
 }
 
 static void x_unref(vow_response *x) {
@@ -176,13 +177,13 @@ static vow_value errorf(int code, const char *fmt, ...) {
   va_end(ap);
   if (n < 0) return vow_error(code, vow_strerror(code));
   if ((size_t)n < sizeof small) return vow_error(code, small);
-  char *big = malloc((size_t)n + 1);
+  char *big = vow__malloc((size_t)n + 1);
   if (!big) return vow_error_nomem();
   va_start(ap, fmt);
   vsnprintf(big, (size_t)n + 1, fmt, ap);
   va_end(ap);
   vow_value e = vow_error(code, big);
-  free(big);
+  vow__free(big);
   return e;
 }
 
@@ -307,7 +308,7 @@ static int status_line(vow_response *x, const char *line, size_t len) {
   vow__headers_clear(&x->headers);
   x->has_location = 0;
   x->status = 0;
-  free(x->status_text);
+  vow__free(x->status_text);
   x->status_text = NULL;
   size_t i = 0;
   while (i < len && line[i] != ' ') i++;
@@ -317,7 +318,7 @@ static int status_line(vow_response *x, const char *line, size_t len) {
   while (i < len && line[i] == ' ') i++;
   size_t end = len;
   while (end > i && (line[end - 1] == '\r' || line[end - 1] == '\n' || line[end - 1] == ' ')) end--;
-  x->status_text = malloc(end - i + 1);
+  x->status_text = vow__malloc(end - i + 1);
   if (!x->status_text) return VOW_ENOMEM;
   memcpy(x->status_text, line + i, end - i);
   x->status_text[end - i] = '\0';
@@ -342,7 +343,7 @@ static int headers_end(vow_response *x) {
   x->final = 1;
   char *eff = NULL;
   curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &eff);
-  x->final_url = strdup(eff ? eff : x->url);
+  x->final_url = vow__strdup(eff ? eff : x->url);
   if (!x->final_url) {
     set_error(x, vow_error_nomem());
     return -1;
@@ -512,7 +513,7 @@ static void on_timeout(uv_timer_t *timer) {
 }
 
 static void free_handle(uv_handle_t *h) {
-  free(h); /* the handle is the first member of what was allocated */
+  vow__free(h); /* the handle is the first member of what was allocated */
 }
 
 static void sock_close(vow__fetch_state *st, sock_ctx *s) {
@@ -523,10 +524,10 @@ static void sock_close(vow__fetch_state *st, sock_ctx *s) {
 }
 
 static sock_ctx *sock_open(vow__fetch_state *st, curl_socket_t fd) {
-  sock_ctx *s = calloc(1, sizeof *s);
+  sock_ctx *s = vow__calloc(1, sizeof *s);
   if (!s) return NULL;
   if (uv_poll_init_socket(&st->loop->uv, &s->poll, fd) != 0) {
-    free(s);
+    vow__free(s);
     return NULL;
   }
   s->poll.data = s;
@@ -580,12 +581,12 @@ static vow__fetch_state *fetch_state_get(vow_loop *loop) {
   if (io->fetch) return io->fetch;
   uv_once(&curl_once, curl_init);
   if (curl_init_result != CURLE_OK) return NULL;
-  vow__fetch_state *st = calloc(1, sizeof *st);
-  uv_timer_t *timer = malloc(sizeof *timer);
+  vow__fetch_state *st = vow__calloc(1, sizeof *st);
+  uv_timer_t *timer = vow__malloc(sizeof *timer);
   CURLM *multi = st && timer ? curl_multi_init() : NULL;
   if (!multi) {
-    free(st);
-    free(timer);
+    vow__free(st);
+    vow__free(timer);
     return NULL;
   }
   uv_timer_init(&loop->uv, timer);
@@ -628,7 +629,7 @@ void vow__fetch_teardown(vow_loop *loop, vow__fetch_state *st) {
   curl_multi_cleanup(st->multi); /* closes cached connections: their sockets are removed */
   while (st->socks) sock_close(st, st->socks);
   uv_close((uv_handle_t *)st->timer, free_handle);
-  free(st);
+  vow__free(st);
 }
 
 size_t vow__fetch_active(vow_loop *loop) {
@@ -747,9 +748,9 @@ vow_promise *vow_fetch(vow_loop *loop, const char *url, const vow_fetch_options 
   if (o->redirect < VOW_REDIRECT_FOLLOW || o->redirect > VOW_REDIRECT_MANUAL)
     return rejected_now(p, errorf(VOW_EINVAL, "fetch %s: unknown redirect mode %d", url, o->redirect));
   vow__fetch_state *st = fetch_state_get(loop);
-  vow_response *x = st ? calloc(1, sizeof *x) : NULL;
-  if (!x || !(x->url = strdup(url))) {
-    free(x);
+  vow_response *x = st ? vow__calloc(1, sizeof *x) : NULL;
+  if (!x || !(x->url = vow__strdup(url))) {
+    vow__free(x);
     return rejected_now(p, vow_error(VOW_ENOMEM, "fetch: cannot start a transfer"));
   }
   x->refs = 1;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "alloc.h"
 #include "io.h"
 
 /* ---- the I/O slot ------------------------------------------------------------ */
@@ -20,13 +21,13 @@ static void io_free(vow_loop *loop, void *state) {
    * and neither half's teardown runs user code, so the order is only tidy. */
   if (io->server) vow__server_teardown(loop, io->server);
   if (io->fetch) vow__fetch_teardown(loop, io->fetch);
-  free(io);
+  vow__free(io);
 }
 
 vow__io *vow__io_get(vow_loop *loop) {
   vow__io *io = vow__loop_ext(loop, VOW__EXT_IO);
   if (io || loop->closing) return io;
-  io = calloc(1, sizeof *io);
+  io = vow__calloc(1, sizeof *io);
   if (!io) return NULL;
   vow__loop_set_ext(loop, VOW__EXT_IO, io, io_free, NULL);
   return io;
@@ -37,7 +38,7 @@ vow__io *vow__io_get(vow_loop *loop) {
 static int is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 static char *copy_n(const char *s, size_t n) {
-  char *c = malloc(n + 1);
+  char *c = vow__malloc(n + 1);
   if (!c) return NULL;
   if (n) memcpy(c, s, n);
   c[n] = '\0';
@@ -55,7 +56,7 @@ static vow__header *find(const vow__headers *h, const char *name, size_t name_le
 /* Appends ", value" to an existing header. */
 static int join(vow__header *hd, const char *value, size_t value_len) {
   size_t old = strlen(hd->value);
-  char *v = realloc(hd->value, old + 2 + value_len + 1);
+  char *v = vow__realloc(hd->value, old + 2 + value_len + 1);
   if (!v) return VOW_ENOMEM;
   memcpy(v + old, ", ", 2);
   memcpy(v + old + 2, value, value_len);
@@ -72,15 +73,15 @@ int vow__headers_add(vow__headers *h, const char *name, size_t name_len, const c
   if (same) return join(same, value, value_len);
   if (h->len == h->cap) {
     size_t cap = h->cap ? h->cap * 2 : 8;
-    vow__header *items = realloc(h->items, cap * sizeof *items);
+    vow__header *items = vow__realloc(h->items, cap * sizeof *items);
     if (!items) return VOW_ENOMEM;
     h->items = items;
     h->cap = cap;
   }
   char *n = copy_n(name, name_len), *v = copy_n(value, value_len);
   if (!n || !v) {
-    free(n);
-    free(v);
+    vow__free(n);
+    vow__free(v);
     return VOW_ENOMEM;
   }
   h->items[h->len++] = (vow__header){n, v};
@@ -95,10 +96,10 @@ const char *vow__headers_get(const vow__headers *h, const char *name) {
 
 void vow__headers_clear(vow__headers *h) {
   for (size_t i = 0; i < h->len; i++) {
-    free(h->items[i].name);
-    free(h->items[i].value);
+    vow__free(h->items[i].name);
+    vow__free(h->items[i].value);
   }
-  free(h->items);
+  vow__free(h->items);
   *h = (vow__headers){0};
 }
 
@@ -109,7 +110,7 @@ int vow__buf_append(vow__buf *b, const void *bytes, size_t n) {
   if (b->len + n > b->cap) {
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + n) cap *= 2;
-    char *d = realloc(b->data, cap);
+    char *d = vow__realloc(b->data, cap);
     if (!d) return VOW_ENOMEM;
     b->data = d;
     b->cap = cap;
@@ -120,6 +121,6 @@ int vow__buf_append(vow__buf *b, const void *bytes, size_t n) {
 }
 
 void vow__buf_free(vow__buf *b) {
-  free(b->data);
+  vow__free(b->data);
   *b = (vow__buf){0};
 }

@@ -43,6 +43,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "alloc.h"
 #include "io.h"
 #include "promise.h"
 #include "value.h"
@@ -161,7 +162,7 @@ static const char *status_text(int status) {
 /* ---- requests ------------------------------------------------------------------------ */
 
 static vow_request *request_new(conn *c) {
-  vow_request *r = calloc(1, sizeof *r);
+  vow_request *r = vow__calloc(1, sizeof *r);
   if (!r) return NULL;
   r->refs = 1;
   r->conn = c;
@@ -180,7 +181,7 @@ static void request_unref(vow_request *r) {
   vow_unref(r->body_value);
   vow_unref(r->res);
   vow_abort_signal_unref(r->signal);
-  free(r);
+  vow__free(r);
 }
 
 /* The handler coroutine's arg_free: it is done with the request (its body
@@ -213,11 +214,11 @@ vow_abort_signal *vow_request_signal(vow_request *req) {
 
 static void http_res_free(void *ptr) {
   http_res *h = ptr;
-  free(h->content_type);
+  vow__free(h->content_type);
   vow__headers_clear(&h->headers);
   vow_unref(h->body);
   vow_asyncgen_unref(h->stream);
-  free(h);
+  vow__free(h);
 }
 
 static http_res *as_http_res(vow_value v) {
@@ -234,11 +235,11 @@ static vow_value http_res_new(int status, const char *content_type, vow_value bo
     return vow_error(status < 100 || status > 999 ? VOW_ERANGE : VOW_ETYPE,
                      "vow_http_response: a status of 100-999 and a STRING body");
   }
-  http_res *h = calloc(1, sizeof *h);
+  http_res *h = vow__calloc(1, sizeof *h);
   const char *ct = content_type ? content_type : "text/plain; charset=utf-8";
-  if (h) h->content_type = strpbrk(ct, "\r\n") ? NULL : strdup(ct);
+  if (h) h->content_type = strpbrk(ct, "\r\n") ? NULL : vow__strdup(ct);
   if (!h || !h->content_type) {
-    free(h);
+    vow__free(h);
     vow_unref(body);
     vow_asyncgen_unref(stream);
     return h ? vow_error(VOW_EINVAL, "vow_http_response: a line break in the content type")
@@ -300,9 +301,9 @@ static void on_written(uv_write_t *req, int status) {
   wreq *w = (wreq *)req;
   conn *c = w->c;
   int notify = w->notify;
-  free(w->mem);
+  vow__free(w->mem);
   vow_unref(w->hold);
-  free(w);
+  vow__free(w);
   c->writes--;
   if (c->srv->torn) return;
   write_event ev = {c, status, notify};
@@ -311,16 +312,16 @@ static void on_written(uv_write_t *req, int status) {
 
 /* Queues bufs; mem (freed) and hold (released) when written. */
 static int conn_write(conn *c, uv_buf_t *bufs, unsigned n, char *mem, vow_value hold, int notify) {
-  wreq *w = c->state < C_CLOSED ? malloc(sizeof *w) : NULL;
+  wreq *w = c->state < C_CLOSED ? vow__malloc(sizeof *w) : NULL;
   int err = w ? 0 : (c->state < C_CLOSED ? VOW_ENOMEM : UV_ECANCELED);
   if (w) {
     *w = (wreq){.c = c, .mem = mem, .hold = hold, .notify = notify};
     err = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, n, on_written);
   }
   if (err) {
-    free(mem);
+    vow__free(mem);
     vow_unref(hold);
-    free(w);
+    vow__free(w);
     return err;
   }
   c->writes++;
@@ -408,7 +409,7 @@ static void conn_handle_closed(uv_handle_t *h) {
   vow__buf_free(&c->in);
   vow__buf_free(&c->field);
   vow__buf_free(&c->value);
-  free(c);
+  vow__free(c);
   srv->nconns--;
   server_maybe_free(srv);
 }
@@ -613,7 +614,7 @@ static const http_parser_settings settings = {
  * write request and the connection hold. */
 static int write_chunk(vow_request *r, vow_value chunk, int chunked) {
   conn *c = r->conn;
-  char *size = malloc(24);
+  char *size = vow__malloc(24);
   if (!size) {
     vow_unref(chunk);
     return VOW_ENOMEM;
@@ -624,7 +625,7 @@ static int write_chunk(vow_request *r, vow_value chunk, int chunked) {
                       uv_buf_init(unconst("\r\n"), chunked ? 2 : 0)};
   vow_promise *drained = vow_promise_new(r->loop);
   if (!drained) {
-    free(size);
+    vow__free(size);
     vow_unref(chunk);
     return VOW_ENOMEM;
   }
@@ -859,7 +860,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 
 static void accept_task(vow_loop *loop, void *arg) {
   vow_server *srv = arg;
-  conn *c = calloc(1, sizeof *c);
+  conn *c = vow__calloc(1, sizeof *c);
   if (!c) return;
   uv_tcp_init(&loop->uv, &c->tcp);
   uv_timer_init(&loop->uv, &c->timer);
@@ -900,7 +901,7 @@ static void server_finish_task(vow_loop *loop, void *arg) {
     else srv->st->servers = srv->next;
     if (srv->next) srv->next->prev = srv->prev;
   }
-  free(srv);
+  vow__free(srv);
   vow_promise_resolve(p, vow_undefined());
   vow_promise_unref(p);
 }
@@ -908,13 +909,13 @@ static void server_finish_task(vow_loop *loop, void *arg) {
 /* Frees the server once closing, its listener closed and its connections gone. */
 static void server_maybe_free(vow_server *srv) {
   if (!srv->closing || srv->listener || srv->nconns) return;
-  if (srv->torn) free(srv); /* the loop is going: nothing to settle */
+  if (srv->torn) vow__free(srv); /* the loop is going: nothing to settle */
   else vow__loop_enter(srv->loop, server_finish_task, srv);
 }
 
 static void listener_closed(uv_handle_t *h) {
   vow_server *srv = h->data;
-  free(h);
+  vow__free(h);
   srv->listener = NULL;
   server_maybe_free(srv);
 }
@@ -945,7 +946,7 @@ size_t vow__server_connections(const vow_server *srv) {
 static vow__server_state *server_state_get(vow_loop *loop) {
   vow__io *io = vow__io_get(loop);
   if (!io) return NULL;
-  if (!io->server) io->server = calloc(1, sizeof *io->server);
+  if (!io->server) io->server = vow__calloc(1, sizeof *io->server);
   return io->server;
 }
 
@@ -967,7 +968,7 @@ static int bind_listen(vow_server *srv, const char *host, int port) {
 }
 
 static void free_listener(uv_handle_t *h) {
-  free(h);
+  vow__free(h);
 }
 
 int vow_server_listen(vow_loop *loop, const vow_server_options *options, vow_http_handler handler,
@@ -981,10 +982,10 @@ int vow_server_listen(vow_loop *loop, const vow_server_options *options, vow_htt
   const vow_server_options *o = options ? options : &defaults;
   if (o->port < 0 || o->port > 65535) return VOW_EINVAL;
   vow__server_state *st = server_state_get(loop);
-  vow_server *srv = st ? calloc(1, sizeof *srv) : NULL;
-  uv_tcp_t *listener = srv ? malloc(sizeof *listener) : NULL;
+  vow_server *srv = st ? vow__calloc(1, sizeof *srv) : NULL;
+  uv_tcp_t *listener = srv ? vow__malloc(sizeof *listener) : NULL;
   if (!listener) {
-    free(srv);
+    vow__free(srv);
     return VOW_ENOMEM;
   }
   *srv = (vow_server){
@@ -1004,7 +1005,7 @@ int vow_server_listen(vow_loop *loop, const vow_server_options *options, vow_htt
   int err = bind_listen(srv, o->host ? o->host : "127.0.0.1", o->port);
   if (err) {
     uv_close((uv_handle_t *)listener, free_listener);
-    free(srv);
+    vow__free(srv);
     return err;
   }
   srv->next = st->servers;
@@ -1039,5 +1040,5 @@ void vow__server_teardown(vow_loop *loop, vow__server_state *st) {
       uv_close((uv_handle_t *)srv->listener, listener_closed);
     }
   }
-  free(st);
+  vow__free(st);
 }

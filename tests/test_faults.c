@@ -149,3 +149,71 @@ Test(faults, every_allocation_can_fail) {
   cr_assert_geq(n, total, "every allocation site was failed once (%ld of %ld)", n - 1, total);
   TEST_LEAK_CHECK();
 }
+
+/* ---- every allocation goes through the hook ---- */
+
+/* An allocator that puts a tag before each block: freeing anything that did
+ * not come from it (memory from strdup, or from libcurl) would be caught. */
+typedef struct tag {
+  uint64_t magic;
+  uint64_t size;
+} tag;
+#define TAG_MAGIC 0x766f77616c6c6f63ull
+static long live_blocks;
+
+static void *tagging_realloc(void *ptr, size_t size, void *ctx) {
+  (void)ctx;
+  tag *t = ptr ? (tag *)ptr - 1 : NULL;
+  if (t && t->magic != TAG_MAGIC) abort(); /* not ours: a mismatched free */
+  if (size == 0) {
+    t->magic = 0;
+    free(t);
+    live_blocks--;
+    return NULL;
+  }
+  tag *n = realloc(t, sizeof *n + size);
+  if (!n) return NULL;
+  if (!t) live_blocks++;
+  n->magic = TAG_MAGIC;
+  n->size = size;
+  return n + 1;
+}
+
+static vow_value echo(vow_loop *l, vow_request *req, void *data) {
+  (void)l, (void)data;
+  vow_value r = vow_http_response(200, "text/plain", vow_stringf("%s %s", vow_request_method(req),
+                                                                 vow_request_target(req)));
+  vow_http_response_header(r, "X-Echo", "yes");
+  return r;
+}
+
+static vow_value round_trip(vow_loop *loop, void *server) {
+  char url[64];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/hello?x=1", vow_server_port(server));
+  vow_value res, text;
+  cr_assert_eq(vow_await(vow_fetch(loop, url, NULL), &res), 0);
+  cr_assert_str_eq(vow_response_header(vow_as_response(res), "x-echo"), "yes");
+  cr_assert_eq(vow_await(vow_response_text(vow_as_response(res)), &text), 0);
+  cr_assert_str_eq(vow_str(text), "GET /hello?x=1");
+  vow_unref(text);
+  vow_unref(res);
+  vow_await(vow_server_close(server), NULL);
+  return vow_undefined();
+}
+
+Test(faults, fetch_and_server_allocate_through_the_hook) {
+  live_blocks = 0;
+  vow_allocator a = {tagging_realloc, NULL};
+  cr_assert_eq(vow_set_allocator(&a), 0);
+  vow_loop *loop;
+  cr_assert_eq(vow_loop_new(&loop, NULL), 0);
+  vow_server *server;
+  cr_assert_eq(vow_server_listen(loop, NULL, echo, NULL, &server), 0);
+  vow_promise *p = vow_async(loop, round_trip, server);
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_eq(vow_promise_state(p), VOW_FULFILLED);
+  vow_promise_unref(p);
+  cr_assert_eq(vow_loop_free(loop), 0);
+  vow_set_allocator(NULL);
+  cr_assert_eq(live_blocks, 0, "%ld blocks from the hook were never given back", live_blocks);
+}
