@@ -815,6 +815,8 @@ typedef struct vow_fetch_options {
   vow_abort_signal *signal;    /* borrowed for the transfer's life (a reference is taken); NULL: none */
   size_t max_body;             /* limit for vow_response_text; 0: 64 MiB; over it: VOW_ETOOBIG */
   int reject_http_errors;      /* non-2xx: reject with VOW_EHTTP (status in the message) */
+  const char *ca_file;         /* HTTPS: a PEM file of certificates to trust instead of the
+                                  system's (a private CA, a test's self-signed one); NULL: the system's */
 } vow_fetch_options;
 
 /* fetch(url, options): url is copied, options may be NULL. Returns a new

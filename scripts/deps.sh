@@ -5,7 +5,7 @@
 set -eu
 
 PACKAGES="cmake make gcc pkg-config libuv1-dev libcurl4-openssl-dev libhttp-parser-dev
-libjansson-dev libcriterion-dev libxml2-utils"
+libjansson-dev libcriterion-dev libxml2-utils openssl"
 # Sanitizer builds in CI also use clang's runtime; only CI asks for it.
 if [ "${CI:-}" = "true" ] || [ "${VOW_DEPS_EXTRA:-}" = "1" ]; then
     PACKAGES="$PACKAGES clang libclang-rt-14-dev valgrind"

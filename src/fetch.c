@@ -702,6 +702,7 @@ static int setup(vow_response *x, const char *method, const vow_fetch_options *o
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
   curl_easy_setopt(e, CURLOPT_USERAGENT, "vow");
+  if (o->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file); /* curl copies it */
 #if LIBCURL_VERSION_NUM >= 0x075500
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
