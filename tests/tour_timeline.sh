@@ -12,3 +12,9 @@ requests=$(grep -c '<title>/user\|<title>/posts' "$out/timeline.svg")
 [ "$requests" -ge 4 ] || { echo "expected 4 request spans, found $requests"; exit 1; }
 grep -q '>0 ms</text>' "$out/timeline.svg" || { echo "no time axis"; exit 1; }
 echo "timeline.svg is well-formed, with $requests request spans"
+
+# The whole tour reads in a terminal 80 columns wide.
+"$tour" --svg "$out/all.svg" > "$out/tour.txt"
+widest=$(awk '{ n = length($0); if (n > w) w = n } END { print w + 0 }' "$out/tour.txt")
+[ "$widest" -le 80 ] || { echo "a line of the tour is $widest columns wide:"; awk 'length($0) > 80' "$out/tour.txt"; exit 1; }
+echo "the tour's widest line is $widest columns"

@@ -39,6 +39,17 @@ static void result(vow_loop *loop, const char *label, const char *text) {
 
 static void begin_step(vow_loop *loop) { t0 = vow_loop_now(loop); }
 
+/* An error's message without the "fetch http://127.0.0.1:PORT" in front:
+ * "/optional-data: HTTP 404 Not Found" fits a line of 80 columns. */
+static const char *short_error(vow_value err) {
+  const char *m = vow_error_message(err);
+  const char *p = strstr(m, "127.0.0.1:");
+  if (!p) return m;
+  p += strlen("127.0.0.1:");
+  while (*p >= '0' && *p <= '9') p++;
+  return p;
+}
+
 /* ---- the server: the lesson's endpoints ---------------------------------------------- */
 
 static int port;
@@ -52,11 +63,11 @@ typedef struct route {
 } route;
 
 static const route routes[] = {
-    {"/user", 200, 200, "{\"name\":\"Ada\"}"},
-    {"/posts", 200, 200, "[\"first post\",\"second post\"]"},
-    {"/notifications", 60, 200, "[\"you have mail\"]"},
+    {"/user", 200, 200, "Ada"},
+    {"/posts", 200, 200, "2 posts"},
+    {"/notifications", 60, 200, "1 new"},
     {"/notifications-down", 60, 503, "notifications are down"},
-    {"/feed", 180, 200, "[\"news\"]"},
+    {"/feed", 180, 200, "news"},
     {"/critical-data", 80, 200, "critical numbers"},
     {"/optional-data", 40, 404, "not here"},
     {"/fast", 30, 200, "the fast data"},
@@ -106,7 +117,7 @@ static vow_value handle(vow_loop *loop, vow_request *req, void *data) {
   const route *r = find_route(target);
   if (!r) return vow_http_response(404, NULL, vow_string("no such page"));
   vow_await(vow_delay(loop, r->delay_ms, vow_undefined()), NULL);
-  return vow_http_response(r->status, "application/json", vow_string(r->body));
+  return vow_http_response(r->status, NULL, vow_string(r->body));
 }
 
 /* ---- the client side: fetch, the way the lesson writes it --------------------------------- */
@@ -167,7 +178,7 @@ static void load_page(vow_loop *loop, const char *notifications) {
     vow_value_format(page, text, sizeof text);
     result(loop, "all fulfilled: ", text);
   } else {
-    result(loop, "one failed, so all failed: ", vow_error_message(page));
+    result(loop, "all rejected: ", short_error(page));
   }
   vow_unref(page);
 }
@@ -193,7 +204,7 @@ static vow_value section_3(vow_loop *loop, void *arg) {
   for (size_t i = 0; i < vow_array_len(results); i++) {
     vow_value r = vow_array_get(results, i);
     if (vow_settled_ok(r)) result(loop, "Got data: ", vow_str(vow_settled_value(r)));
-    else result(loop, "Failed: ", vow_error_message(vow_settled_value(r)));
+    else result(loop, "Failed: ", short_error(vow_settled_value(r)));
   }
   vow_unref(results);
   return vow_undefined();
@@ -214,7 +225,7 @@ static void race_with_timeout(vow_loop *loop, const char *path) {
     snprintf(status, sizeof status, "HTTP %d)", vow_response_status(vow_as_response(v)));
     result(loop, label, status);
   } else {
-    result(loop, label, vow_error_message(v));
+    result(loop, label, short_error(v));
   }
   vow_unref(v);
   vow_abort_signal_unref(signal);
@@ -258,7 +269,7 @@ static vow_value section_5(vow_loop *loop, void *arg) {
   begin_step(loop);
   vow_promise *started[3];
   for (int i = 0; i < 3; i++) started[i] = vow_async(loop, log_page, (void *)(uintptr_t)pages[i]);
-  result(loop, "forEach returned: ", "nothing has arrived yet (nobody awaited the callbacks)");
+  result(loop, "forEach returned: ", "nothing has arrived yet (nothing awaited)");
   for (int i = 0; i < 3; i++) vow_await(started[i], NULL);
 
   begin_step(loop);
