@@ -18,52 +18,65 @@
  *     const posts = await postsPromise;   // both done after ~200 ms
  *   }
  *
- * Here the two "requests" are timers that answer after 200 ms; the fetch
- * examples of the tour do the same against a real HTTP server.
+ * The requests are real: the example starts a small HTTP server on 127.0.0.1
+ * whose /user and /posts answer after 200 ms, and fetches from it.
  */
 #include <stdio.h>
 #include <vow.h>
 
-/* Stands in for a request: a promise fulfilled with `what` after 200 ms. */
-static vow_promise *fake_fetch(vow_loop *loop, const char *what) {
-  return vow_delay(loop, 200, vow_string(what));
+static int port;
+
+/* The server's side: every endpoint takes 200 ms to answer. */
+static vow_value slow_endpoint(vow_loop *loop, vow_request *req, void *data) {
+  (void)data;
+  vow_await(vow_delay(loop, 200, vow_undefined()), NULL);
+  return vow_http_response(200, NULL, vow_stringf("the data of %s", vow_request_target(req)));
 }
 
-static vow_value get_sequential(vow_loop *loop, void *arg) {
-  (void)arg;
+/* fetch(path), as a promise of the response. */
+static vow_promise *fetch_path(vow_loop *loop, const char *path) {
+  char url[64];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+  return vow_fetch(loop, url, NULL);
+}
+
+static void get_sequential(vow_loop *loop) {
   vow_value user, posts;
-  vow_await(fake_fetch(loop, "user"), &user);   /* wait for the first... */
-  vow_await(fake_fetch(loop, "posts"), &posts); /* ...before starting the second */
+  vow_await(fetch_path(loop, "/user"), &user);   /* wait for the first... */
+  vow_await(fetch_path(loop, "/posts"), &posts); /* ...before starting the second */
   vow_unref(user);
   vow_unref(posts);
-  return vow_undefined();
 }
 
-static vow_value get_parallel(vow_loop *loop, void *arg) {
-  (void)arg;
-  vow_promise *user_promise = fake_fetch(loop, "user");   /* starts now */
-  vow_promise *posts_promise = fake_fetch(loop, "posts"); /* starts now too */
+static void get_parallel(vow_loop *loop) {
+  vow_promise *user_promise = fetch_path(loop, "/user");   /* starts now */
+  vow_promise *posts_promise = fetch_path(loop, "/posts"); /* starts now too */
   vow_value user, posts;
   vow_await(user_promise, &user);
   vow_await(posts_promise, &posts);
   vow_unref(user);
   vow_unref(posts);
-  return vow_undefined();
 }
 
-/* Runs one version to completion and reports how long it took. */
-static void time_it(vow_loop *loop, const char *label, vow_async_fn version) {
+/* Runs one version and reports how long it took. */
+static void time_it(vow_loop *loop, const char *label, void (*version)(vow_loop *)) {
   uint64_t start = vow_loop_now(loop);
-  vow_promise_unref(vow_async(loop, version, NULL));
-  vow_loop_run(loop);
+  version(loop);
   printf("%-10s %4llu ms\n", label, (unsigned long long)(vow_loop_now(loop) - start));
 }
 
-int main(void) {
-  vow_loop *loop;
-  if (vow_loop_new(&loop, NULL) != 0) return 1;
+static vow_value main_async(vow_loop *loop, void *arg) {
+  (void)arg;
+  vow_server *server;
+  if (vow_server_listen(loop, NULL, slow_endpoint, NULL, &server) != 0)
+    return vow_throw(vow_string("cannot start the server"));
+  port = vow_server_port(server);
   time_it(loop, "sequential", get_sequential); /* about 400 ms */
   time_it(loop, "parallel", get_parallel);     /* about 200 ms */
-  vow_loop_free(loop);
-  return 0;
+  vow_await(vow_server_close(server), NULL);
+  return vow_undefined();
+}
+
+int main(void) {
+  return vow_run(main_async, NULL, NULL, NULL) == 0 ? 0 : 1;
 }
