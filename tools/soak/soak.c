@@ -3,9 +3,12 @@
  *
  *   vow-soak promises N      N pending promises alive at once, then settled
  *   vow-soak coroutines N    N async functions suspended at once, then resumed
+ *   vow-soak fetches N       N fetches, 64 at a time, against an in-process
+ *                            HTTP server
  *   vow-soak mixed SECONDS   timers, promise chains, combinators, async
- *                            functions and generators, round after round; RSS
- *                            is printed every round and must stay flat
+ *                            functions, generators and fetches, round after
+ *                            round; RSS is printed every 10 rounds and must
+ *                            stay flat
  *
  * Not a test (it runs for minutes): the figures it prints are the evidence.
  * Each suspended coroutine holds two memory mappings (its stack and its guard
@@ -96,6 +99,57 @@ static int soak_coroutines(vow_loop *loop, long n) {
   return ok ? 0 : 1;
 }
 
+/* ---- fetches against an in-process server ------------------------------------------------ */
+
+static int port;
+
+static vow_value serve(vow_loop *loop, vow_request *req, void *data) {
+  (void)loop, (void)data;
+  return vow_http_response(200, NULL, vow_string(vow_request_target(req)));
+}
+
+static vow_promise *fetch_one(vow_loop *loop, vow_value item, size_t index, vow_abort_signal *signal,
+                              void *ctx) {
+  (void)item, (void)ctx;
+  char url[64];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/%zu", port, index);
+  vow_fetch_options o = {.signal = signal, .reject_http_errors = 1};
+  return vow_fetch(loop, url, &o);
+}
+
+typedef struct fetch_job {
+  long n;
+  int ok;
+} fetch_job;
+
+static vow_value fetch_all(vow_loop *loop, void *arg) {
+  fetch_job *job = arg;
+  vow_server *server;
+  if (vow_server_listen(loop, NULL, serve, NULL, &server) != 0) return vow_undefined();
+  port = vow_server_port(server);
+  vow_value *items = calloc((size_t)job->n, sizeof *items);
+  vow_map_options o = {.concurrency = 64};
+  vow_value results;
+  job->ok = vow_await(vow_map(loop, items, (size_t)job->n, fetch_one, NULL, &o), &results) == 0 &&
+            vow_array_len(results) == (size_t)job->n;
+  vow_unref(results);
+  free(items);
+  vow_await(vow_server_close(server), NULL);
+  return vow_undefined();
+}
+
+static int soak_fetches(vow_loop *loop, long n) {
+  long before = rss_kib();
+  uint64_t t = uv_hrtime();
+  fetch_job job = {n, 0};
+  vow_promise_unref(vow_async(loop, fetch_all, &job));
+  vow_loop_run(loop);
+  double s = seconds_since(t);
+  printf("fetches: %ld at 64 in flight: %.1f s, %.0f requests/s, RSS +%ld KiB (now %ld KiB), %s\n", n,
+         s, (double)n / s, rss_kib() - before, rss_kib(), job.ok ? "all fulfilled" : "FAILED");
+  return job.ok ? 0 : 1;
+}
+
 /* ---- mixed load -------------------------------------------------------------------------- */
 
 static vow_value add_one(vow_loop *l, vow_value v, void *ctx) {
@@ -137,7 +191,9 @@ static int soak_mixed(vow_loop *loop, double seconds) {
   long first = -1, peak = 0;
   for (int round = 1; seconds_since(t) < seconds; round++) {
     for (long i = 0; i < 2000; i++) vow_promise_unref(vow_async(loop, worker, (void *)(intptr_t)i));
-    if (vow_loop_run(loop) != 0) return 1;
+    fetch_job job = {200, 0}; /* and 200 fetches, 64 at a time */
+    vow_promise_unref(vow_async(loop, fetch_all, &job));
+    if (vow_loop_run(loop) != 0 || !job.ok) return 1;
     long rss = rss_kib();
     if (round == 3) first = rss; /* after warm-up */
     if (rss > peak) peak = rss;
@@ -151,7 +207,7 @@ static int soak_mixed(vow_loop *loop, double seconds) {
 
 int main(int argc, char **argv) {
   if (argc != 3) {
-    fprintf(stderr, "usage: vow-soak promises N | coroutines N | mixed SECONDS\n");
+    fprintf(stderr, "usage: vow-soak promises N | coroutines N | fetches N | mixed SECONDS\n");
     return 2;
   }
   long n = strtol(argv[2], NULL, 10);
@@ -161,6 +217,7 @@ int main(int argc, char **argv) {
   int rc;
   if (strcmp(argv[1], "promises") == 0) rc = soak_promises(loop, n);
   else if (strcmp(argv[1], "coroutines") == 0) rc = soak_coroutines(loop, n);
+  else if (strcmp(argv[1], "fetches") == 0) rc = soak_fetches(loop, n);
   else if (strcmp(argv[1], "mixed") == 0) rc = soak_mixed(loop, (double)n);
   else rc = 2;
   vow_loop_free(loop);
