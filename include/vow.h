@@ -251,6 +251,7 @@ typedef struct vow_value {
 } vow_value;
 
 #define VOW__THROWN 1u
+#define VOW__AWAITED 2u
 
 /* Inline kinds: no allocation, nothing to release. */
 static inline vow_value vow_undefined(void) { vow_value v = {0}; return v; }
@@ -585,6 +586,15 @@ typedef struct vow_asyncgen vow_asyncgen;
  * awaits value), or vow_throw(reason). Returning vow_undefined() counts as
  * falling off the end (JavaScript's bare `return;`, which awaits nothing). */
 typedef vow_value (*vow_asyncgen_fn)(vow_loop *loop, vow_asyncgen *gen, void *arg);
+
+/* `return await value` done by the body itself — say inside its own error
+ * handling, where JavaScript's `try { return p } catch` catches p's rejection:
+ * the body awaits value, and returns vow_return_awaited(result) so that the
+ * generator completes with it as is, not awaiting it once more. Takes value. */
+static inline vow_value vow_return_awaited(vow_value value) {
+  value.flags |= VOW__AWAITED;
+  return value;
+}
 
 /* Calls `async function*`: a generator suspended at its start (the body does
  * not run until the first next()). Returns a new reference, or NULL (out of

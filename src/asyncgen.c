@@ -127,9 +127,11 @@ static void gen_body(vow_coro *co, void *arg) {
   (void)co;
   vow_asyncgen *g = arg;
   vow_value r = g->fn(g->f.loop, g, g->arg);
-  /* `return value;` awaits value; falling off the end and a return request
-   * (already awaited by vow_yield) do not. */
-  if (!(r.flags & VOW__THROWN) && !g->return_requested && r.kind != VOW_UNDEFINED) {
+  /* `return value;` awaits value; falling off the end, a return request
+   * (already awaited by vow_yield) and vow_return_awaited do not. */
+  int done_awaiting = (r.flags & VOW__AWAITED) != 0;
+  r.flags &= (uint8_t)~VOW__AWAITED;
+  if (!(r.flags & VOW__THROWN) && !done_awaiting && !g->return_requested && r.kind != VOW_UNDEFINED) {
     vow_value awaited;
     int rc = vow_await_value(r, &awaited);
     r = rc == 0 ? awaited : vow_throw(awaited);

@@ -411,26 +411,20 @@ static flow exec_await(const env *e, const sc_stmt *s) {
   return s->has_label ? status(log_value(e->sc, s->where, s->label, fr->cur)) : FLOW_NEXT;
 }
 
-/* `return V` in an async generator. JavaScript awaits V there, even when it is
- * undefined; vow awaits the body's result unless it is undefined. So an
- * undefined V is awaited here, and any other V is left to vow — except a
- * promise inside a try block: only there can its rejection be caught, so it is
- * awaited here, and vow then awaits the (fulfilled) value once more, one tick
- * later than JavaScript (a gap of vow's API, see the report). */
+/* `return V` in an async generator: JavaScript awaits V right there, even
+ * when it is undefined, so a rejection is caught by an enclosing try. The body
+ * awaits it and hands vow the result as already awaited. */
 static flow gen_return(const env *e, const sc_stmt *s, vow_value v) {
+  (void)s;
   frame *fr = e->fr;
   vow_value result;
-  if (vow_is_undefined(v) || (s->in_try && vow_kind_of(v) == VOW_PROMISE)) {
-    int rc = vow_await_value(v, &result);
-    if (e->sc->halted) {
-      vow_unref(result);
-      return FLOW_HALT;
-    }
-    set_completion(fr, result);
-    return rc == 0 ? FLOW_RETURN : FLOW_THROW;
+  int rc = vow_await_value(v, &result);
+  if (e->sc->halted) {
+    vow_unref(result);
+    return FLOW_HALT;
   }
-  set_completion(fr, v);
-  return FLOW_RETURN;
+  set_completion(fr, rc == 0 ? vow_return_awaited(result) : result);
+  return rc == 0 ? FLOW_RETURN : FLOW_THROW;
 }
 
 /* return V: an async function's promise is resolved with V (a promise is adopted). */
