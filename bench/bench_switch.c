@@ -8,13 +8,20 @@
  *   memory     resident bytes per suspended coroutine (10 000 of them, each
  *              stopped at its first yield), and the address space reserved
  *
- * Usage: bench_switch [switch-iterations]   (default 2 000 000)
+ * Usage: bench_switch [--kv] [switch-iterations]   (default 2 000 000)
  * Numbers are the best of 5 runs. Build with optimisation (RelWithDebInfo or
  * Release) for numbers worth quoting.
+ *
+ * --kv prints one machine-readable line instead of the table, for the suite
+ * (bench_suite, `make bench`; protocol in bench_common.h):
+ *   RESULT asm_ns=.. ucx_ns=.. asm_pooled_ns=.. asm_mmap_ns=.. ucx_pooled_ns=..
+ *          asm_rss_b=.. ucx_rss_b=.. reserved_b=..
+ * (a back-end that is not compiled in reports -1).
  */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -138,29 +145,59 @@ static double suspended_bytes(vow_coro_backend backend, size_t *reserved) {
   return (double)(after - before) / SUSPENDED;
 }
 
-static void bench(const char *label, vow_coro_backend backend, long iterations) {
-  long slow = iterations / 20 > 1000 ? iterations / 20 : 1000;
-  size_t reserved = 0;
+typedef struct measured {
+  int available;
   double sw, pooled, fresh, bytes;
+  size_t reserved;
+} measured;
 
-  if (!vow__coro_backend_available(backend)) {
+static measured measure(vow_coro_backend backend, long iterations) {
+  long slow = iterations / 20 > 1000 ? iterations / 20 : 1000;
+  measured m = {0, -1, -1, -1, -1, 0};
+
+  if (!vow__coro_backend_available(backend))
+    return m;
+  m.available = 1;
+  /* ucontext switches make a system call each: fewer iterations suffice. */
+  m.sw = switch_ns(backend, backend == VOW_CORO_BACKEND_UCONTEXT ? iterations / 10 : iterations);
+  m.pooled = lifecycle_ns(backend, 16, slow);
+  m.fresh = lifecycle_ns(backend, 0, slow / 10);
+  m.bytes = suspended_bytes(backend, &m.reserved);
+  return m;
+}
+
+static void bench(const char *label, vow_coro_backend backend, long iterations) {
+  measured m = measure(backend, iterations);
+
+  if (!m.available) {
     printf("%-9s  not compiled in\n", label);
     return;
   }
-  /* ucontext switches make a system call each: fewer iterations suffice. */
-  sw = switch_ns(backend, backend == VOW_CORO_BACKEND_UCONTEXT ? iterations / 10 : iterations);
-  pooled = lifecycle_ns(backend, 16, slow);
-  fresh = lifecycle_ns(backend, 0, slow / 10);
-  bytes = suspended_bytes(backend, &reserved);
-  printf("%-9s  %8.1f  %13.1f  %12.1f  %12.0f  %12zu\n", label, sw, pooled, fresh, bytes,
-         reserved);
+  printf("%-9s  %8.1f  %13.1f  %12.1f  %12.0f  %12zu\n", label, m.sw, m.pooled, m.fresh,
+         m.bytes, m.reserved);
+}
+
+/* One RESULT line for bench_suite. */
+static void bench_kv(long iterations) {
+  measured a = measure(VOW_CORO_BACKEND_ASM, iterations);
+  measured u = measure(VOW_CORO_BACKEND_UCONTEXT, iterations);
+
+  printf("RESULT asm_ns=%.4g ucx_ns=%.4g asm_pooled_ns=%.4g asm_mmap_ns=%.4g ucx_pooled_ns=%.4g "
+         "asm_rss_b=%.6g ucx_rss_b=%.6g reserved_b=%zu\n",
+         a.sw, u.sw, a.pooled, a.fresh, u.pooled, a.bytes, u.bytes,
+         a.available ? a.reserved : u.reserved);
 }
 
 int main(int argc, char **argv) {
-  long iterations = argc > 1 ? atol(argv[1]) : 2000000;
+  int kv = argc > 1 && strcmp(argv[1], "--kv") == 0;
+  long iterations = argc > 1 + kv ? atol(argv[1 + kv]) : 2000000;
 
   if (iterations < 1000)
     iterations = 1000;
+  if (kv) {
+    bench_kv(iterations);
+    return 0;
+  }
   printf("%-9s  %8s  %13s  %12s  %12s  %12s\n", "backend", "ns/switch", "ns/coro pooled",
          "ns/coro mmap", "B resident", "B reserved");
   bench("asm", VOW_CORO_BACKEND_ASM, iterations);
