@@ -4,7 +4,8 @@
  *   - every handler runs at most once, and exactly once if its promise settled
  *     while the loop ran to the end (checked through ctx_free: it runs once,
  *     after the handler ran or when it never will);
- *   - a promise settles at most once (resolve/reject return 1 only once);
+ *   - so a promise settles at most once, as its handlers observe it: a second
+ *     settlement would run some handler twice;
  *   - nothing leaks: no pooled object outlives the loop (vow__pool_leaked),
  *     and AddressSanitizer sees no use after free or leak.
  *
