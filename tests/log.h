@@ -51,6 +51,18 @@ static inline void logf_(const char *fmt, ...) {
 #endif
 #define LOG_TEXT() ((const char *)g_log.text)
 
+/* A suite whose every test gets a fresh loop (made with the given options,
+ * which may be NULL) and an empty log. LOOP_TEST frees the loop; the suite's
+ * teardown frees it only when a test stopped early. */
+#define LOOP_SUITE(suite, options)                        \
+  static vow_loop *loop;                                  \
+  static void suite##_setup(void) {                       \
+    log_reset();                                          \
+    cr_assert_eq(vow_loop_new(&loop, (options)), 0);      \
+  }                                                       \
+  static void suite##_teardown(void) { vow_loop_free(loop); } \
+  TestSuite(suite, .init = suite##_setup, .fini = suite##_teardown)
+
 /* A test on the suite's loop: runs the body, then frees the loop and checks
  * for leaks inside the test itself (Criterion does not fail a test for an
  * assertion in its .fini). The file defines `static vow_loop *loop;`. */

@@ -7,17 +7,8 @@
 #include "log.h"
 #include "vow.h"
 
-static vow_loop *loop;
-
-static void setup(void) {
-  log_reset();
-  vow_loop_options o = {.virtual_clock = 1}; /* timeouts without sleeping */
-  cr_assert_eq(vow_loop_new(&loop, &o), 0);
-}
-static void teardown(void) {
-  vow_loop_free(loop); /* when the test stopped early */
-}
-TestSuite(abort, .init = setup, .fini = teardown);
+static const vow_loop_options virtual_time = {.virtual_clock = 1}; /* timeouts without sleeping */
+LOOP_SUITE(abort, &virtual_time);
 
 static void on_abort(vow_loop *l, vow_value reason, void *label) {
   (void)l;

@@ -8,17 +8,7 @@
 #include "vow.h"
 #include "log.h"
 
-static vow_loop *loop;
-
-static void setup(void) {
-  log_reset();
-  cr_assert_eq(vow_loop_new(&loop, NULL), 0);
-}
-static void teardown(void) {
-  vow_loop_free(loop); /* when the test stopped early */
-}
-
-TestSuite(loop, .init = setup, .fini = teardown);
+LOOP_SUITE(loop, NULL);
 
 static void say(vow_loop *l, void *arg) {
   (void)l;

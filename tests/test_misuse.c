@@ -8,16 +8,7 @@
 #include "log.h"
 #include "vow.h"
 
-static vow_loop *loop;
-
-static void setup(void) {
-  log_reset();
-  cr_assert_eq(vow_loop_new(&loop, NULL), 0);
-}
-static void teardown(void) {
-  vow_loop_free(loop);
-}
-TestSuite(misuse, .init = setup, .fini = teardown);
+LOOP_SUITE(misuse, NULL);
 
 /* vow_loop_run from inside the loop — a handler, or an async function — is
  * refused with VOW_EBUSY; the outer run goes on. */

@@ -9,16 +9,7 @@
 #include "log.h"
 #include "vow.h"
 
-static vow_loop *loop;
-
-static void setup(void) {
-  log_reset();
-  cr_assert_eq(vow_loop_new(&loop, NULL), 0);
-}
-static void teardown(void) {
-  vow_loop_free(loop); /* when the test stopped early */
-}
-TestSuite(promise, .init = setup, .fini = teardown);
+LOOP_SUITE(promise, NULL);
 
 /* ---- handlers used as building blocks ---- */
 

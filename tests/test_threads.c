@@ -9,16 +9,7 @@
 #include "log.h"
 #include "vow.h"
 
-static vow_loop *loop;
-
-static void setup(void) {
-  log_reset();
-  cr_assert_eq(vow_loop_new(&loop, NULL), 0);
-}
-static void teardown(void) {
-  vow_loop_free(loop);
-}
-TestSuite(threads, .init = setup, .fini = teardown);
+LOOP_SUITE(threads, NULL);
 
 /* A CPU-bound job: an FNV-1a hash over n rounds. */
 static vow_value hash_job(void *arg) {
