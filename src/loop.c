@@ -13,6 +13,8 @@
 #include "alloc.h"
 #include "loop.h"
 
+_Thread_local char vow__thread_mark;
+
 int vow_loop_new(vow_loop **out, const vow_loop_options *options) {
   if (!out) return VOW_EINVAL;
   *out = NULL;
@@ -24,7 +26,7 @@ int vow_loop_new(vow_loop **out, const vow_loop_options *options) {
     return err;
   }
   loop->uv.data = loop;
-  loop->owner = uv_thread_self();
+  loop->owner = &vow__thread_mark;
   if (options) loop->options = *options;
   loop->virtual_now = uv_now(&loop->uv);
   vow__pool_init(&loop->pool);

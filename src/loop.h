@@ -104,7 +104,7 @@ typedef void (*vow__dispose_fn)(vow_loop *loop, void *arg);
 
 struct vow_loop {
   uv_loop_t uv;
-  uv_thread_t owner;
+  const char *owner;  /* &vow__thread_mark of the thread that made the loop */
   vow__microtask_queue micro;
   vow__timers timers;
   vow__pool pool;
@@ -144,10 +144,15 @@ void vow__post_dispose_all(vow_loop *loop); /* drops posts still queued */
 void vow__post_close(vow_loop *loop);
 void vow__post_free(vow_loop *loop);
 
+/* One byte per thread; its address identifies the thread. Comparing it is a
+ * single TLS-relative load, where uv_thread_self + uv_thread_equal were two
+ * calls into libuv on every public call (see BENCHMARKS.md, fix 1). Addresses
+ * are unique among live threads; a loop must not outlive its thread anyway. */
+extern _Thread_local char vow__thread_mark;
+
 /* Non-zero when the calling thread owns the loop. */
 static inline int vow__loop_on_owner(const vow_loop *loop) {
-  uv_thread_t self = uv_thread_self();
-  return uv_thread_equal(&self, &loop->owner);
+  return loop->owner == &vow__thread_mark;
 }
 
 /* The loop's time in ms: libuv's, or the virtual clock's. */
