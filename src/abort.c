@@ -30,12 +30,8 @@ struct vow_abort_signal {
   int64_t next_id;
 };
 
-static int usable_loop(const vow_loop *loop) {
-  return loop && !loop->closing && vow__loop_on_owner(loop);
-}
-
 vow_abort_signal *vow_abort_signal_new(vow_loop *loop) {
-  if (!usable_loop(loop)) return NULL;
+  if (!vow__loop_usable(loop)) return NULL;
   vow_abort_signal *s = vow__calloc(1, sizeof *s);
   if (!s) return NULL;
   s->refs = 1;

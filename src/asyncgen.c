@@ -231,7 +231,7 @@ static void drain_queue(vow_asyncgen *g) {
 
 vow_asyncgen *vow_asyncgen_new_ex(vow_loop *loop, vow_asyncgen_fn fn, void *arg,
                                   const vow_async_options *options) {
-  vow_asyncgen *g = loop && fn && !loop->closing && vow__loop_on_owner(loop)
+  vow_asyncgen *g = fn && vow__loop_usable(loop)
                         ? vow__calloc(1, sizeof *g) : NULL;
   if (!g) { /* the body will never run: arg is released now */
     if (options && options->arg_free) options->arg_free(arg);
@@ -254,7 +254,7 @@ vow_asyncgen *vow_asyncgen_new(vow_loop *loop, vow_asyncgen_fn fn, void *arg) {
 }
 
 static int usable(const vow_asyncgen *g) {
-  return g && !g->f.loop->closing && vow__loop_on_owner(g->f.loop);
+  return g && vow__loop_usable(g->f.loop);
 }
 
 vow_promise *vow_asyncgen_next(vow_asyncgen *g, vow_value value) {

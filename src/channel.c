@@ -52,7 +52,7 @@ static waiter *pop_waiter(waiters *q) {
 }
 
 vow_channel *vow_channel_new(vow_loop *loop, size_t capacity) {
-  if (!loop || loop->closing || !vow__loop_on_owner(loop)) return NULL;
+  if (!vow__loop_usable(loop)) return NULL;
   vow_channel *ch = vow__calloc(1, sizeof *ch);
   if (!ch) return NULL;
   ch->ring = capacity ? vow__calloc(capacity, sizeof *ch->ring) : NULL;

@@ -813,7 +813,7 @@ static void resume(vow_response *x) {
 }
 
 static int usable(const vow_response *r) {
-  return r && r->st && !r->loop->closing && vow__loop_on_owner(r->loop);
+  return r && r->st && vow__loop_usable(r->loop);
 }
 
 vow_promise *vow_response_text(vow_response *r) {

@@ -155,6 +155,13 @@ static inline int vow__loop_on_owner(const vow_loop *loop) {
   return loop->owner == &vow__thread_mark;
 }
 
+/* Non-zero when new work may be started on loop from the calling thread: the
+ * loop exists, is not being freed, and this thread owns it. The check every
+ * layer makes before it creates anything on a loop. */
+static inline int vow__loop_usable(const vow_loop *loop) {
+  return loop && !loop->closing && vow__loop_on_owner(loop);
+}
+
 /* The loop's time in ms: libuv's, or the virtual clock's. */
 static inline uint64_t vow__loop_now(const vow_loop *loop) {
   return loop->options.virtual_clock ? loop->virtual_now : uv_now(&loop->uv);

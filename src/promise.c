@@ -161,12 +161,8 @@ vow_promise *vow__promise_alloc(vow_loop *loop) {
   return p;
 }
 
-static int usable(const vow_loop *loop) {
-  return loop && !loop->closing && vow__loop_on_owner(loop);
-}
-
 vow_promise *vow_promise_new(vow_loop *loop) {
-  return usable(loop) ? vow__promise_alloc(loop) : NULL;
+  return vow__loop_usable(loop) ? vow__promise_alloc(loop) : NULL;
 }
 
 vow_promise *vow_promise_ref(vow_promise *p) {
@@ -415,7 +411,7 @@ int vow_promise_reject(vow_promise *p, vow_value reason) {
 }
 
 vow_promise *vow_resolved(vow_loop *loop, vow_value value) {
-  if (!usable(loop)) {
+  if (!vow__loop_usable(loop)) {
     vow_unref(value);
     return NULL;
   }
@@ -431,7 +427,7 @@ vow_promise *vow_resolved(vow_loop *loop, vow_value value) {
 }
 
 vow_promise *vow_rejected(vow_loop *loop, vow_value reason) {
-  vow_promise *p = usable(loop) ? vow__promise_alloc(loop) : NULL;
+  vow_promise *p = vow__loop_usable(loop) ? vow__promise_alloc(loop) : NULL;
   if (!p) {
     vow_unref(reason);
     return NULL;
@@ -444,7 +440,7 @@ vow_promise *vow_rejected(vow_loop *loop, vow_value reason) {
 
 vow_promise *vow_then_full(vow_promise *p, vow_handler on_ok, vow_handler on_err, void *ctx,
                            void (*ctx_free)(void *ctx)) {
-  vow_promise *derived = p && usable(p->loop) ? vow__promise_alloc(p->loop) : NULL;
+  vow_promise *derived = p && vow__loop_usable(p->loop) ? vow__promise_alloc(p->loop) : NULL;
   if (!derived) {
     if (ctx_free) ctx_free(ctx);
     return NULL;
@@ -526,7 +522,7 @@ static vow_value catch_finally(vow_loop *loop, vow_value reason, void *f) {
 
 vow_promise *vow_finally(vow_promise *p, vow_finally_fn fn, void *ctx) {
   if (!fn) return vow_then(p, NULL, NULL, NULL); /* not callable: pass through */
-  if (!p || !usable(p->loop)) return NULL;
+  if (!p || !vow__loop_usable(p->loop)) return NULL;
   finally_ctx *f = vow__pool_alloc(&p->loop->pool, sizeof *f);
   if (!f) return NULL;
   *f = (finally_ctx){p->loop, fn, ctx};
