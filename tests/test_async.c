@@ -6,23 +6,12 @@
 #include <stdlib.h>
 
 #include "loop.h"
+#include "handlers.h"
 #include "log.h"
 #include "vow.h"
 
 LOOP_SUITE(async, NULL);
 
-static vow_value say(vow_loop *l, vow_value v, void *label) {
-  (void)l, (void)v;
-  LOG("%s", (const char *)label);
-  return vow_undefined();
-}
-static vow_value say_value(vow_loop *l, vow_value v, void *label) {
-  (void)l;
-  char buf[256];
-  vow_value_format(v, buf, sizeof buf);
-  LOG("%s %s", (const char *)label, buf);
-  return vow_undefined();
-}
 /* Promise.resolve().then(t1).then(t2)... with labels t1..tn */
 static const char *labels[] = {"t1", "t2", "t3", "t4", "t5", "t6", "t7", "t8", "t9", "t10", "t11", "t12"};
 static void ticks(int n) {

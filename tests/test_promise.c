@@ -6,25 +6,14 @@
 #include <stdlib.h>
 
 #include "loop.h"
+#include "handlers.h"
 #include "log.h"
 #include "vow.h"
 
 LOOP_SUITE(promise, NULL);
 
-/* ---- handlers used as building blocks ---- */
+/* ---- handlers used as building blocks (say, say_value: handlers.h) ---- */
 
-static vow_value say(vow_loop *l, vow_value v, void *label) {
-  (void)l, (void)v;
-  LOG("%s", (const char *)label);
-  return vow_undefined();
-}
-static vow_value say_value(vow_loop *l, vow_value v, void *label) {
-  (void)l;
-  char buf[256];
-  vow_value_format(v, buf, sizeof buf);
-  LOG("%s %s", (const char *)label, buf);
-  return vow_undefined();
-}
 static vow_value say_finally(vow_loop *l, void *label) {
   (void)l;
   LOG("%s", (const char *)label);
