@@ -32,7 +32,6 @@ static double next_unit(uint64_t *s) {
 typedef struct sleep {
   vow_promise *done;
   vow_timer timer;
-  vow_abort_signal *signal;
   int64_t listener;
 } sleep_t;
 
@@ -53,7 +52,7 @@ static void sleep_aborted(vow_loop *loop, vow_value reason, void *arg) {
 
 /* Sleeps ms, or until the signal aborts (then rejects with its reason). */
 static int sleep_ms(vow_loop *loop, uint64_t ms, vow_abort_signal *signal, vow_value *reason) {
-  sleep_t s = {vow_promise_new(loop), 0, signal, 0};
+  sleep_t s = {vow_promise_new(loop), 0, 0};
   s.timer = vow_set_timeout(loop, ms, sleep_over, &s);
   s.listener = vow_abort_signal_on(signal, sleep_aborted, &s);
   int rc = vow_await(vow_promise_ref(s.done), reason);
@@ -74,9 +73,13 @@ static uint64_t backoff(retry *r, unsigned attempt) {
   return (uint64_t)d;
 }
 
-static vow_value give_up(retry *r, vow_value reason) {
+static void retry_free(retry *r) {
   vow_abort_signal_unref(r->signal);
   vow__free(r);
+}
+
+static vow_value give_up(retry *r, vow_value reason) {
+  retry_free(r);
   return vow_throw(reason);
 }
 
@@ -89,8 +92,7 @@ static vow_value retry_body(vow_loop *loop, void *arg) {
     vow_value v;
     if (vow_abort_signal_aborted(r->signal)) return give_up(r, vow_ref(vow_abort_signal_reason(r->signal)));
     if (vow_await(r->attempt(loop, attempt, r->signal, r->ctx), &v) == 0) {
-      vow_abort_signal_unref(r->signal);
-      vow__free(r);
+      retry_free(r);
       return v;
     }
     if (attempt >= r->o.max_attempts || (r->o.retryable && !r->o.retryable(v, r->ctx)))
@@ -132,9 +134,6 @@ vow_promise *vow_retry(vow_loop *loop, vow_attempt_fn attempt, void *ctx,
   r->started = &started;
   vow_async_options ao = {.name = "retry"};
   vow_promise *p = vow_async_ex(loop, retry_body, r, &ao);
-  if (!started) { /* no coroutine could be made: r is still ours */
-    vow_abort_signal_unref(r->signal);
-    vow__free(r);
-  }
+  if (!started) retry_free(r); /* no coroutine could be made: r is still ours */
   return p;
 }
