@@ -15,6 +15,7 @@
  *     code that resumed it last, so the coroutine's stack is free by then.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "alloc.h"
 #include "async.h"
@@ -98,9 +99,9 @@ void vow__frame_end(vow__frame *f) {
   f->span = 0;
   vow__coro_free(f->co);
   f->co = NULL;
-  vow_promise_unref(f->awaiting);
+  vow__promise_unref(f->awaiting);
   f->awaiting = NULL;
-  vow_unref(f->outcome);
+  vow__unref(f->outcome);
   f->outcome = vow_undefined();
 }
 
@@ -124,16 +125,33 @@ int vow__frame_resume(vow__frame *f) {
 
 static void resume_with(vow__frame *f, vow_value outcome, int rejected);
 
+/* The jobs that resume an awaiting frame. in_job tells vow_await that the
+ * frame runs directly under the microtask queue's drain (see below). */
+static void resume_from_job(vow__frame *f, vow_value outcome, int rejected) {
+  f->in_job = 1;
+  resume_with(f, outcome, rejected);
+}
+
 static vow_value on_awaited_fulfilled(vow_loop *loop, vow_value value, void *f) {
   (void)loop;
-  resume_with(f, vow_ref(value), 0);
+  resume_from_job(f, value, 0); /* taken: see vow__promise_await */
   return vow_undefined();
 }
 
 static vow_value on_awaited_rejected(vow_loop *loop, vow_value reason, void *f) {
   (void)loop;
-  resume_with(f, vow_ref(reason), 1);
+  resume_from_job(f, reason, 1);
   return vow_undefined();
+}
+
+/* The await of a promise that had settled already: its outcome is in the
+ * frame (see vow_await). */
+static void awaited_settled_job(vow_loop *loop, void *arg) {
+  (void)loop;
+  vow__frame *f = arg;
+  vow_value outcome = f->outcome;
+  f->outcome = vow_undefined();
+  resume_from_job(f, outcome, f->rejected);
 }
 
 static void async_finish(async_frame *a);
@@ -142,6 +160,7 @@ static void resume_with(vow__frame *f, vow_value outcome, int rejected) {
   f->outcome = outcome;
   f->rejected = rejected;
   int finished = vow__frame_resume(f);
+  f->in_job = 0;
   if (f->kind == FRAME_ASYNC) {
     if (finished) async_finish((async_frame *)f);
   } else {
@@ -154,19 +173,48 @@ static int closing_error(vow_value *out) {
   return VOW_ECLOSING;
 }
 
+/* Takes p's outcome for an await that does not suspend: p is settled, so the
+ * rejection (if any) is handled from now on, as a reaction would make it. */
+static int take_settled(vow_promise *p, vow_value *out) {
+  int rejected = P_STATE(p) == VOW_REJECTED;
+  if (rejected && (P_FLAGS(p) & P_TRACKED)) vow__rejection_handled(p);
+  P_FLAGS(p) |= P_HANDLED;
+  *out = vow__ref(p->u.result);
+  return rejected;
+}
+
+/* Suspends f until p settles: PerformPromiseThen with handlers that resume
+ * it. A promise settled already needs no reaction record: the job that would
+ * run the reaction is queued at once anyway, so the resumption is queued
+ * instead, at the same place in the queue (the same tick as V8). */
+static int suspend_on(vow__frame *f, vow_promise *p) {
+  if (P_STATE(p) != VOW_PENDING) {
+    if (vow__microtask_push(f->loop, awaited_settled_job, f) != 0) return VOW_ENOMEM;
+    f->rejected = take_settled(p, &f->outcome);
+  } else if (vow__promise_await(p, on_awaited_fulfilled, on_awaited_rejected, f) != 0) {
+    return VOW_ENOMEM;
+  }
+  f->awaiting = p;
+  vow__coro_yield(f->co);
+  /* Resumed by resume_with: from a job, or by the loop's teardown. */
+  vow__promise_unref(f->awaiting);
+  f->awaiting = NULL;
+  return 0;
+}
+
 int vow_await(vow_promise *p, vow_value *out) {
   vow_value ignored;
   if (!out) out = &ignored;
   vow__frame *f = vow__frame_current();
   if (!f || !vow__loop_on_owner(f->loop)) {
-    vow_promise_unref(p);
+    vow__promise_unref(p);
     *out = vow_error(VOW_ENOTASYNC, "await is only valid in async functions");
     return VOW_ENOTASYNC;
   }
   if (f->closing) { /* nothing will ever settle now */
-    vow_promise_unref(p);
+    vow__promise_unref(p);
     int rc = closing_error(out);
-    if (out == &ignored) vow_unref(ignored);
+    if (out == &ignored) vow__unref(ignored);
     return rc;
   }
   if (!p) {
@@ -174,24 +222,30 @@ int vow_await(vow_promise *p, vow_value *out) {
     return VOW_ENOMEM;
   }
   if (p->loop != f->loop) {
-    vow_promise_unref(p);
+    vow__promise_unref(p);
     *out = vow_error(VOW_EINVAL, "await of a promise that belongs to another loop");
     return VOW_EINVAL;
   }
-  if (vow__promise_then(p, on_awaited_fulfilled, on_awaited_rejected, f, NULL, NULL) != 0) {
-    vow_promise_unref(p);
+  int rc;
+  if (f->in_job && P_STATE(p) != VOW_PENDING && vow__microtask_empty(f->loop) && !f->loop->trace) {
+    /* The fast path. f runs right under the microtask drain (a job resumed
+     * it) and nothing else is queued: suspending would queue f's resumption,
+     * switch back to the drain, which would take that very job next and
+     * switch here again. Nothing can run in between, so carrying on is the
+     * same program, minus two context switches. (When tracing, the resumption
+     * is kept so that the trace shows every await.) */
+    rc = take_settled(p, out) ? VOW_EREJECTED : 0;
+    vow__promise_unref(p);
+  } else if (suspend_on(f, p) != 0) {
+    vow__promise_unref(p);
     *out = vow_error_nomem();
     return VOW_ENOMEM;
+  } else {
+    *out = f->outcome;
+    f->outcome = vow_undefined();
+    rc = f->closing ? VOW_ECLOSING : f->rejected ? VOW_EREJECTED : 0;
   }
-  f->awaiting = p;
-  vow__coro_yield(f->co);
-  /* Resumed by resume_with, from a microtask. */
-  vow_promise_unref(f->awaiting);
-  f->awaiting = NULL;
-  *out = f->outcome;
-  f->outcome = vow_undefined();
-  int rc = f->closing ? VOW_ECLOSING : f->rejected ? VOW_EREJECTED : 0;
-  if (out == &ignored) vow_unref(ignored);
+  if (out == &ignored) vow__unref(ignored);
   return rc;
 }
 
@@ -205,7 +259,7 @@ void vow__frame_close(vow__frame *f) {
 int vow_await_value(vow_value value, vow_value *out) {
   vow__frame *f = vow__frame_current();
   if (!f) {
-    vow_unref(value);
+    vow__unref(value);
     if (out) *out = vow_error(VOW_ENOTASYNC, "await is only valid in async functions");
     return VOW_ENOTASYNC;
   }
@@ -232,19 +286,21 @@ static void async_body(vow_coro *co, void *arg) {
 static void async_finish(async_frame *a) {
   vow_promise *p = a->promise;
   vow_value result = a->result;
+  vow_loop *loop = a->f.loop;
   vow__frame_end(&a->f);
-  vow__free(a);
+  vow__pool_free(&loop->pool, a, sizeof *a);
   if (result.flags & VOW__THROWN) vow_promise_reject(p, result);
   else vow_promise_resolve(p, result);
-  vow_promise_unref(p);
+  vow__promise_unref(p);
 }
 
 static void async_frame_abandon(async_frame *a) {
   vow_promise *p = a->promise;
   if (a->arg_free) a->arg_free(a->arg); /* its body will never finish */
+  vow_loop *loop = a->f.loop;
   vow__frame_end(&a->f);
-  vow__free(a);
-  vow_promise_unref(p);
+  vow__pool_free(&loop->pool, a, sizeof *a);
+  vow__promise_unref(p);
 }
 
 vow_promise *vow_async_ex(vow_loop *loop, vow_async_fn fn, void *arg,
@@ -254,11 +310,13 @@ vow_promise *vow_async_ex(vow_loop *loop, vow_async_fn fn, void *arg,
     if (options && options->arg_free) options->arg_free(arg);
     return NULL;
   }
-  async_frame *a = vow__calloc(1, sizeof *a);
+  /* From the loop's pool: calloc would cost more than the rest of the call. */
+  async_frame *a = vow__pool_alloc(&loop->pool, sizeof *a);
+  if (a) memset(a, 0, sizeof *a);
   size_t stack_size = options ? options->stack_size : 0;
   const char *name = options && options->name ? options->name : "async";
   if (!a || vow__frame_start(&a->f, loop, FRAME_ASYNC, async_body, stack_size, name) != 0) {
-    vow__free(a);
+    if (a) vow__pool_free(&loop->pool, a, sizeof *a);
     if (options && options->arg_free) options->arg_free(arg);
     vow_promise_reject(p, vow_error(VOW_ENOMEM, "cannot allocate a coroutine stack"));
     return p;
@@ -266,7 +324,7 @@ vow_promise *vow_async_ex(vow_loop *loop, vow_async_fn fn, void *arg,
   a->fn = fn;
   a->arg = arg;
   a->arg_free = options ? options->arg_free : NULL;
-  a->promise = vow_promise_ref(p);
+  a->promise = vow__promise_ref(p);
   if (vow__frame_resume(&a->f)) async_finish(a);
   return p;
 }
@@ -296,8 +354,8 @@ int vow_run(vow_async_fn fn, void *arg, const vow_loop_options *options, vow_val
     vow_value_print(stderr, vow_promise_result(p));
     fputc('\n', stderr);
   }
-  if (result && p && vow_promise_state(p) != VOW_PENDING) *result = vow_ref(vow_promise_result(p));
-  vow_promise_unref(p);
+  if (result && p && vow_promise_state(p) != VOW_PENDING) *result = vow__ref(vow_promise_result(p));
+  vow__promise_unref(p);
   vow_loop_free(loop);
   return err;
 }

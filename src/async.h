@@ -22,6 +22,7 @@ struct vow__frame {
   vow_value outcome;     /* the awaited value or reason, handed to vow_await */
   int rejected;          /* ... and which of the two it is */
   int closing;           /* resumed by the loop's teardown: awaits fail with VOW_ECLOSING */
+  int in_job;            /* running because a microtask job resumed it (see vow_await) */
   const char *name;      /* for traces and overflow reports (borrowed) */
   uint64_t span;         /* its trace span, 0 when not tracing */
 };

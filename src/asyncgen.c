@@ -61,11 +61,11 @@ static vow_promise *enqueue(vow_asyncgen *g, int kind, vow_value value) {
   vow_promise *p = vow_promise_new(loop);
   request *r = p ? vow__pool_alloc(&loop->pool, sizeof *r) : NULL;
   if (!r) {
-    vow_promise_unref(p);
-    vow_unref(value);
+    vow__promise_unref(p);
+    vow__unref(value);
     return NULL;
   }
-  *r = (request){NULL, kind, value, vow_promise_ref(p)};
+  *r = (request){NULL, kind, value, vow__promise_ref(p)};
   if (g->tail) g->tail->next = r;
   else g->head = r;
   g->tail = r;
@@ -79,8 +79,8 @@ static void complete_step(vow_asyncgen *g, vow_value value, int rejected, int do
   if (!g->head) g->tail = NULL;
   if (rejected) vow_promise_reject(r->promise, value);
   else vow_promise_resolve(r->promise, vow__iter_new(done, value));
-  vow_promise_unref(r->promise);
-  vow_unref(r->value);
+  vow__promise_unref(r->promise);
+  vow__unref(r->value);
   vow__pool_free(&g->f.loop->pool, r, sizeof *r);
 }
 
@@ -92,11 +92,11 @@ static void gen_free(vow_asyncgen *g) {
   while (g->head) {
     request *r = g->head;
     g->head = r->next;
-    vow_promise_unref(r->promise);
-    vow_unref(r->value);
+    vow__promise_unref(r->promise);
+    vow__unref(r->value);
     vow__pool_free(&loop->pool, r, sizeof *r);
   }
-  vow_unref(g->result);
+  vow__unref(g->result);
   if (g->arg_free) g->arg_free(g->arg);
   vow__free(g);
 }
@@ -148,7 +148,7 @@ static void body_finished(vow_asyncgen *g) {
   int thrown = (r.flags & VOW__THROWN) != 0;
   r.flags = 0;
   if (g->head) complete_step(g, r, thrown, 1);
-  else vow_unref(r); /* closed by the loop's teardown while nobody asked */
+  else vow__unref(r); /* closed by the loop's teardown while nobody asked */
   drain_queue(g);
 }
 
@@ -186,7 +186,7 @@ static vow_value on_return_fulfilled(vow_loop *loop, vow_value value, void *gen)
   (void)loop;
   vow_asyncgen *g = gen;
   g->state = G_DONE;
-  complete_step(g, vow_ref(value), 0, 1);
+  complete_step(g, vow__ref(value), 0, 1);
   drain_queue(g);
   return vow_undefined();
 }
@@ -195,7 +195,7 @@ static vow_value on_return_rejected(vow_loop *loop, vow_value reason, void *gen)
   (void)loop;
   vow_asyncgen *g = gen;
   g->state = G_DONE;
-  complete_step(g, vow_ref(reason), 1, 1);
+  complete_step(g, vow__ref(reason), 1, 1);
   drain_queue(g);
   return vow_undefined();
 }
@@ -204,14 +204,14 @@ static void gen_unref_ctx(void *g) { vow_asyncgen_unref(g); }
 
 static void await_return(vow_asyncgen *g) {
   g->state = G_RETURNING;
-  vow_promise *p = vow_resolved(g->f.loop, vow_ref(g->head->value));
+  vow_promise *p = vow_resolved(g->f.loop, vow__ref(g->head->value));
   if (!p || vow__promise_then(p, on_return_fulfilled, on_return_rejected, vow_asyncgen_ref(g),
                               gen_unref_ctx, NULL) != 0) {
     g->state = G_DONE;
     complete_step(g, vow_error_nomem(), 1, 1);
     drain_queue(g);
   }
-  vow_promise_unref(p);
+  vow__promise_unref(p);
 }
 
 /* AsyncGeneratorDrainQueue: the body is over; answer what is queued. */
@@ -221,7 +221,7 @@ static void drain_queue(vow_asyncgen *g) {
       await_return(g);
       return;
     }
-    if (g->head->kind == REQ_THROW) complete_step(g, vow_ref(g->head->value), 1, 1);
+    if (g->head->kind == REQ_THROW) complete_step(g, vow__ref(g->head->value), 1, 1);
     else complete_step(g, vow_undefined(), 0, 1);
   }
   g->state = G_DONE;
@@ -259,11 +259,11 @@ static int usable(const vow_asyncgen *g) {
 
 vow_promise *vow_asyncgen_next(vow_asyncgen *g, vow_value value) {
   if (!usable(g)) {
-    vow_unref(value);
+    vow__unref(value);
     return NULL;
   }
   if (g->state == G_DONE) {
-    vow_unref(value);
+    vow__unref(value);
     return vow_resolved(g->f.loop, vow__iter_new(1, vow_undefined()));
   }
   vow_promise *p = enqueue(g, REQ_NEXT, value);
@@ -273,7 +273,7 @@ vow_promise *vow_asyncgen_next(vow_asyncgen *g, vow_value value) {
 
 vow_promise *vow_asyncgen_return(vow_asyncgen *g, vow_value value) {
   if (!usable(g)) {
-    vow_unref(value);
+    vow__unref(value);
     return NULL;
   }
   vow_promise *p = enqueue(g, REQ_RETURN, value);
@@ -285,7 +285,7 @@ vow_promise *vow_asyncgen_return(vow_asyncgen *g, vow_value value) {
 
 vow_promise *vow_asyncgen_throw(vow_asyncgen *g, vow_value reason) {
   if (!usable(g)) {
-    vow_unref(reason);
+    vow__unref(reason);
     return NULL;
   }
   if (g->state == G_START) g->state = G_DONE;
@@ -300,13 +300,13 @@ static int unwrap_resumption(vow_asyncgen *g, vow_value *sent) {
   request *r = g->head;
   switch (r->kind) {
     case REQ_NEXT:
-      *sent = vow_ref(r->value);
+      *sent = vow__ref(r->value);
       return 0;
     case REQ_THROW:
-      *sent = vow_ref(r->value);
+      *sent = vow__ref(r->value);
       return VOW_EREJECTED;
     default: {
-      int rc = vow_await_value(vow_ref(r->value), sent);
+      int rc = vow_await_value(vow__ref(r->value), sent);
       if (rc != 0) return rc;
       g->return_requested = 1;
       return VOW_EDONE;
@@ -319,9 +319,9 @@ int vow_yield(vow_value value, vow_value *sent) {
   if (!sent) sent = &dropped;
   vow__frame *f = vow__frame_current();
   if (!f || f->kind != FRAME_GENERATOR) {
-    vow_unref(value);
+    vow__unref(value);
     *sent = vow_error(VOW_ENOTASYNC, "yield is only valid in async generator bodies");
-    if (sent == &dropped) vow_unref(dropped);
+    if (sent == &dropped) vow__unref(dropped);
     return VOW_ENOTASYNC;
   }
   vow_asyncgen *g = (vow_asyncgen *)f;
@@ -334,7 +334,7 @@ int vow_yield(vow_value value, vow_value *sent) {
       vow__coro_yield(f->co);
     }
     if (f->closing) { /* resumed by the loop's teardown, not by a request */
-      vow_unref(f->outcome);
+      vow__unref(f->outcome);
       f->outcome = vow_undefined();
       rc = VOW_ECLOSING;
       *sent = vow_error(VOW_ECLOSING, "the loop is being freed");
@@ -344,7 +344,7 @@ int vow_yield(vow_value value, vow_value *sent) {
   } else {
     *sent = awaited;
   }
-  if (sent == &dropped) vow_unref(dropped);
+  if (sent == &dropped) vow__unref(dropped);
   return rc;
 }
 
@@ -362,7 +362,7 @@ int vow_for_await_array(vow_for_await *it, vow_loop *loop, vow_value *items, siz
   *it = (vow_for_await){0};
   vow_value *copy = n ? vow__malloc(n * sizeof *copy) : NULL;
   if (!loop || (n && !copy)) {
-    for (size_t i = 0; i < n; i++) vow_unref(items[i]);
+    for (size_t i = 0; i < n; i++) vow__unref(items[i]);
     vow__free(copy);
     return loop ? VOW_ENOMEM : VOW_EINVAL;
   }
@@ -377,7 +377,7 @@ int vow_for_await_array(vow_for_await *it, vow_loop *loop, vow_value *items, siz
  * non-NULL for the final {value: undefined, done: true}. */
 static vow_value make_iter_result(vow_loop *loop, vow_value value, void *done) {
   (void)loop;
-  return vow__iter_new(done != NULL, vow_ref(value));
+  return vow__iter_new(done != NULL, vow__ref(value));
 }
 
 /* The promise of the next iterator result, as the spec's next() gives it.
@@ -390,14 +390,14 @@ static vow_promise *next_result(vow_for_await *it) {
   int done = it->next == it->count;
   vow_promise *wrapper = vow_resolved(it->loop, done ? vow_undefined() : it->items[it->next++]);
   vow_promise *p = vow_then(wrapper, make_iter_result, NULL, done ? &done_marker : NULL);
-  vow_promise_unref(wrapper);
+  vow__promise_unref(wrapper);
   return p;
 }
 
 static int stop(vow_for_await *it, int status, vow_value error) {
   it->finished = 1;
   it->status = status;
-  vow_unref(it->error);
+  vow__unref(it->error);
   it->error = error;
   return status;
 }
@@ -410,15 +410,15 @@ int vow_for_await_next(vow_for_await *it, vow_value *value) {
   int rc = vow_await(next_result(it), &result);
   if (rc != 0) return stop(it, rc, result);
   if (result.kind != VOW_ITER) {
-    vow_unref(result);
+    vow__unref(result);
     return stop(it, VOW_ETYPE, vow_error(VOW_ETYPE, "iterator result is not an object"));
   }
   if (vow_iter_done(result)) {
-    vow_unref(result);
+    vow__unref(result);
     return stop(it, 0, vow_undefined());
   }
-  *value = vow_ref(vow_iter_value(result));
-  vow_unref(result);
+  *value = vow__ref(vow_iter_value(result));
+  vow__unref(result);
   return 1;
 }
 
@@ -426,14 +426,14 @@ int vow_for_await_end(vow_for_await *it, vow_value *error) {
   if (!it->finished && it->gen) { /* left early: AsyncIteratorClose */
     vow_value ignored;
     vow_await(vow_asyncgen_return(it->gen, vow_undefined()), &ignored);
-    vow_unref(ignored);
+    vow__unref(ignored);
   }
-  for (size_t i = it->next; i < it->count; i++) vow_unref(it->items[i]);
+  for (size_t i = it->next; i < it->count; i++) vow__unref(it->items[i]);
   vow__free(it->items);
   vow_asyncgen_unref(it->gen);
   int status = it->status;
   if (error) *error = it->error;
-  else vow_unref(it->error);
+  else vow__unref(it->error);
   *it = (vow_for_await){0};
   it->status = status;
   it->finished = 1;

@@ -35,8 +35,8 @@ static void settle(vow_promise *p, vow_value v, int rejected) {
 }
 
 static void gather_release(gather *g) {
-  vow_unref(g->values);
-  vow_promise_unref(g->result);
+  vow__unref(g->values);
+  vow__promise_unref(g->result);
   vow__free(g);
 }
 
@@ -58,50 +58,50 @@ static void gather_step(gather *g, int as_rejection) {
 
 static void store(element *el, vow_value v) {
   vow__array *a = (vow__array *)el->g->values.as.obj;
-  vow_unref(a->items[el->index]);
+  vow__unref(a->items[el->index]);
   a->items[el->index] = v;
 }
 
 /* all: resolveElement / the capability's reject */
 static vow_value all_fulfilled(vow_loop *loop, vow_value v, void *e) {
   (void)loop;
-  store(e, vow_ref(v));
+  store(e, vow__ref(v));
   gather_step(((element *)e)->g, 0);
   return vow_undefined();
 }
 static vow_value reject_result(vow_loop *loop, vow_value reason, void *e) {
   (void)loop;
-  vow_promise_reject(((element *)e)->g->result, vow_ref(reason));
+  vow_promise_reject(((element *)e)->g->result, vow__ref(reason));
   return vow_undefined();
 }
 /* allSettled: both outcomes become records */
 static vow_value settled_fulfilled(vow_loop *loop, vow_value v, void *e) {
   (void)loop;
-  store(e, vow__settled_new(1, vow_ref(v)));
+  store(e, vow__settled_new(1, vow__ref(v)));
   gather_step(((element *)e)->g, 0);
   return vow_undefined();
 }
 static vow_value settled_rejected(vow_loop *loop, vow_value reason, void *e) {
   (void)loop;
-  store(e, vow__settled_new(0, vow_ref(reason)));
+  store(e, vow__settled_new(0, vow__ref(reason)));
   gather_step(((element *)e)->g, 0);
   return vow_undefined();
 }
 /* any: the capability's resolve / rejectElement */
 static vow_value resolve_result(vow_loop *loop, vow_value v, void *e) {
   (void)loop;
-  vow_promise_resolve(((element *)e)->g->result, vow_ref(v));
+  vow_promise_resolve(((element *)e)->g->result, vow__ref(v));
   return vow_undefined();
 }
 static vow_value any_rejected(vow_loop *loop, vow_value reason, void *e) {
   (void)loop;
-  store(e, vow_ref(reason));
+  store(e, vow__ref(reason));
   gather_step(((element *)e)->g, 1);
   return vow_undefined();
 }
 
 static void release_items(vow_value *items, size_t from, size_t n) {
-  for (size_t i = from; i < n; i++) vow_unref(items[i]);
+  for (size_t i = from; i < n; i++) vow__unref(items[i]);
 }
 
 static vow_promise *combine(vow_loop *loop, vow_value *items, size_t n, vow_handler on_ok,
@@ -110,20 +110,20 @@ static vow_promise *combine(vow_loop *loop, vow_value *items, size_t n, vow_hand
   gather *g = result ? vow__calloc(1, sizeof *g) : NULL;
   vow_value values = g ? vow_array(n) : vow_undefined();
   if (!g || values.kind != VOW_ARRAY || n >= UINT32_MAX) {
-    vow_unref(values);
+    vow__unref(values);
     vow__free(g);
-    vow_promise_unref(result);
+    vow__promise_unref(result);
     release_items(items, 0, n);
     return NULL;
   }
-  *g = (gather){loop, vow_promise_ref(result), values, 1, 0};
+  *g = (gather){loop, vow__promise_ref(result), values, 1, 0};
   g->elements = 1; /* held by this function until the loop is done */
   for (size_t i = 0; i < n; i++) {
     vow_array_push(values, vow_undefined()); /* cannot fail: capacity is n */
     vow_promise *next = vow_resolved(loop, items[i]);
     element *el = next ? vow__pool_alloc(&loop->pool, sizeof *el) : NULL;
     if (!el) {
-      vow_promise_unref(next);
+      vow__promise_unref(next);
       release_items(items, i + 1, n);
       vow_promise_reject(result, vow_error_nomem());
       break;
@@ -132,7 +132,7 @@ static vow_promise *combine(vow_loop *loop, vow_value *items, size_t n, vow_hand
     g->remaining++;
     g->elements++;
     vow__promise_then(next, on_ok, on_err, el, element_free, NULL);
-    vow_promise_unref(next);
+    vow__promise_unref(next);
   }
   gather_step(g, reject_when_done); /* the spec's final decrement */
   if (--g->elements == 0) gather_release(g);
@@ -155,15 +155,15 @@ vow_promise *vow_any(vow_loop *loop, vow_value *items, size_t n) {
  * resolving functions, and only the first call counts. */
 static vow_value race_fulfilled(vow_loop *loop, vow_value v, void *result) {
   (void)loop;
-  vow_promise_resolve(result, vow_ref(v));
+  vow_promise_resolve(result, vow__ref(v));
   return vow_undefined();
 }
 static vow_value race_rejected(vow_loop *loop, vow_value reason, void *result) {
   (void)loop;
-  vow_promise_reject(result, vow_ref(reason));
+  vow_promise_reject(result, vow__ref(reason));
   return vow_undefined();
 }
-static void result_unref(void *p) { vow_promise_unref(p); }
+static void result_unref(void *p) { vow__promise_unref(p); }
 
 vow_promise *vow_race(vow_loop *loop, vow_value *items, size_t n) {
   vow_promise *result = vow_promise_new(loop);
@@ -178,9 +178,9 @@ vow_promise *vow_race(vow_loop *loop, vow_value *items, size_t n) {
       vow_promise_reject(result, vow_error_nomem());
       break;
     }
-    vow__promise_then(next, race_fulfilled, race_rejected, vow_promise_ref(result), result_unref,
+    vow__promise_then(next, race_fulfilled, race_rejected, vow__promise_ref(result), result_unref,
                       NULL);
-    vow_promise_unref(next);
+    vow__promise_unref(next);
   }
   return result;
 }
@@ -204,7 +204,7 @@ static void abort_race_release(abort_race *r) {
   if (--r->refs > 0) return;
   for (size_t i = 0; i < r->n; i++) vow_abort_signal_unref(r->signals[i]);
   vow__free(r->signals);
-  vow_promise_unref(r->result);
+  vow__promise_unref(r->result);
   vow__free(r);
 }
 
@@ -219,8 +219,8 @@ static void abort_race_settle(abort_entry *e, vow_value outcome, int rejected) {
   abort_race *r = e->race;
   if (r->settled) return;
   r->settled = 1;
-  if (rejected) vow_promise_reject(r->result, vow_ref(outcome));
-  else vow_promise_resolve(r->result, vow_ref(outcome));
+  if (rejected) vow_promise_reject(r->result, vow__ref(outcome));
+  else vow_promise_resolve(r->result, vow__ref(outcome));
   for (size_t i = 0; i < r->n; i++)
     if (i != e->index && r->signals[i])
       vow_abort(r->signals[i], vow_error(VOW_EABORTED, "lost the race"));
@@ -244,17 +244,17 @@ vow_promise *vow_race_abort(vow_loop *loop, vow_value *items, vow_abort_signal *
   vow_abort_signal **refs = r ? vow__calloc(n ? n : 1, sizeof *refs) : NULL;
   if (!refs) {
     vow__free(r);
-    vow_promise_unref(result);
+    vow__promise_unref(result);
     release_items(items, 0, n);
     return NULL;
   }
-  *r = (abort_race){1, 0, vow_promise_ref(result), n, refs};
+  *r = (abort_race){1, 0, vow__promise_ref(result), n, refs};
   for (size_t i = 0; i < n; i++) refs[i] = signals ? vow_abort_signal_ref(signals[i]) : NULL;
   for (size_t i = 0; i < n; i++) {
     vow_promise *next = vow_resolved(loop, items[i]);
     abort_entry *e = next ? vow__malloc(sizeof *e) : NULL;
     if (!e) {
-      vow_promise_unref(next);
+      vow__promise_unref(next);
       release_items(items, i + 1, n);
       vow_promise_reject(result, vow_error_nomem());
       break;
@@ -262,7 +262,7 @@ vow_promise *vow_race_abort(vow_loop *loop, vow_value *items, vow_abort_signal *
     *e = (abort_entry){r, i};
     r->refs++;
     vow__promise_then(next, abort_race_fulfilled, abort_race_rejected, e, abort_entry_free, NULL);
-    vow_promise_unref(next);
+    vow__promise_unref(next);
   }
   abort_race_release(r);
   return result;

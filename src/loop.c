@@ -45,21 +45,23 @@ int vow_loop_new(vow_loop **out, const vow_loop_options *options) {
 
 void vow__loop_checkpoint(vow_loop *loop) {
   if (loop->in_checkpoint) return; /* the outer checkpoint will drain */
+  if (vow__microtask_empty(loop) && !loop->hooks_due) return;
   loop->in_checkpoint = 1;
-  int again;
   do {
-    if (loop->trace && loop->micro.head != loop->micro.tail) {
+    if (loop->trace && !vow__microtask_empty(loop)) {
       uint64_t start = vow__trace_clock();
       vow__microtask_drain(loop);
       vow__trace_complete(loop, "loop", "microtasks", start);
     } else {
       vow__microtask_drain(loop);
     }
-    again = 0;
-    for (int i = 0; i < VOW__EXT_COUNT; i++) {
-      if (loop->ext_checkpoint[i] && loop->ext_checkpoint[i](loop, loop->ext[i])) again = 1;
+    if (loop->hooks_due) {
+      loop->hooks_due = 0;
+      for (int i = 0; i < VOW__EXT_COUNT; i++) {
+        if (loop->ext_checkpoint[i]) loop->ext_checkpoint[i](loop, loop->ext[i]);
+      }
     }
-  } while (again || loop->micro.head != loop->micro.tail);
+  } while (loop->hooks_due || !vow__microtask_empty(loop));
   loop->in_checkpoint = 0;
 }
 

@@ -4,7 +4,8 @@
  * Layering: the loop knows tasks, timers and memory pools, nothing more. The
  * layers above it (promises, async, I/O) keep their per-loop state in an
  * extension slot and plug into the loop through three narrow hooks:
- *   - a checkpoint hook, run after each microtask drain (unhandled rejections);
+ *   - a checkpoint hook, run after a microtask drain when the layer asked for
+ *     it (unhandled rejections);
  *   - a disposer per task function, run for queued tasks when the loop is freed;
  *   - an extension destructor, run when the loop is freed.
  */
@@ -33,7 +34,8 @@ typedef struct vow__microtask_queue {
   uint32_t tail;
 } vow__microtask_queue;
 
-int vow__microtask_push(vow_loop *loop, vow_task_fn fn, void *arg);
+/* Doubles the ring: the cold path of vow__microtask_push (defined below). */
+int vow__microtask_grow(vow__microtask_queue *q) __attribute__((cold, noinline));
 void vow__microtask_drain(vow_loop *loop);
 void vow__microtask_dispose_all(vow_loop *loop);
 void vow__microtask_free(vow__microtask_queue *q);
@@ -95,8 +97,9 @@ enum {
 };
 
 typedef void (*vow__ext_free_fn)(vow_loop *loop, void *state);
-/* Returns non-zero when it did work that may have queued microtasks. */
-typedef int (*vow__checkpoint_fn)(vow_loop *loop, void *state);
+/* Runs after a microtask drain when its layer called vow__loop_want_checkpoint.
+ * It may queue microtasks or ask again: the checkpoint goes on until quiet. */
+typedef void (*vow__checkpoint_fn)(vow_loop *loop, void *state);
 /* Releases what a task still queued at vow_loop_free holds. */
 typedef void (*vow__dispose_fn)(vow_loop *loop, void *arg);
 
@@ -112,6 +115,7 @@ struct vow_loop {
   int running;        /* inside vow_loop_run */
   int in_uv_run;      /* inside uv_run (so uv_stop applies to this run) */
   int in_checkpoint;  /* inside vow__loop_checkpoint (checkpoints don't nest) */
+  int hooks_due;      /* a checkpoint hook has work (vow__loop_want_checkpoint) */
   int closing;        /* inside vow_loop_free */
   int status;         /* first error that stops the run; returned by vow_loop_run */
   vow__trace *trace;  /* NULL unless tracing */
@@ -138,6 +142,24 @@ struct vow_loop {
   size_t posts_cap;
   uint64_t holds;     /* vow_loop_hold count (loop thread only) */
 };
+
+/* Queues fn(loop, arg) at the microtask queue's tail. Inline because every
+ * promise job and every resumption comes through here: a store and an
+ * increment, with the rare growth out of line. */
+static inline int vow__microtask_push(vow_loop *loop, vow_task_fn fn, void *arg) {
+  vow__microtask_queue *q = &loop->micro;
+  if (__builtin_expect(q->tail - q->head == q->cap, 0)) {
+    int err = vow__microtask_grow(q);
+    if (err) return err;
+  }
+  q->ring[q->tail & (q->cap - 1)] = (vow__task){fn, arg};
+  q->tail++;
+  return 0;
+}
+
+static inline int vow__microtask_empty(const vow_loop *loop) {
+  return loop->micro.head == loop->micro.tail;
+}
 
 int vow__post_init(vow_loop *loop);
 void vow__post_dispose_all(vow_loop *loop); /* drops posts still queued */
@@ -185,8 +207,15 @@ void vow__trace_span_end(vow_loop *loop, uint64_t span);
 void vow__trace_free(vow_loop *loop);
 void vow__trace_from_env(vow_loop *loop); /* VOW_TRACE=FILE */
 
-/* Drains microtasks, then runs the checkpoint hooks, until both are quiet. */
+/* Drains microtasks, then runs the checkpoint hooks, until both are quiet.
+ * Hooks run only when one asked to (below): after most timers and immediates
+ * nothing is queued, and the checkpoint is then a two-word compare. */
 void vow__loop_checkpoint(vow_loop *loop);
+
+/* A layer has work for its checkpoint hook (promise.c: a rejection to report). */
+static inline void vow__loop_want_checkpoint(vow_loop *loop) {
+  loop->hooks_due = 1;
+}
 
 /* Stops the current run: vow_loop_run returns err (the first one wins). */
 void vow__loop_fail(vow_loop *loop, int err);

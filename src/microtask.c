@@ -11,7 +11,7 @@
 #include "alloc.h"
 #include "loop.h"
 
-static int ring_grow(vow__microtask_queue *q) {
+int vow__microtask_grow(vow__microtask_queue *q) {
   uint32_t new_cap = q->cap ? q->cap * 2 : 256;
   if (new_cap == 0) return VOW_ENOMEM; /* 2^32 tasks: give up */
   vow__task *ring = vow__malloc((size_t)new_cap * sizeof *ring);
@@ -24,17 +24,6 @@ static int ring_grow(vow__microtask_queue *q) {
   q->cap = new_cap;
   q->head = 0;
   q->tail = count;
-  return 0;
-}
-
-int vow__microtask_push(vow_loop *loop, vow_task_fn fn, void *arg) {
-  vow__microtask_queue *q = &loop->micro;
-  if (q->tail - q->head == q->cap) {
-    int err = ring_grow(q);
-    if (err) return err;
-  }
-  q->ring[q->tail & (q->cap - 1)] = (vow__task){fn, arg};
-  q->tail++;
   return 0;
 }
 

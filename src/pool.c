@@ -7,17 +7,6 @@
 #include <assert.h>
 #include <stdlib.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define VOW__POOL_USE_MALLOC 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define VOW__POOL_USE_MALLOC 1
-#endif
-#endif
-#ifndef VOW__POOL_USE_MALLOC
-#define VOW__POOL_USE_MALLOC 0
-#endif
-
 #define CHUNK_SIZE (64 * 1024)
 
 struct vow__pool_chunk {
@@ -59,7 +48,7 @@ static int pool_grow(vow__pool *pool) {
   return 0;
 }
 
-void *vow__pool_alloc(vow__pool *pool, size_t size) {
+void *vow__pool_alloc_slow(vow__pool *pool, size_t size) {
   if (VOW__POOL_USE_MALLOC) {
     void *p = vow__malloc(size);
     if (p) pool->live++;
@@ -80,7 +69,7 @@ void *vow__pool_alloc(vow__pool *pool, size_t size) {
   return p;
 }
 
-void vow__pool_free(vow__pool *pool, void *ptr, size_t size) {
+void vow__pool_free_slow(vow__pool *pool, void *ptr, size_t size) {
   if (!ptr) return;
   assert(pool->live > 0);
   pool->live--;

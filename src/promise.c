@@ -55,8 +55,8 @@ typedef struct thenable_job_rec {
 
 static void dispose_thenable_job(vow_loop *loop, void *arg) {
   thenable_job_rec *j = arg;
-  vow_promise_unref(j->promise);
-  vow_promise_unref(j->thenable);
+  vow__promise_unref(j->promise);
+  vow__promise_unref(j->thenable);
   vow__pool_free(&loop->pool, j, sizeof *j);
 }
 
@@ -103,7 +103,7 @@ static void adoption_free(void *ctx) {
   registry_remove(vow__loop_ext(loop, VOW__EXT_PROMISE), a);
   vow_promise *p = a->promise;
   vow__pool_free(&loop->pool, a, sizeof *a);
-  vow_promise_unref(p);
+  vow__promise_unref(p);
 }
 
 /* Teardown: drop every pending adoption's reference; cycles then unwind. */
@@ -113,7 +113,7 @@ static void break_adoptions(vow__promise_state *st) {
     registry_remove(st, a);
     vow_promise *p = a->promise;
     a->promise = NULL; /* the reaction, when released, frees only the record */
-    vow_promise_unref(p);
+    vow__promise_unref(p);
   }
 }
 
@@ -122,7 +122,7 @@ static void state_free(vow_loop *loop, void *state) {
   break_adoptions(st);
   for (size_t i = 0; i < st->rejected_len; i++) {
     P_FLAGS(st->rejected[i]) &= (uint8_t)~P_TRACKED;
-    vow_promise_unref(st->rejected[i]);
+    vow__promise_unref(st->rejected[i]);
   }
   bury(loop, st);
   vow__free(st->adoptions);
@@ -166,12 +166,11 @@ vow_promise *vow_promise_new(vow_loop *loop) {
 }
 
 vow_promise *vow_promise_ref(vow_promise *p) {
-  if (p) p->h.refs++;
-  return p;
+  return vow__promise_ref(p);
 }
 
 void vow_promise_unref(vow_promise *p) {
-  if (p && --p->h.refs == 0) vow__promise_destroy(p);
+  vow__promise_unref(p);
 }
 
 
@@ -192,7 +191,7 @@ void vow__promise_destroy(vow_promise *p) {
       r = next;
     }
   } else if (!(P_FLAGS(p) & P_SELF_REASON)) {
-    vow_unref(p->u.result);
+    vow__unref(p->u.result);
   }
   vow__pool_free(&loop->pool, p, sizeof *p);
   bury(loop, st);
@@ -203,11 +202,11 @@ void vow__promise_destroy(vow_promise *p) {
 static void reaction_release(vow_loop *loop, vow__reaction *r) {
   vow_value arg = r->arg;
   arg.reserved = 0;
-  vow_unref(arg);
+  vow__unref(arg);
   if (r->ctx_free) r->ctx_free(r->ctx);
   vow_promise *d = r->derived;
   vow__pool_free(&loop->pool, r, sizeof *r);
-  vow_promise_unref(d);
+  vow__promise_unref(d);
 }
 
 static void enqueue(vow_loop *loop, vow_task_fn fn, void *job) {
@@ -231,8 +230,10 @@ static void trigger_reactions(vow_loop *loop, vow__reaction *list, vow_value out
   while (oldest_first) {
     vow__reaction *r = oldest_first;
     oldest_first = r->next;
-    r->arg = vow_ref(outcome);
+    uint32_t takes = r->arg.reserved2; /* set by then_with, kept */
+    r->arg = vow__ref(outcome);
     r->arg.reserved = (uint16_t)rejected;
+    r->arg.reserved2 = takes;
     enqueue(loop, reaction_job, r);
   }
 }
@@ -268,23 +269,23 @@ static void resolve_step(vow_promise *p, vow_value value) {
   }
   vow_promise *thenable = value.as.promise;
   if (thenable == p) {
-    vow_unref(value);
+    vow__unref(value);
     reject_now(p, vow_error(VOW_ETYPE, "Chaining cycle detected for promise #<Promise>"));
     return;
   }
   if (thenable->loop != p->loop) {
-    vow_unref(value);
+    vow__unref(value);
     reject_now(p, vow_error(VOW_EINVAL, "cannot adopt a promise of another loop"));
     return;
   }
   /* NewPromiseResolveThenableJob: subscribing happens one tick later. */
   thenable_job_rec *j = vow__pool_alloc(&p->loop->pool, sizeof *j);
   if (!j) {
-    vow_unref(value);
+    vow__unref(value);
     reject_now(p, vow_error_nomem());
     return;
   }
-  j->promise = vow_promise_ref(p);
+  j->promise = vow__promise_ref(p);
   j->thenable = thenable; /* the value's reference moves here */
   enqueue(p->loop, thenable_job, j);
 }
@@ -293,13 +294,13 @@ static void resolve_step(vow_promise *p, vow_value value) {
  * the alreadyResolved flag that p's own functions have set. */
 static vow_value adopt_fulfilled(vow_loop *loop, vow_value value, void *a) {
   (void)loop;
-  resolve_step(((adoption *)a)->promise, vow_ref(value));
+  resolve_step(((adoption *)a)->promise, vow__ref(value));
   return vow_undefined();
 }
 
 static vow_value adopt_rejected(vow_loop *loop, vow_value reason, void *a) {
   (void)loop;
-  reject_now(((adoption *)a)->promise, vow_ref(reason));
+  reject_now(((adoption *)a)->promise, vow__ref(reason));
   return vow_undefined();
 }
 
@@ -311,18 +312,18 @@ static void thenable_job(vow_loop *loop, void *arg) {
   adoption *a = adoption_new(loop, p);
   if (!a) {
     reject_now(p, vow_error_nomem());
-    vow_promise_unref(p);
+    vow__promise_unref(p);
   } else if (vow__promise_then(thenable, adopt_fulfilled, adopt_rejected, a, adoption_free, NULL) != 0) {
     vow__loop_fail(loop, VOW_ENOMEM);
   }
-  vow_promise_unref(thenable);
+  vow__promise_unref(thenable);
 }
 
 /* A capability's resolve/reject: the first call wins. Takes value. */
 static int capability_settle(vow_promise *p, vow_value value, int rejected) {
   if (P_FLAGS(p) & P_ALREADY_RESOLVED) {
     value.flags = 0;
-    vow_unref(value);
+    vow__unref(value);
     return 0;
   }
   P_FLAGS(p) |= P_ALREADY_RESOLVED;
@@ -342,7 +343,9 @@ static void reaction_job(vow_loop *loop, void *arg) {
   vow__reaction *r = arg;
   vow_value outcome = r->arg;
   int rejected = outcome.reserved != 0;
+  int taken = outcome.reserved2 != 0; /* the handler takes the outcome */
   outcome.reserved = 0;
+  outcome.reserved2 = 0;
   vow_handler handler = rejected ? r->on_err : r->on_ok;
   vow_promise *derived = r->derived;
   void *ctx = r->ctx;
@@ -351,40 +354,45 @@ static void reaction_job(vow_loop *loop, void *arg) {
 
   if (!handler) { /* pass the outcome through */
     if (derived) capability_settle(derived, outcome, rejected);
-    else vow_unref(outcome);
+    else vow__unref(outcome);
   } else {
     vow_value result = handler(loop, outcome, ctx);
-    vow_unref(outcome);
+    if (!taken) vow__unref(outcome);
     if (derived) capability_settle(derived, result, (result.flags & VOW__THROWN) != 0);
-    else vow_unref(result);
+    else vow__unref(result);
   }
   if (ctx_free) ctx_free(ctx);
-  vow_promise_unref(derived);
+  vow__promise_unref(derived);
 }
 
-int vow__promise_then(vow_promise *p, vow_handler on_ok, vow_handler on_err, void *ctx,
-                      void (*ctx_free)(void *), vow_promise *derived) {
+/* PerformPromiseThen. taken: the handlers take their argument's reference
+ * (internal reactions only; see vow__promise_await). */
+static int then_with(vow_promise *p, vow_handler on_ok, vow_handler on_err, void *ctx,
+                     void (*ctx_free)(void *), vow_promise *derived, uint32_t taken) {
   vow_loop *loop = p->loop;
   vow__reaction *r = vow__pool_alloc(&loop->pool, sizeof *r);
   if (!r) {
     if (ctx_free) ctx_free(ctx);
-    vow_promise_unref(derived);
+    vow__promise_unref(derived);
     return VOW_ENOMEM;
   }
   *r = (vow__reaction){NULL, derived, on_ok, on_err, ctx, ctx_free, {0}};
+  r->arg.reserved2 = taken;
   switch (P_STATE(p)) {
     case VOW_PENDING:
       r->next = p->u.reactions;
       p->u.reactions = r;
       break;
     case VOW_FULFILLED:
-      r->arg = vow_ref(p->u.result);
+      r->arg = vow__ref(p->u.result);
+      r->arg.reserved2 = taken;
       enqueue(loop, reaction_job, r);
       break;
     default:
       if (!(P_FLAGS(p) & P_HANDLED)) vow__rejection_handled(p);
-      r->arg = vow_ref(p->u.result);
+      r->arg = vow__ref(p->u.result);
       r->arg.reserved = 1;
+      r->arg.reserved2 = taken;
       enqueue(loop, reaction_job, r);
       break;
   }
@@ -392,11 +400,20 @@ int vow__promise_then(vow_promise *p, vow_handler on_ok, vow_handler on_err, voi
   return 0;
 }
 
+int vow__promise_then(vow_promise *p, vow_handler on_ok, vow_handler on_err, void *ctx,
+                      void (*ctx_free)(void *), vow_promise *derived) {
+  return then_with(p, on_ok, on_err, ctx, ctx_free, derived, 0);
+}
+
+int vow__promise_await(vow_promise *p, vow_handler on_ok, vow_handler on_err, void *ctx) {
+  return then_with(p, on_ok, on_err, ctx, NULL, NULL, 1);
+}
+
 /* ---- the public operations ------------------------------------------------------ */
 
 int vow_promise_resolve(vow_promise *p, vow_value value) {
   if (!p || !vow__loop_on_owner(p->loop)) {
-    vow_unref(value);
+    vow__unref(value);
     return p ? VOW_ETHREAD : VOW_EINVAL;
   }
   return capability_settle(p, value, 0);
@@ -404,7 +421,7 @@ int vow_promise_resolve(vow_promise *p, vow_value value) {
 
 int vow_promise_reject(vow_promise *p, vow_value reason) {
   if (!p || !vow__loop_on_owner(p->loop)) {
-    vow_unref(reason);
+    vow__unref(reason);
     return p ? VOW_ETHREAD : VOW_EINVAL;
   }
   return capability_settle(p, reason, 1);
@@ -412,13 +429,13 @@ int vow_promise_reject(vow_promise *p, vow_value reason) {
 
 vow_promise *vow_resolved(vow_loop *loop, vow_value value) {
   if (!vow__loop_usable(loop)) {
-    vow_unref(value);
+    vow__unref(value);
     return NULL;
   }
   if (value.kind == VOW_PROMISE && value.as.promise->loop == loop) return value.as.promise;
   vow_promise *p = vow__promise_alloc(loop);
   if (!p) {
-    vow_unref(value);
+    vow__unref(value);
     return NULL;
   }
   P_FLAGS(p) |= P_ALREADY_RESOLVED;
@@ -429,7 +446,7 @@ vow_promise *vow_resolved(vow_loop *loop, vow_value value) {
 vow_promise *vow_rejected(vow_loop *loop, vow_value reason) {
   vow_promise *p = vow__loop_usable(loop) ? vow__promise_alloc(loop) : NULL;
   if (!p) {
-    vow_unref(reason);
+    vow__unref(reason);
     return NULL;
   }
   P_FLAGS(p) |= P_ALREADY_RESOLVED;
@@ -445,8 +462,8 @@ vow_promise *vow_then_full(vow_promise *p, vow_handler on_ok, vow_handler on_err
     if (ctx_free) ctx_free(ctx);
     return NULL;
   }
-  if (vow__promise_then(p, on_ok, on_err, ctx, ctx_free, vow_promise_ref(derived)) != 0) {
-    vow_promise_unref(derived);
+  if (vow__promise_then(p, on_ok, on_err, ctx, ctx_free, vow__promise_ref(derived)) != 0) {
+    vow__promise_unref(derived);
     return NULL;
   }
   return derived;
@@ -480,18 +497,18 @@ static void finally_ctx_free(void *c) {
 
 static void value_box_free(void *b) {
   value_box *box = b;
-  vow_unref(box->value);
+  vow__unref(box->value);
   vow__pool_free(&box->loop->pool, box, sizeof *box);
 }
 
 static vow_value return_boxed(vow_loop *loop, vow_value ignored, void *b) {
   (void)loop, (void)ignored;
-  return vow_ref(((value_box *)b)->value);
+  return vow__ref(((value_box *)b)->value);
 }
 
 static vow_value throw_boxed(vow_loop *loop, vow_value ignored, void *b) {
   (void)loop, (void)ignored;
-  return vow_throw(vow_ref(((value_box *)b)->value));
+  return vow_throw(vow__ref(((value_box *)b)->value));
 }
 
 /* result = onFinally(); p = PromiseResolve(result); return p.then(() => outcome)
@@ -502,13 +519,13 @@ static vow_value finally_step(vow_loop *loop, vow_value outcome, finally_ctx *f,
   vow_promise *p = vow_resolved(loop, result);
   value_box *box = vow__pool_alloc(&loop->pool, sizeof *box);
   if (!p || !box) {
-    vow_promise_unref(p);
+    vow__promise_unref(p);
     vow__pool_free(&loop->pool, box, sizeof *box);
     return vow_throw(vow_error_nomem());
   }
-  *box = (value_box){loop, vow_ref(outcome)};
+  *box = (value_box){loop, vow__ref(outcome)};
   vow_promise *q = vow_then_full(p, rejected ? throw_boxed : return_boxed, NULL, box, value_box_free);
-  vow_promise_unref(p);
+  vow__promise_unref(p);
   return q ? vow_promise_value(q) : vow_throw(vow_error_nomem());
 }
 
@@ -544,32 +561,32 @@ static void remote_settle_run(vow_loop *loop, void *arg) {
   remote_settle *r = arg;
   if (r->reject) vow_promise_reject(r->promise, r->value);
   else vow_promise_resolve(r->promise, r->value);
-  vow_promise_unref(r->promise);
+  vow__promise_unref(r->promise);
   vow__free(r);
 }
 
 static void remote_settle_dispose(vow_loop *loop, void *arg) {
   (void)loop;
   remote_settle *r = arg;
-  vow_unref(r->value);
-  vow_promise_unref(r->promise);
+  vow__unref(r->value);
+  vow__promise_unref(r->promise);
   vow__free(r);
 }
 
 static int settle_threadsafe(vow_promise *p, vow_value value, int reject) {
   if (!p) {
-    vow_unref(value);
+    vow__unref(value);
     return VOW_EINVAL;
   }
   remote_settle *r = vow__malloc(sizeof *r);
   if (!r) {
-    vow_unref(value);
+    vow__unref(value);
     return VOW_ENOMEM; /* p's reference stays with the caller */
   }
   *r = (remote_settle){p, value, reject};
   int err = vow_loop_post(p->loop, remote_settle_run, r);
   if (err) {
-    vow_unref(value);
+    vow__unref(value);
     vow__free(r);
   }
   return err;

@@ -40,7 +40,8 @@ struct vow__reaction {
   vow_handler on_err;
   void *ctx;
   void (*ctx_free)(void *ctx);
-  vow_value arg;               /* the outcome; arg.reserved = 1 when rejected */
+  vow_value arg;               /* the outcome; arg.reserved = 1 when rejected;
+                                  arg.reserved2 = 1 when the handlers take it */
 };
 
 /* Per-loop state of the promise layer (extension slot VOW__EXT_PROMISE). */
@@ -65,11 +66,25 @@ typedef struct vow__promise_state {
 
 vow__promise_state *vow__promise_state_get(vow_loop *loop);
 
+/* vow_promise_ref and vow_promise_unref, inline for vow's own hot paths. */
+static inline vow_promise *vow__promise_ref(vow_promise *p) {
+  if (p) p->h.refs++;
+  return p;
+}
+static inline void vow__promise_unref(vow_promise *p) {
+  if (p && --p->h.refs == 0) vow__promise_destroy(p);
+}
+
 /* PerformPromiseThen: attaches a reaction; derived (a reference, taken) may
  * be NULL. Returns 0 or VOW_ENOMEM (then ctx_free has run and derived is
  * released). */
 int vow__promise_then(vow_promise *p, vow_handler on_ok, vow_handler on_err, void *ctx,
                       void (*ctx_free)(void *), vow_promise *derived);
+
+/* The reaction of an await: like vow__promise_then with no derived promise
+ * and no ctx_free, except that the handlers take their argument's reference
+ * (the job keeps none: what the awaiting code drops is freed at once). */
+int vow__promise_await(vow_promise *p, vow_handler on_ok, vow_handler on_err, void *ctx);
 
 /* A fresh pending promise (not NULL-checked for thread: internal callers). */
 vow_promise *vow__promise_alloc(vow_loop *loop);
@@ -77,6 +92,6 @@ vow_promise *vow__promise_alloc(vow_loop *loop);
 /* rejection.c: HostPromiseRejectionTracker. */
 void vow__rejection_track(vow_promise *p);   /* rejected with no handler */
 void vow__rejection_handled(vow_promise *p); /* a handler was attached later */
-int vow__rejection_checkpoint(vow_loop *loop, void *state);
+void vow__rejection_checkpoint(vow_loop *loop, void *state);
 
 #endif

@@ -24,6 +24,7 @@ void vow__rejection_track(vow_promise *p) {
   }
   st->rejected[st->rejected_len++] = vow_promise_ref(p);
   P_FLAGS(p) |= P_TRACKED;
+  vow__loop_want_checkpoint(p->loop);
 }
 
 void vow__rejection_handled(vow_promise *p) {
@@ -39,12 +40,12 @@ static void report_default(vow_loop *loop, vow_promise *p, vow_value reason, voi
 }
 
 /* Reports the candidates present when it starts (those rejected by a report
- * wait for the next round, after microtasks drain again). Returns non-zero
- * when it looked at any, since a hook may have queued microtasks. */
-int vow__rejection_checkpoint(vow_loop *loop, void *state) {
+ * wait for the next round, after microtasks drain again: tracking them asks
+ * the loop for another checkpoint). */
+void vow__rejection_checkpoint(vow_loop *loop, void *state) {
   vow__promise_state *st = state;
   size_t n = st->rejected_len;
-  if (n == 0) return 0;
+  if (n == 0) return;
   vow_promise **batch = st->rejected;
   st->rejected = NULL;
   st->rejected_len = st->rejected_cap = 0;
@@ -59,7 +60,6 @@ int vow__rejection_checkpoint(vow_loop *loop, void *state) {
     vow_promise_unref(p);
   }
   vow__free(batch);
-  return 1;
 }
 
 int vow_on_unhandled_rejection(vow_loop *loop, vow_rejection_fn fn, void *data) {

@@ -53,11 +53,10 @@ static void *object_new(size_t size, vow_kind kind) {
 /* ---- references ------------------------------------------------------------ */
 
 vow_value vow_ref(vow_value v) {
-  if (vow__is_heap(v) && v.as.obj->refs != VOW__IMMORTAL) v.as.obj->refs++;
-  return v;
+  return vow__ref(v);
 }
 
-static void object_free(vow_value v) {
+void vow__object_free(vow_value v) {
   switch (v.kind) {
     case VOW_STRING:
       vow__free(v.as.obj);
@@ -99,10 +98,7 @@ static void object_free(vow_value v) {
 }
 
 void vow_unref(vow_value v) {
-  if (!vow__is_heap(v)) return;
-  vow_object *o = v.as.obj;
-  if (o->refs == VOW__IMMORTAL) return;
-  if (--o->refs == 0) object_free(v);
+  vow__unref(v);
 }
 
 /* ---- constructors ---------------------------------------------------------- */
