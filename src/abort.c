@@ -227,7 +227,7 @@ static void race_release(timeout_race *r) {
   if (--r->refs > 0) return;
   vow_promise_unref(r->result);
   vow_abort_signal_unref(r->work_signal);
-  vow__free(r);
+  vow__pool_free(&r->loop->pool, r, sizeof *r);
 }
 
 static void race_release_ctx(void *r) { race_release(r); }
@@ -270,9 +270,10 @@ static vow_value race_rejected(vow_loop *loop, vow_value reason, void *r) {
 vow_promise *vow_timeout(vow_loop *loop, vow_promise *work, uint64_t ms,
                          vow_abort_signal *work_signal) {
   vow_promise *result = work ? vow_promise_new(loop) : NULL;
-  timeout_race *r = result ? vow__calloc(1, sizeof *r) : NULL;
+  /* One per race on the hot path of every timeout: from the loop's pool. */
+  timeout_race *r = result ? vow__pool_alloc(&loop->pool, sizeof *r) : NULL;
   if (!r || vow__loop_add_disposer(loop, race_timer_fire, race_timer_dispose) != 0) {
-    vow__free(r);
+    if (r) vow__pool_free(&loop->pool, r, sizeof *r);
     vow_promise_unref(result);
     vow_promise_unref(work);
     return NULL;

@@ -1,16 +1,31 @@
 /*
  * pool.c — per-loop free lists (see pool.h for the design).
  */
+#define _GNU_SOURCE /* madvise's MADV_HUGEPAGE (Linux) */
 #include "alloc.h"
 #include "pool.h"
 
 #include <assert.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
-#define CHUNK_SIZE (64 * 1024)
+/* Chunks grow with the pool: the first two are 64 KiB, then each is as big
+ * as the pool so far, up to 8 MiB. A small program keeps a small pool; one
+ * with millions of live promises asks the allocator a few dozen times. */
+#define CHUNK_MIN (64 * 1024)
+#define CHUNK_MAX (8 * 1024 * 1024)
+
+/* Fresh memory costs a page fault per 4 KiB the first time it is touched
+ * (about 4 us in a VM: more than the work a then step does on it). Chunks of
+ * the big sizes ask for transparent huge pages, one fault per 2 MiB; where
+ * THP is off or unsupported the advice is ignored. */
+#define HUGE_PAGE (2 * 1024 * 1024)
+#define HUGE_CHUNK_MIN (4 * 1024 * 1024)
 
 struct vow__pool_chunk {
   vow__pool_chunk *next;
+  void *block;         /* what vow__malloc returned (the chunk may be inside) */
   /* Objects follow, aligned to 16 bytes. */
   _Alignas(16) char data[];
 };
@@ -31,20 +46,43 @@ void vow__pool_destroy(vow__pool *pool) {
   vow__pool_chunk *c = pool->chunks;
   while (c) {
     vow__pool_chunk *next = c->next;
-    vow__free(c);
+    vow__free(c->block);
     c = next;
   }
   *pool = (vow__pool){0};
 }
 
+/* A chunk of size bytes, at a 2 MiB boundary advised for huge pages when it
+ * is big: its block is over-allocated by 2 MiB so that the aligned chunk fits
+ * (the slack is never touched, so it costs address space, not memory). */
+static vow__pool_chunk *chunk_new(size_t size) {
+#ifdef MADV_HUGEPAGE
+  if (size >= HUGE_CHUNK_MIN) {
+    char *block = vow__malloc(size + HUGE_PAGE);
+    if (!block) return NULL;
+    uintptr_t at = ((uintptr_t)block + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+    (void)madvise((void *)at, size, MADV_HUGEPAGE); /* advice: failure is harmless */
+    vow__pool_chunk *c = (vow__pool_chunk *)at;
+    c->block = block;
+    return c;
+  }
+#endif
+  vow__pool_chunk *c = vow__malloc(size);
+  if (c) c->block = c;
+  return c;
+}
+
 static int pool_grow(vow__pool *pool) {
-  vow__pool_chunk *c = vow__malloc(CHUNK_SIZE);
+  size_t size = pool->chunk_bytes < CHUNK_MIN   ? CHUNK_MIN
+                : pool->chunk_bytes > CHUNK_MAX ? CHUNK_MAX
+                                                : (size_t)pool->chunk_bytes;
+  vow__pool_chunk *c = chunk_new(size);
   if (!c) return -1;
   c->next = pool->chunks;
   pool->chunks = c;
   pool->bump = c->data;
-  pool->bump_end = (char *)c + CHUNK_SIZE;
-  pool->chunk_bytes += CHUNK_SIZE;
+  pool->bump_end = (char *)c + size;
+  pool->chunk_bytes += size;
   return 0;
 }
 

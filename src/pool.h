@@ -3,7 +3,7 @@
  * (promises, reactions, jobs). One loop, one thread: no locks.
  *
  * Objects are grouped in 16-byte size classes up to VOW__POOL_MAX bytes and
- * carved from 64 KiB chunks. A freed object goes on its class's free list and
+ * carved from chunks of growing size (pool.c). A freed object goes on its class's free list and
  * is handed out again first, so a steady-state then-chain never calls malloc.
  * Chunks are returned to the system only when the pool is destroyed.
  *
