@@ -100,11 +100,27 @@ static vow_value any_rejected(vow_loop *loop, vow_value reason, void *e) {
   return vow_undefined();
 }
 
-static void release_items(vow_value *items, size_t from, size_t n) {
-  for (size_t i = from; i < n; i++) vow__unref(items[i]);
+/* The inputs of a combinator: values whose references it takes (vow_all),
+ * or promises it borrows (vow_all_promises). Exactly one is non-NULL. */
+typedef struct inputs {
+  vow_value *items;
+  vow_promise *const *ps;
+} inputs;
+
+/* Drops what the inputs from `from` on still hold (values only: borrowed
+ * promises hold nothing of ours). */
+static void release_inputs(inputs in, size_t from, size_t n) {
+  for (size_t i = from; in.items && i < n; i++) vow__unref(in.items[i]);
 }
 
-static vow_promise *combine(vow_loop *loop, vow_value *items, size_t n, vow_handler on_ok,
+/* PromiseResolve of input i: a new reference, or NULL out of memory. */
+static vow_promise *input_promise(vow_loop *loop, inputs in, size_t i) {
+  if (in.items) return vow_resolved(loop, in.items[i]);
+  if (!in.ps[i]) return vow_rejected(loop, vow_error(VOW_EINVAL, "a combinator's input promise is NULL"));
+  return vow_resolved(loop, vow_promise_value(vow__promise_ref(in.ps[i])));
+}
+
+static vow_promise *combine(vow_loop *loop, inputs in, size_t n, vow_handler on_ok,
                             vow_handler on_err, int reject_when_done) {
   vow_promise *result = vow_promise_new(loop);
   gather *g = result ? vow__calloc(1, sizeof *g) : NULL;
@@ -113,18 +129,18 @@ static vow_promise *combine(vow_loop *loop, vow_value *items, size_t n, vow_hand
     vow__unref(values);
     vow__free(g);
     vow__promise_unref(result);
-    release_items(items, 0, n);
+    release_inputs(in, 0, n);
     return NULL;
   }
   *g = (gather){loop, vow__promise_ref(result), values, 1, 0};
   g->elements = 1; /* held by this function until the loop is done */
   for (size_t i = 0; i < n; i++) {
     vow_array_push(values, vow_undefined()); /* cannot fail: capacity is n */
-    vow_promise *next = vow_resolved(loop, items[i]);
+    vow_promise *next = input_promise(loop, in, i);
     element *el = next ? vow__pool_alloc(&loop->pool, sizeof *el) : NULL;
     if (!el) {
       vow__promise_unref(next);
-      release_items(items, i + 1, n);
+      release_inputs(in, i + 1, n);
       vow_promise_reject(result, vow_error_nomem());
       break;
     }
@@ -137,18 +153,6 @@ static vow_promise *combine(vow_loop *loop, vow_value *items, size_t n, vow_hand
   gather_step(g, reject_when_done); /* the spec's final decrement */
   if (--g->elements == 0) gather_release(g);
   return result;
-}
-
-vow_promise *vow_all(vow_loop *loop, vow_value *items, size_t n) {
-  return combine(loop, items, n, all_fulfilled, reject_result, 0);
-}
-
-vow_promise *vow_all_settled(vow_loop *loop, vow_value *items, size_t n) {
-  return combine(loop, items, n, settled_fulfilled, settled_rejected, 0);
-}
-
-vow_promise *vow_any(vow_loop *loop, vow_value *items, size_t n) {
-  return combine(loop, items, n, resolve_result, any_rejected, 1);
 }
 
 /* race needs no gathering: every input settles the result through its
@@ -165,16 +169,16 @@ static vow_value race_rejected(vow_loop *loop, vow_value reason, void *result) {
 }
 static void result_unref(void *p) { vow__promise_unref(p); }
 
-vow_promise *vow_race(vow_loop *loop, vow_value *items, size_t n) {
+static vow_promise *race(vow_loop *loop, inputs in, size_t n) {
   vow_promise *result = vow_promise_new(loop);
   if (!result) {
-    release_items(items, 0, n);
+    release_inputs(in, 0, n);
     return NULL;
   }
   for (size_t i = 0; i < n; i++) {
-    vow_promise *next = vow_resolved(loop, items[i]);
+    vow_promise *next = input_promise(loop, in, i);
     if (!next) {
-      release_items(items, i + 1, n);
+      release_inputs(in, i + 1, n);
       vow_promise_reject(result, vow_error_nomem());
       break;
     }
@@ -183,6 +187,38 @@ vow_promise *vow_race(vow_loop *loop, vow_value *items, size_t n) {
     vow__promise_unref(next);
   }
   return result;
+}
+
+#define VALUES(items) ((inputs){(items), NULL})
+#define PROMISES(ps) ((inputs){NULL, (ps)})
+
+/* An array may be NULL only when empty. */
+vow_promise *vow_all(vow_loop *loop, vow_value *items, size_t n) {
+  return items || n == 0 ? combine(loop, VALUES(items), n, all_fulfilled, reject_result, 0) : NULL;
+}
+vow_promise *vow_all_settled(vow_loop *loop, vow_value *items, size_t n) {
+  return items || n == 0 ? combine(loop, VALUES(items), n, settled_fulfilled, settled_rejected, 0)
+                         : NULL;
+}
+vow_promise *vow_any(vow_loop *loop, vow_value *items, size_t n) {
+  return items || n == 0 ? combine(loop, VALUES(items), n, resolve_result, any_rejected, 1) : NULL;
+}
+vow_promise *vow_race(vow_loop *loop, vow_value *items, size_t n) {
+  return items || n == 0 ? race(loop, VALUES(items), n) : NULL;
+}
+
+vow_promise *vow_all_promises(vow_loop *loop, vow_promise *const *ps, size_t n) {
+  return ps || n == 0 ? combine(loop, PROMISES(ps), n, all_fulfilled, reject_result, 0) : NULL;
+}
+vow_promise *vow_all_settled_promises(vow_loop *loop, vow_promise *const *ps, size_t n) {
+  return ps || n == 0 ? combine(loop, PROMISES(ps), n, settled_fulfilled, settled_rejected, 0)
+                      : NULL;
+}
+vow_promise *vow_any_promises(vow_loop *loop, vow_promise *const *ps, size_t n) {
+  return ps || n == 0 ? combine(loop, PROMISES(ps), n, resolve_result, any_rejected, 1) : NULL;
+}
+vow_promise *vow_race_promises(vow_loop *loop, vow_promise *const *ps, size_t n) {
+  return ps || n == 0 ? race(loop, PROMISES(ps), n) : NULL;
 }
 
 /* ---- race with cancellation ------------------------------------------------------- */
@@ -239,13 +275,14 @@ static vow_value abort_race_rejected(vow_loop *loop, vow_value reason, void *e) 
 
 vow_promise *vow_race_abort(vow_loop *loop, vow_value *items, vow_abort_signal *const *signals,
                             size_t n) {
+  if (!items && n) return NULL;
   vow_promise *result = vow_promise_new(loop);
   abort_race *r = result ? vow__calloc(1, sizeof *r) : NULL;
   vow_abort_signal **refs = r ? vow__calloc(n ? n : 1, sizeof *refs) : NULL;
   if (!refs) {
     vow__free(r);
     vow__promise_unref(result);
-    release_items(items, 0, n);
+    release_inputs(VALUES(items), 0, n);
     return NULL;
   }
   *r = (abort_race){1, 0, vow__promise_ref(result), n, refs};
@@ -255,7 +292,7 @@ vow_promise *vow_race_abort(vow_loop *loop, vow_value *items, vow_abort_signal *
     abort_entry *e = next ? vow__malloc(sizeof *e) : NULL;
     if (!e) {
       vow__promise_unref(next);
-      release_items(items, i + 1, n);
+      release_inputs(VALUES(items), i + 1, n);
       vow_promise_reject(result, vow_error_nomem());
       break;
     }

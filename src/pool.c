@@ -55,10 +55,11 @@ void vow__pool_destroy(vow__pool *pool) {
 /* A chunk of size bytes, at a 2 MiB boundary advised for huge pages when it
  * is big: its block is over-allocated by 2 MiB so that the aligned chunk fits
  * (the slack is never touched, so it costs address space, not memory). */
-static vow__pool_chunk *chunk_new(size_t size) {
+static vow__pool_chunk *chunk_new(size_t size, size_t *block_size) {
 #ifdef MADV_HUGEPAGE
   if (size >= HUGE_CHUNK_MIN) {
-    char *block = vow__malloc(size + HUGE_PAGE);
+    *block_size = size + HUGE_PAGE;
+    char *block = vow__malloc(*block_size);
     if (!block) return NULL;
     uintptr_t at = ((uintptr_t)block + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
     (void)madvise((void *)at, size, MADV_HUGEPAGE); /* advice: failure is harmless */
@@ -67,6 +68,7 @@ static vow__pool_chunk *chunk_new(size_t size) {
     return c;
   }
 #endif
+  *block_size = size;
   vow__pool_chunk *c = vow__malloc(size);
   if (c) c->block = c;
   return c;
@@ -76,34 +78,36 @@ static int pool_grow(vow__pool *pool) {
   size_t size = pool->chunk_bytes < CHUNK_MIN   ? CHUNK_MIN
                 : pool->chunk_bytes > CHUNK_MAX ? CHUNK_MAX
                                                 : (size_t)pool->chunk_bytes;
-  vow__pool_chunk *c = chunk_new(size);
+  size_t block_size;
+  vow__pool_chunk *c = chunk_new(size, &block_size);
   if (!c) return -1;
   c->next = pool->chunks;
   pool->chunks = c;
   pool->bump = c->data;
   pool->bump_end = (char *)c + size;
   pool->chunk_bytes += size;
+  pool->block_bytes += block_size;
   return 0;
 }
 
+/* The object comes from the free list if it has one (the inline path found
+ * none, or is compiled out under ASan), else from the newest chunk. */
 void *vow__pool_alloc_slow(vow__pool *pool, size_t size) {
+  size_t rounded = (size_class(size) + 1) * VOW__POOL_GRAIN;
+  void *p;
   if (VOW__POOL_USE_MALLOC) {
-    void *p = vow__malloc(size);
-    if (p) pool->live++;
-    return p;
+    p = vow__malloc(size);
+  } else if ((p = pool->free_list[size_class(size)]) != NULL) {
+    pool->free_list[size_class(size)] = *(void **)p;
+  } else {
+    if ((size_t)(pool->bump_end - pool->bump) < rounded && pool_grow(pool) != 0) return NULL;
+    p = pool->bump;
+    pool->bump += rounded;
   }
-  size_t cls = size_class(size);
-  void *p = pool->free_list[cls];
   if (p) {
-    pool->free_list[cls] = *(void **)p;
     pool->live++;
-    return p;
+    pool->live_bytes += rounded;
   }
-  size_t rounded = (cls + 1) * VOW__POOL_GRAIN;
-  if ((size_t)(pool->bump_end - pool->bump) < rounded && pool_grow(pool) != 0) return NULL;
-  p = pool->bump;
-  pool->bump += rounded;
-  pool->live++;
   return p;
 }
 
@@ -111,6 +115,7 @@ void vow__pool_free_slow(vow__pool *pool, void *ptr, size_t size) {
   if (!ptr) return;
   assert(pool->live > 0);
   pool->live--;
+  pool->live_bytes -= (size_class(size) + 1) * VOW__POOL_GRAIN;
   if (VOW__POOL_USE_MALLOC) {
     vow__free(ptr);
     return;

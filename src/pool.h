@@ -28,7 +28,9 @@ typedef struct vow__pool {
   char *bump;          /* next unused byte of the newest chunk */
   char *bump_end;
   uint64_t live;       /* objects handed out and not yet returned */
-  uint64_t chunk_bytes;
+  uint64_t live_bytes; /* ... and their bytes, rounded to their classes */
+  uint64_t chunk_bytes; /* usable bytes of all chunks */
+  uint64_t block_bytes; /* bytes asked of the allocator for them (with slack) */
 } vow__pool;
 
 /* Objects still live when a pool of this thread was destroyed: leaks of the
@@ -64,6 +66,7 @@ static inline void *vow__pool_alloc(vow__pool *pool, size_t size) {
     if (__builtin_expect(p != NULL, 1)) {
       pool->free_list[cls] = *(void **)p;
       pool->live++;
+      pool->live_bytes += (cls + 1) * VOW__POOL_GRAIN;
       return p;
     }
   }
@@ -75,6 +78,7 @@ static inline void vow__pool_free(vow__pool *pool, void *ptr, size_t size) {
   if (!VOW__POOL_USE_MALLOC && ptr) {
     size_t cls = (size - 1) / VOW__POOL_GRAIN;
     pool->live--;
+    pool->live_bytes -= (cls + 1) * VOW__POOL_GRAIN;
     *(void **)ptr = pool->free_list[cls];
     pool->free_list[cls] = ptr;
     return;

@@ -323,6 +323,45 @@ LOOP_TEST(promise, all_fails_fast_and_any_takes_the_first_fulfilment) {
   cr_assert_str_eq(LOG_TEXT(), "all \"x\" any \"ok\"");
 }
 
+/* The promise-array forms borrow: the caller settles the very promises it
+ * gathered, and they tick as the value forms do (node, with ps = [a, b, c]:
+ * Promise.all(ps).then(log); Promise.race(ps)...; a, b, c resolved after):
+ * race "a" any "a" all [1,2,"c"] settled [{fulfilled:1},{fulfilled:2},{fulfilled:"c"}] */
+LOOP_TEST(promise, promise_array_combinators_borrow_their_inputs) {
+  vow_promise *ps[3] = {vow_promise_new(loop), vow_promise_new(loop), vow_promise_new(loop)};
+  keep(vow_race_promises(loop, ps, 3), say_value, say_value, "race");
+  keep(vow_any_promises(loop, ps, 3), say_value, say_value, "any");
+  keep(vow_all_promises(loop, ps, 3), say_value, say_value, "all");
+  keep(vow_all_settled_promises(loop, ps, 3), say_value, say_value, "settled");
+  vow_promise_resolve(ps[0], vow_string("a"));
+  vow_promise_resolve(ps[1], vow_int(2));
+  vow_promise_resolve(ps[2], vow_string("c"));
+  /* the array and our references are untouched: still ours to drop */
+  for (int i = 0; i < 3; i++) vow_promise_unref(ps[i]);
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_str_eq(LOG_TEXT(), "race \"a\" any \"a\" all [\"a\",2,\"c\"] settled "
+                               "[{fulfilled:\"a\"},{fulfilled:2},{fulfilled:\"c\"}]");
+}
+
+/* A NULL entry is an input rejected with VOW_EINVAL; a NULL array is refused
+ * unless empty; empty arrays behave as the value forms' empty arrays. */
+LOOP_TEST(promise, promise_array_combinators_check_their_input) {
+  vow_promise *ps[2] = {vow_resolved(loop, vow_int(1)), NULL};
+  keep(vow_all_promises(loop, ps, 2), say_value, say_value, "all");
+  keep(vow_any_promises(loop, ps, 2), say_value, say_value, "any");
+  cr_assert_null(vow_all_promises(loop, NULL, 2));
+  cr_assert_null(vow_race_promises(loop, NULL, 1));
+  cr_assert_null(vow_all(loop, NULL, 2));
+  keep(vow_all_promises(loop, NULL, 0), say_value, say_value, "empty");
+  vow_promise *never = vow_race_promises(loop, NULL, 0);
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_eq(vow_promise_state(never), VOW_PENDING);
+  vow_promise_unref(never);
+  vow_promise_unref(ps[0]);
+  /* node, with Promise.reject('EINVAL') for the NULL: empty [] all EINVAL any 1 */
+  cr_assert_str_eq(LOG_TEXT(), "empty [] all Error(VOW_EINVAL: a combinator's input promise is NULL) any 1");
+}
+
 /* ---- unhandled rejections ---- */
 
 static void record_unhandled(vow_loop *l, vow_promise *p, vow_value reason, void *data) {
