@@ -58,17 +58,24 @@ void vow__pool_free_slow(vow__pool *pool, void *ptr, size_t size);
 
 /* size must be 1..VOW__POOL_MAX (a constant at every call site, so the class
  * is computed at compile time). Returns NULL when out of memory. Inline: the
- * common case is popping a free list, three instructions. */
+ * common cases are popping a free list or bumping a pointer, a few
+ * instructions; only a new chunk takes the call. */
 static inline void *vow__pool_alloc(vow__pool *pool, size_t size) {
   if (!VOW__POOL_USE_MALLOC) {
     size_t cls = (size - 1) / VOW__POOL_GRAIN;
+    size_t rounded = (cls + 1) * VOW__POOL_GRAIN;
     void *p = pool->free_list[cls];
     if (__builtin_expect(p != NULL, 1)) {
       pool->free_list[cls] = *(void **)p;
-      pool->live++;
-      pool->live_bytes += (cls + 1) * VOW__POOL_GRAIN;
-      return p;
+    } else if ((size_t)(pool->bump_end - pool->bump) >= rounded) {
+      p = pool->bump;
+      pool->bump += rounded;
+    } else {
+      return vow__pool_alloc_slow(pool, size);
     }
+    pool->live++;
+    pool->live_bytes += rounded;
+    return p;
   }
   return vow__pool_alloc_slow(pool, size);
 }

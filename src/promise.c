@@ -194,7 +194,7 @@ void vow__promise_destroy(vow_promise *p) {
     vow__unref(p->u.result);
   }
   vow__pool_free(&loop->pool, p, sizeof *p);
-  bury(loop, st);
+  if (st->graveyard) bury(loop, st);
 }
 
 /* ---- reactions and jobs ----------------------------------------------------------- */

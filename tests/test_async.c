@@ -66,6 +66,64 @@ LOOP_TEST(async, await_costs_one_tick) {
   cr_assert_str_eq(LOG_TEXT(), "aw1 t1 aw2 t2 aw3 t3 t4");
 }
 
+/* An await that finds nothing else queued carries on without suspending (the
+ * drain would resume it next anyway): a long run of such awaits keeps the
+ * order above and lets a macrotask run only when all are done.
+ * (async () => { for (let i = 0; i < 1000; i++) await i; log('done') })();
+ * setImmediate(() => log('immediate')); queueMicrotask(() => log('micro'))
+ *                                       node: micro done 499500 immediate */
+static vow_value thousand_awaits(vow_loop *l, void *arg) {
+  (void)l, (void)arg;
+  int64_t sum = 0;
+  for (int i = 0; i < 1000; i++) {
+    vow_value v;
+    cr_assert_eq(vow_await_value(vow_int(i), &v), 0);
+    sum += vow_as_int(v);
+  }
+  LOG("done %lld", (long long)sum);
+  return vow_undefined();
+}
+static void say_task(vow_loop *l, void *word) {
+  (void)l;
+  LOG("%s", (const char *)word);
+}
+LOOP_TEST(async, awaits_in_a_row_run_before_the_next_macrotask) {
+  drop(vow_async(loop, thousand_awaits, NULL));
+  cr_assert_gt(vow_set_immediate(loop, say_task, "immediate"), 0);
+  cr_assert_eq(vow_queue_microtask(loop, say_task, "micro"), 0);
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_str_eq(LOG_TEXT(), "micro done 499500 immediate");
+}
+
+/* What the body drops after an await is freed at once: neither the job that
+ * resumed it nor the reaction keeps a reference of its own. */
+static int destroyed;
+static void count_destroy(void *ptr) {
+  (void)ptr;
+  destroyed++;
+}
+static vow_value drops_what_it_awaited(vow_loop *l, void *gate) {
+  (void)l;
+  vow_value v;
+  cr_assert_eq(vow_await(vow_promise_ref(gate), &v), 0); /* pending: resumed by a job */
+  vow_unref(v);
+  cr_assert_eq(destroyed, 1, "released by the body's own unref");
+  cr_assert_eq(vow_await_value(vow_pointer(NULL, count_destroy), &v), 0); /* settled: the fast path */
+  vow_unref(v);
+  cr_assert_eq(destroyed, 2);
+  return vow_undefined();
+}
+LOOP_TEST(async, an_awaited_value_dropped_by_the_body_is_freed_at_once) {
+  destroyed = 0;
+  vow_promise *gate = vow_promise_new(loop);
+  vow_promise *done = vow_async(loop, drops_what_it_awaited, gate);
+  vow_promise_resolve(gate, vow_pointer(NULL, count_destroy));
+  vow_promise_unref(gate); /* the body and the promise's result hold the rest */
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_eq(vow_promise_state(done), VOW_FULFILLED);
+  vow_promise_unref(done);
+}
+
 /* (async () => Promise.resolve('r'))().then(v => log('ret ' + v));
  * (async () => 'plain')().then(v => log('plain ' + v)); ticks(5)
  * node: plain plain t1 t2 ret r t3 t4 t5 */
