@@ -45,18 +45,17 @@ void vow__microtask_free(vow__microtask_queue *q);
 typedef struct vow__timer vow__timer;
 typedef struct vow__trace vow__trace;
 typedef struct vow__timer_list vow__timer_list;
-
-/* Intrusive FIFO of timers. */
-typedef struct vow__timer_queue {
-  vow__timer *head;
-  vow__timer *tail;
-} vow__timer_queue;
+typedef struct vow__imm_block vow__imm_block;
 
 typedef struct vow__timers {
-  /* Slab of timer records, in chunks that never move (ids index into it). */
+  /* Timeout/interval records, addressed by 32-bit slot, in chunks that never
+   * move. Slots are carved in order, so a page is touched only when a timer
+   * first needs it, and freed ones are reused first (a LIFO list). */
   vow__timer **chunks;
   uint32_t nchunks;
-  vow__timer *free_records;
+  uint32_t chunks_cap;
+  uint32_t carved;            /* slots [0, carved) have been handed out */
+  uint32_t free_slot;         /* head of the free list; UINT32_MAX when empty */
 
   /* Node's structure: one FIFO list per duration, found through a hash map
    * keyed by duration, and a binary heap of lists ordered by (expiry, id). */
@@ -71,9 +70,16 @@ typedef struct vow__timers {
   int in_driver;              /* inside the driver's callback */
   uv_timer_t driver;
 
-  /* Immediates, in one FIFO; each has a sequence number (see timer.c). */
-  vow__timer_queue immediates;
-  uint64_t next_immediate_seq;
+  /* Immediates: a FIFO of tasks in fixed blocks, indexed by sequence number
+   * (see timer.c). blocks[0] holds the block of seq imm_head. */
+  vow__imm_block **imm_blocks;
+  uint32_t imm_nblocks;
+  uint32_t imm_blocks_cap;
+  vow__imm_block *imm_tail_block; /* the block of seq imm_tail - 1 */
+  vow__imm_block *imm_spare;  /* one emptied block kept for reuse */
+  uint64_t imm_head;          /* seq of the oldest immediate not yet run */
+  uint64_t imm_tail;          /* seq of the next immediate */
+  uint64_t imm_unrefed;       /* pending unreferenced immediates */
   uv_check_t check;
   uv_idle_t idle;
 

@@ -304,3 +304,54 @@ LOOP_TEST(loop, virtual_clock_jumps_to_the_next_timer) {
   cr_assert_eq(vow_loop_now(v) - t0, 30000);
   cr_assert_eq(vow_loop_free(v), 0);
 }
+
+/* setImmediate(f).unref() alone lets the run end without f; ref() again and
+ * it runs. Clearing an unreferenced immediate is counted right too. */
+LOOP_TEST(loop, unref_immediate_and_ref_again) {
+  vow_timer a = vow_set_immediate(loop, say, "a");
+  vow_timer b = vow_set_immediate(loop, say, "b");
+  cr_assert_eq(vow_timer_unref(loop, a), 0);
+  cr_assert_eq(vow_timer_unref(loop, b), 0);
+  cr_assert_eq(vow_clear_immediate(loop, b), 1);
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_str_eq(LOG_TEXT(), "");
+  cr_assert_eq(vow_timer_ref(loop, a), 0);
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_str_eq(LOG_TEXT(), "a");
+  cr_assert_eq(vow_clear_immediate(loop, a), 0, "it ran: its id is past");
+}
+
+/* A cleared timer's emptied list is kept for reuse: the virtual clock must
+ * not jump to it, and a later timer of that duration keeps Node's order
+ * (due time, then creation: t5 was made before t1000b, both due at 1000). */
+static void make_late_pair(vow_loop *l, void *arg) {
+  (void)arg;
+  vow_set_timeout(l, 1000, say, "t1000b"); /* reuses the emptied 1000 ms list */
+}
+LOOP_TEST(loop, emptied_list_is_reused_in_order) {
+  vow_loop *v;
+  vow_loop_options o = {.virtual_clock = 1};
+  cr_assert_eq(vow_loop_new(&v, &o), 0);
+  uint64_t t0 = vow_loop_now(v);
+  cr_assert_eq(vow_clear_timeout(v, vow_set_timeout(v, 1000, say, "never")), 1);
+  vow_set_timeout(v, 995, say, "t995");
+  vow_set_timeout(v, 5, make_late_pair, NULL); /* at 5: t1000b due 1005 */
+  vow_set_timeout(v, 1005, say, "t1005");      /* made first, due 1005 too */
+  cr_assert_eq(vow_loop_run(v), 0);
+  cr_assert_str_eq(LOG_TEXT(), "t995 t1005 t1000b");
+  cr_assert_eq(vow_loop_now(v) - t0, 1005);
+  cr_assert_eq(vow_loop_free(v), 0);
+}
+
+/* An emptied list at the top of the heap is skipped by the virtual clock. */
+LOOP_TEST(loop, virtual_clock_skips_an_emptied_list) {
+  vow_loop *v;
+  vow_loop_options o = {.virtual_clock = 1};
+  cr_assert_eq(vow_loop_new(&v, &o), 0);
+  stamp s = {"t10", vow_loop_now(v)};
+  cr_assert_eq(vow_clear_timeout(v, vow_set_timeout(v, 3, say, "never")), 1);
+  vow_set_timeout(v, 10, say_when, &s);
+  cr_assert_eq(vow_loop_run(v), 0);
+  cr_assert_str_eq(LOG_TEXT(), "t10@10");
+  cr_assert_eq(vow_loop_free(v), 0);
+}
