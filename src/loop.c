@@ -29,7 +29,7 @@ int vow_loop_new(vow_loop **out, const vow_loop_options *options) {
   loop->owner = &vow__thread_mark;
   if (options) loop->options = *options;
   loop->virtual_now = uv_now(&loop->uv);
-  vow__pool_init(&loop->pool);
+  vow__pool_init(&loop->pool, !loop->options.no_huge_pages);
   err = vow__timers_init(loop);
   if (!err) err = vow__post_init(loop);
   if (err) {

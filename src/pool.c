@@ -37,8 +37,9 @@ static size_t size_class(size_t size) {
 
 _Thread_local uint64_t vow__pool_leaked;
 
-void vow__pool_init(vow__pool *pool) {
+void vow__pool_init(vow__pool *pool, int huge_pages) {
   *pool = (vow__pool){0};
+  pool->huge_pages = huge_pages;
 }
 
 void vow__pool_destroy(vow__pool *pool) {
@@ -55,9 +56,9 @@ void vow__pool_destroy(vow__pool *pool) {
 /* A chunk of size bytes, at a 2 MiB boundary advised for huge pages when it
  * is big: its block is over-allocated by 2 MiB so that the aligned chunk fits
  * (the slack is never touched, so it costs address space, not memory). */
-static vow__pool_chunk *chunk_new(size_t size, size_t *block_size) {
+static vow__pool_chunk *chunk_new(size_t size, int huge_pages, size_t *block_size) {
 #ifdef MADV_HUGEPAGE
-  if (size >= HUGE_CHUNK_MIN) {
+  if (huge_pages && size >= HUGE_CHUNK_MIN) {
     *block_size = size + HUGE_PAGE;
     char *block = vow__malloc(*block_size);
     if (!block) return NULL;
@@ -67,6 +68,8 @@ static vow__pool_chunk *chunk_new(size_t size, size_t *block_size) {
     c->block = block;
     return c;
   }
+#else
+  (void)huge_pages;
 #endif
   *block_size = size;
   vow__pool_chunk *c = vow__malloc(size);
@@ -79,7 +82,7 @@ static int pool_grow(vow__pool *pool) {
                 : pool->chunk_bytes > CHUNK_MAX ? CHUNK_MAX
                                                 : (size_t)pool->chunk_bytes;
   size_t block_size;
-  vow__pool_chunk *c = chunk_new(size, &block_size);
+  vow__pool_chunk *c = chunk_new(size, pool->huge_pages, &block_size);
   if (!c) return -1;
   c->next = pool->chunks;
   pool->chunks = c;

@@ -31,13 +31,15 @@ typedef struct vow__pool {
   uint64_t live_bytes; /* ... and their bytes, rounded to their classes */
   uint64_t chunk_bytes; /* usable bytes of all chunks */
   uint64_t block_bytes; /* bytes asked of the allocator for them (with slack) */
+  int huge_pages;       /* big chunks ask for transparent huge pages */
 } vow__pool;
 
 /* Objects still live when a pool of this thread was destroyed: leaks of the
  * layers above (the tests assert it stays 0). */
 extern _Thread_local uint64_t vow__pool_leaked;
 
-void vow__pool_init(vow__pool *pool);
+/* huge_pages: whether chunks of 4 MiB and more ask for huge pages. */
+void vow__pool_init(vow__pool *pool, int huge_pages);
 /* Frees every chunk. Objects still live are released with them. */
 void vow__pool_destroy(vow__pool *pool);
 /* The slow paths of the two inline functions below (pool.c): carving from a

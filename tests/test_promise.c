@@ -240,6 +240,39 @@ LOOP_TEST(promise, steady_state_chain_allocates_nothing) {
   vow_promise_unref(p);
 }
 
+/* A chain of n steps built, then run; returns the pool's chunk and block bytes. */
+static void big_chain(vow_loop *l, int n, uint64_t *chunk_bytes, uint64_t *block_bytes) {
+  vow_promise *p = vow_resolved(l, vow_int(0));
+  for (int i = 0; i < n; i++) {
+    vow_promise *next = vow_then(p, step, NULL, NULL);
+    vow_promise_unref(p);
+    p = next;
+  }
+  *chunk_bytes = l->pool.chunk_bytes;
+  *block_bytes = l->pool.block_bytes;
+  cr_assert_eq(vow_loop_run(l), 0);
+  cr_assert_eq(vow_as_int(vow_promise_result(p)), n);
+  vow_promise_unref(p);
+}
+
+/* A pool that grows past 4 MiB takes 2 MiB-aligned chunks advised for huge
+ * pages (over-allocated by 2 MiB to align them), unless the loop said no. */
+LOOP_TEST(promise, big_pools_ask_for_huge_pages_unless_told_not_to) {
+  uint64_t chunks, blocks;
+  big_chain(loop, 200000, &chunks, &blocks); /* 96 B a step: 19 MB */
+#if defined(__linux__)
+  if (!VOW__POOL_USE_MALLOC) { /* under ASan the pool is plain malloc */
+    cr_assert_geq(chunks, 16u << 20);
+    cr_assert_gt(blocks, chunks, "big chunks carry their alignment slack");
+  }
+#endif
+  vow_loop *small_pages;
+  cr_assert_eq(vow_loop_new(&small_pages, &(vow_loop_options){.no_huge_pages = 1}), 0);
+  big_chain(small_pages, 200000, &chunks, &blocks);
+  cr_assert_eq(blocks, chunks, "no slack: plain chunks");
+  cr_assert_eq(vow_loop_free(small_pages), 0);
+}
+
 /* ---- combinators ---- */
 
 typedef struct delayed {
