@@ -147,8 +147,9 @@ typedef struct vow_loop_options {
    * in real time: the clock jumps while it is in flight. */
   int virtual_clock;
   /* Promises, reactions and jobs come from a per-loop pool whose chunks grow
-   * with it. Chunks of 4 MiB and more are advised to use transparent huge
-   * pages (Linux), which makes a program that holds millions of promises
+   * with it, and timers from a slab. Pool chunks of 4 MiB and more, and the
+   * slab past 32 768 timers, are advised to use transparent huge pages
+   * (Linux), which makes a program that holds millions of promises or timers
    * fault in its memory 512 times less often. Set to 1 to keep 4 KiB pages:
    * where a huge page is slow to supply (a fault can then take milliseconds,
    * as seen in some VMs), small pages give steadier latency. */

@@ -52,8 +52,11 @@ typedef struct vow__timers {
    * move. Slots are carved in order, so a page is touched only when a timer
    * first needs it, and freed ones are reused first (a LIFO list). */
   vow__timer **chunks;
+  void **blocks;              /* blocks[c]: what vow__malloc gave, if chunk c starts one */
   uint32_t nchunks;
   uint32_t chunks_cap;
+  uint32_t group_left;        /* chunks still free in the newest group */
+  int huge_pages;             /* groups ask for huge pages (loop option) */
   uint32_t carved;            /* slots [0, carved) have been handed out */
   uint32_t free_slot;         /* head of the free list; UINT32_MAX when empty */
 

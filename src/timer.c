@@ -36,14 +36,23 @@
  * An idle handle keeps libuv's poll from blocking while referenced immediates
  * are pending.
  */
+#define _GNU_SOURCE /* madvise's MADV_HUGEPAGE (Linux) */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "alloc.h"
 #include "loop.h"
 
 #define CHUNK_SHIFT 12u /* 4096 records (160 KiB) per chunk */
 #define CHUNK_RECORDS (1u << CHUNK_SHIFT)
+/* Past GROUP_FROM chunks (32 768 timers), chunks come GROUP_CHUNKS at a time
+ * (2.5 MiB) in one 2 MiB-aligned block advised for huge pages: scheduling a
+ * million timers is mostly first-touch page faults otherwise (BENCHMARKS.md). */
+#define GROUP_FROM 8u
+#define GROUP_CHUNKS 16u
+#define HUGE_PAGE ((uintptr_t)2 << 20)
 #define NO_SLOT UINT32_MAX
 #define IMM_SHIFT 12u   /* 4096 immediates (64 KiB) per block */
 #define IMM_BLOCK (1u << IMM_SHIFT)
@@ -84,19 +93,48 @@ static inline vow__timer *rec(const vow__timers *t, uint32_t slot) {
 
 /* ---- records -------------------------------------------------------------- */
 
+/* Takes a block for the next chunk, or the next GROUP_CHUNKS chunks: the
+ * block starts chunk t->nchunks, and group_left counts the chunks it holds. */
+static vow__timer *block_new(vow__timers *t) {
+  size_t chunk_bytes = CHUNK_RECORDS * sizeof(vow__timer);
+  int group = t->huge_pages && t->nchunks >= GROUP_FROM;
+#ifndef MADV_HUGEPAGE
+  group = 0;
+#endif
+  size_t size = group ? GROUP_CHUNKS * chunk_bytes + HUGE_PAGE : chunk_bytes;
+  /* Not calloc: records are written as they are carved, and a big malloc
+   * gives pages the kernel backs only on first touch. */
+  char *block = vow__malloc(size);
+  if (!block) return NULL;
+  t->blocks[t->nchunks] = block;
+  t->group_left = group ? GROUP_CHUNKS : 1;
+  if (!group) return (vow__timer *)(void *)block;
+  uintptr_t at = ((uintptr_t)block + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+#ifdef MADV_HUGEPAGE
+  (void)madvise((void *)at, GROUP_CHUNKS * chunk_bytes & ~(HUGE_PAGE - 1), MADV_HUGEPAGE);
+#endif
+  return (vow__timer *)at;
+}
+
 static __attribute__((noinline)) int chunk_add(vow__timers *t) {
   if (t->nchunks == (NO_SLOT >> CHUNK_SHIFT)) return VOW_ENOMEM; /* slots stay below NO_SLOT */
   if (t->nchunks == t->chunks_cap) {
     uint32_t cap = t->chunks_cap ? t->chunks_cap * 2 : 8;
     vow__timer **chunks = vow__realloc(t->chunks, cap * sizeof *chunks);
-    if (!chunks) return VOW_ENOMEM;
-    t->chunks = chunks;
+    if (chunks) t->chunks = chunks;
+    void **blocks = chunks ? vow__realloc(t->blocks, cap * sizeof *blocks) : NULL;
+    if (!blocks) return VOW_ENOMEM;
+    t->blocks = blocks;
     t->chunks_cap = cap;
   }
-  /* Not calloc: records are written as they are carved, and a big malloc
-   * gives pages the kernel backs only on first touch. */
-  vow__timer *chunk = vow__malloc(CHUNK_RECORDS * sizeof *chunk);
-  if (!chunk) return VOW_ENOMEM;
+  vow__timer *chunk;
+  if (t->group_left > 0) { /* the next chunk of the newest group */
+    chunk = t->chunks[t->nchunks - 1] + CHUNK_RECORDS;
+    t->blocks[t->nchunks] = NULL;
+  } else if (!(chunk = block_new(t))) {
+    return VOW_ENOMEM;
+  }
+  t->group_left--;
   t->chunks[t->nchunks++] = chunk;
   return 0;
 }
@@ -673,6 +711,7 @@ int vow__timers_init(vow_loop *loop) {
   vow__timers *t = timers_of(loop);
   t->driver_expiry = UINT64_MAX;
   t->free_slot = NO_SLOT;
+  t->huge_pages = !loop->options.no_huge_pages;
   int err = uv_timer_init(&loop->uv, &t->driver);
   if (!err) err = uv_check_init(&loop->uv, &t->check);
   if (!err) err = uv_idle_init(&loop->uv, &t->idle);
@@ -711,8 +750,9 @@ void vow__timers_close(vow_loop *loop) {
 void vow__timers_free(vow_loop *loop) {
   vow__timers *t = timers_of(loop);
   for (uint32_t i = 0; i < t->heap_len; i++) vow__free(t->heap[i]); /* emptied, not yet reached */
-  for (uint32_t c = 0; c < t->nchunks; c++) vow__free(t->chunks[c]);
+  for (uint32_t c = 0; c < t->nchunks; c++) vow__free(t->blocks[c]); /* NULL inside a group */
   vow__free(t->chunks);
+  vow__free(t->blocks);
   vow__free(t->map);
   vow__free(t->heap);
   for (uint32_t i = 0; i < t->imm_nblocks; i++) vow__free(t->imm_blocks[i]);
