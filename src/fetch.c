@@ -1,9 +1,11 @@
 /*
  * fetch.c — WHATWG fetch on libcurl's multi-socket interface, driven by the
  * loop: curl says which sockets to watch (uv_poll handles) and when to call it
- * back (one uv_timer); the loop tells curl when a socket is ready or the timer
- * is due. One curl multi per loop, so any number of transfers share one thread
- * and curl's connection cache.
+ * back (one uv_timer, or a uv_idle for "at once"); the loop tells curl when a
+ * socket is ready or the timer is due. One curl multi per loop, so any number
+ * of transfers share one thread and curl's connection cache; a connection's
+ * socket keeps its uv_poll_t while curl keeps the connection, and finished
+ * transfers leave their easy handles for the next fetches.
  *
  * A transfer and its response are one object, the vow_response. Its stages:
  *
@@ -38,6 +40,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "io.h"
@@ -57,30 +61,52 @@ enum { BODY_OPEN, BODY_DONE, BODY_FAILED };
 static uv_once_t curl_once = UV_ONCE_INIT;
 static CURLcode curl_init_result = CURLE_FAILED_INIT;
 
+static void default_headers_init(void);
+
 static void curl_init(void) {
   curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (curl_init_result == CURLE_OK) default_headers_init();
 }
 
 /* ---- types ------------------------------------------------------------------------ */
 
 typedef struct sock_ctx sock_ctx;
 
+enum { SPARE_EASY_MAX = 64 }; /* idle easy handles a loop keeps for its next fetches */
+
+typedef struct spare_easy {
+  CURL *easy;
+  int plain;              /* set up for a plain fetch (is_plain), else reset */
+} spare_easy;
+
 struct vow__fetch_state {
   vow_loop *loop;
   CURLM *multi;
   uv_timer_t *timer;      /* curl's timeout; heap, freed by its close callback */
-  sock_ctx *socks;        /* sockets curl asked us to watch */
+  uv_idle_t *soon;        /* curl's 0-ms timeout (see on_curl_timer); heap, likewise */
+  sock_ctx **socks;       /* the sockets we watch for curl, by fd */
+  size_t socks_cap;
+  spare_easy spare[SPARE_EASY_MAX]; /* easy handles of finished transfers */
+  int spares;
+  struct curl_slist *plain_headers; /* the request headers of a fetch without any */
   vow_response *all;      /* every response not yet freed */
   size_t active;          /* transfers in the multi */
   int in_curl;            /* inside a call into curl that may call us back */
   int doomed;             /* some transfer waits to be stopped once curl returns */
 };
 
+/* A socket curl asked us to watch. A connection's socket (one curl opened
+ * through open_socket) keeps its record, and its uv_poll_t, from its opening
+ * to its closing (close_socket), across the transfers that reuse the
+ * connection; any other socket's record lives from curl's first interest in
+ * it to CURL_POLL_REMOVE. */
 struct sock_ctx {
   uv_poll_t poll;
   curl_socket_t fd;
   vow__fetch_state *st;
-  sock_ctx *prev, *next;
+  int events;             /* UV_READABLE|UV_WRITABLE the poll watches, 0 if stopped */
+  int wanted;             /* what curl wants; 0: the connection is idle in curl's cache */
+  int owned;              /* a connection's socket: close_socket closes the record */
 };
 
 struct vow_response {
@@ -89,6 +115,7 @@ struct vow_response {
   vow__fetch_state *st;   /* NULL once the loop's I/O is torn down */
   vow_response *prev, *next;
   CURL *easy;             /* set while the transfer is in the multi */
+  int plain;              /* easy is set up as for any plain fetch (is_plain) */
   struct curl_slist *req_headers;
   char *url;
   int redirect;
@@ -407,9 +434,29 @@ static size_t on_write(char *data, size_t size, size_t n, void *userp) {
 
 /* ---- stopping and finishing transfers ----------------------------------------------------------- */
 
+/* An easy handle out of the multi: kept for a next fetch if its transfer ran
+ * to its end (curl_easy_init costs more than reusing), else freed. A plain
+ * fetch's handle keeps its options but no pointer to x; any other's is reset. */
+static void easy_release(vow__fetch_state *st, vow_response *x, int finished) {
+  CURL *e = x->easy;
+  if (!finished || st->spares == SPARE_EASY_MAX) {
+    curl_easy_cleanup(e);
+    return;
+  }
+  if (x->plain) {
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)NULL);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, (char *)NULL);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)NULL);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)NULL);
+  } else {
+    curl_easy_reset(e);
+  }
+  st->spare[st->spares++] = (spare_easy){e, x->plain};
+}
+
 /* Takes the transfer out of the multi (closing its connection if it was not
  * finished) and drops the multi's reference. Inside curl it is deferred. */
-static void detach(vow_response *x) {
+static void detach_ex(vow_response *x, int finished) {
   vow__fetch_state *st = x->st;
   if (!x->easy || !st) return;
   if (st->in_curl) {
@@ -418,7 +465,7 @@ static void detach(vow_response *x) {
     return;
   }
   curl_multi_remove_handle(st->multi, x->easy);
-  curl_easy_cleanup(x->easy);
+  easy_release(st, x, finished && !x->paused);
   x->easy = NULL;
   x->paused = 0;
   st->active--;
@@ -426,6 +473,10 @@ static void detach(vow_response *x) {
   x->span = 0;
   drop_signal(x);
   x_unref(x);
+}
+
+static void detach(vow_response *x) {
+  detach_ex(x, 0);
 }
 
 static void detach_doomed(vow__fetch_state *st) {
@@ -450,7 +501,7 @@ static void finish(vow_response *x, CURLcode code) {
     reason = x->error.kind != VOW_UNDEFINED ? vow_ref(x->error) : curl_error(x, code);
   else if (!x->final)
     reason = errorf(VOW_EPROTO, "fetch %s: the reply ended without a final response", x->url);
-  detach(x);
+  detach_ex(x, 1);
   if (reason.kind != VOW_UNDEFINED) fail(x, reason);
   else body_done(x);
   x_unref(x);
@@ -478,7 +529,7 @@ static void drive(vow__fetch_state *st, curl_socket_t fd, int flags) {
   detach_doomed(st);
 }
 
-/* ---- the loop's side of multi-socket: polls and a timer -------------------------------------------- */
+/* ---- the loop's side of multi-socket: polls, a timer and an idle ---------------------------------- */
 
 typedef struct poll_event {
   vow__fetch_state *st;
@@ -494,6 +545,15 @@ static void poll_task(vow_loop *loop, void *arg) {
 
 static void on_poll(uv_poll_t *handle, int status, int events) {
   sock_ctx *s = handle->data;
+  if (status < 0) s->events = 0; /* libuv stopped the poll */
+  if (!s->wanted) {
+    /* An idle connection's socket, still watched (see sock_want): something
+     * happened, most likely the server closed it. Stop watching; curl will
+     * find out when it looks at the connection again. */
+    uv_poll_stop(&s->poll);
+    s->events = 0;
+    return;
+  }
   int flags = 0;
   if (status < 0) flags = CURL_CSELECT_ERR;
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
@@ -512,18 +572,37 @@ static void on_timeout(uv_timer_t *timer) {
   vow__loop_enter(st->loop, timeout_task, st);
 }
 
+static void on_soon(uv_idle_t *idle) {
+  vow__fetch_state *st = idle->data;
+  uv_idle_stop(idle);
+  vow__loop_enter(st->loop, timeout_task, st);
+}
+
 static void free_handle(uv_handle_t *h) {
   vow__free(h); /* the handle is the first member of what was allocated */
 }
 
-static void sock_close(vow__fetch_state *st, sock_ctx *s) {
-  if (s->prev) s->prev->next = s->next;
-  else st->socks = s->next;
-  if (s->next) s->next->prev = s->prev;
-  uv_close((uv_handle_t *)&s->poll, free_handle);
+static sock_ctx *sock_find(vow__fetch_state *st, curl_socket_t fd) {
+  return fd >= 0 && (size_t)fd < st->socks_cap ? st->socks[fd] : NULL;
 }
 
+static void sock_close(vow__fetch_state *st, sock_ctx *s) {
+  st->socks[s->fd] = NULL;
+  uv_close((uv_handle_t *)&s->poll, free_handle); /* before the fd is closed or reused */
+}
+
+/* A record for fd, which has none. */
 static sock_ctx *sock_open(vow__fetch_state *st, curl_socket_t fd) {
+  if (fd < 0) return NULL;
+  if ((size_t)fd >= st->socks_cap) {
+    size_t cap = st->socks_cap ? st->socks_cap : 64;
+    while (cap <= (size_t)fd) cap *= 2;
+    sock_ctx **socks = vow__realloc(st->socks, cap * sizeof *socks);
+    if (!socks) return NULL;
+    memset(socks + st->socks_cap, 0, (cap - st->socks_cap) * sizeof *socks);
+    st->socks = socks;
+    st->socks_cap = cap;
+  }
   sock_ctx *s = vow__calloc(1, sizeof *s);
   if (!s) return NULL;
   if (uv_poll_init_socket(&st->loop->uv, &s->poll, fd) != 0) {
@@ -533,47 +612,149 @@ static sock_ctx *sock_open(vow__fetch_state *st, curl_socket_t fd) {
   s->poll.data = s;
   s->fd = fd;
   s->st = st;
-  s->next = st->socks;
-  if (st->socks) st->socks->prev = s;
-  st->socks = s;
+  st->socks[fd] = s;
   return s;
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: a connection's socket. Its record is made now
+ * and kept until close_socket, so that the transfers reusing the connection
+ * find its poll already set up. */
+static curl_socket_t open_socket(void *userp, curlsocktype purpose, struct curl_sockaddr *addr) {
+  (void)purpose;
+  vow__fetch_state *st = userp;
+  curl_socket_t fd = socket(addr->family, addr->socktype, addr->protocol);
+  if (fd == CURL_SOCKET_BAD) return fd;
+  sock_ctx *s = sock_find(st, fd);
+  if (s) sock_close(st, s); /* a stale record: its fd was closed behind our back */
+  s = sock_open(st, fd);
+  if (!s) {
+    close(fd);
+    return CURL_SOCKET_BAD;
+  }
+  s->owned = 1;
+  return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: curl closes a connection's socket. */
+static int close_socket(void *userp, curl_socket_t fd) {
+  vow__fetch_state *st = userp;
+  sock_ctx *s = sock_find(st, fd);
+  if (s) sock_close(st, s);
+  return close(fd);
+}
+
+/* Watches what curl wants (events, 0 for nothing). An idle connection's
+ * socket stays watched for what it was, unreferenced so that it does not keep
+ * the loop alive: the next transfer on it most often wants the same, and
+ * stopping and restarting a uv_poll_t costs three epoll_ctl calls. */
+static void sock_want(sock_ctx *s, int events) {
+  s->wanted = events;
+  if (!events && s->owned) {
+    uv_unref((uv_handle_t *)&s->poll);
+    return;
+  }
+  uv_ref((uv_handle_t *)&s->poll);
+  if (events == s->events) return;
+  s->events = events;
+  if (events) uv_poll_start(&s->poll, events, on_poll);
+  else uv_poll_stop(&s->poll);
 }
 
 /* CURLMOPT_SOCKETFUNCTION: what curl wants to know about fd. */
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
-  (void)easy;
+  (void)easy, (void)socketp;
   vow__fetch_state *st = userp;
-  sock_ctx *s = socketp;
+  sock_ctx *s = sock_find(st, fd);
   if (what == CURL_POLL_REMOVE) {
-    if (s) {
-      curl_multi_assign(st->multi, fd, NULL);
-      sock_close(st, s);
-    }
+    if (s && s->owned) sock_want(s, 0);
+    else if (s) sock_close(st, s); /* not a connection's (a resolver's, say): it may close unseen */
     return 0;
   }
-  if (!s) {
-    s = sock_open(st, fd);
-    if (!s) return -1;
-    curl_multi_assign(st->multi, fd, s);
-  }
+  if (!s && !(s = sock_open(st, fd))) return -1;
   int events = 0;
   if (what & CURL_POLL_IN) events |= UV_READABLE;
   if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
-  if (events) uv_poll_start(&s->poll, events, on_poll);
-  else uv_poll_stop(&s->poll);
+  sock_want(s, events);
   return 0;
 }
 
-/* CURLMOPT_TIMERFUNCTION: call curl back in ms (-1: never). */
+/* CURLMOPT_TIMERFUNCTION: call curl back in ms (-1: never). 0 ms is the
+ * common case (every new transfer asks for it): it is an idle handle, not a
+ * 0-ms timer, which libuv (before 1.48) would run again and again within one
+ * turn, never polling the sockets; the idle runs once a turn, and the turn's
+ * poll does not block while it is pending. */
 static int on_curl_timer(CURLM *multi, long ms, void *userp) {
   (void)multi;
   vow__fetch_state *st = userp;
+  if (ms == 0) {
+    uv_timer_stop(st->timer);
+    uv_idle_start(st->soon, on_soon);
+    return 0;
+  }
+  uv_idle_stop(st->soon);
   if (ms < 0) uv_timer_stop(st->timer);
   else uv_timer_start(st->timer, on_timeout, (uint64_t)ms, 0);
   return 0;
 }
 
 /* ---- per-loop state ------------------------------------------------------------------------------------ */
+
+/* The headers a request gets unless its caller gives its own: no "Expect:
+ * 100-continue" wait for large bodies (fetch never sends it), no form content
+ * type that the caller did not ask for ("Name:" tells curl to leave a header
+ * out), and the User-Agent and Accept-Encoding that CURLOPT_USERAGENT and
+ * CURLOPT_ACCEPT_ENCODING "" would add — given here because curl formats
+ * those afresh for every request with its slow printf (a tenth of a small
+ * request's instructions), and a header of the list overrides them. */
+enum { DEFAULT_HEADERS = 4 };
+static const char *const default_names[DEFAULT_HEADERS] = {"Expect", "Content-Type", "User-Agent",
+                                                           "Accept-Encoding"};
+static char default_lines[DEFAULT_HEADERS][64]; /* "Name: value", by curl_init */
+
+/* What CURLOPT_ACCEPT_ENCODING "" announces: every encoding curl decodes. */
+static void default_headers_init(void) {
+  const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+  int z = (v->features & CURL_VERSION_LIBZ) != 0, br = (v->features & CURL_VERSION_BROTLI) != 0;
+#ifdef CURL_VERSION_ZSTD
+  int zstd = (v->features & CURL_VERSION_ZSTD) != 0;
+#else
+  int zstd = 0;
+#endif
+  char enc[40];
+  snprintf(enc, sizeof enc, "%s%s%s%s%s", z ? "deflate, gzip" : "", z && (br || zstd) ? ", " : "",
+           br ? "br" : "", br && zstd ? ", " : "", zstd ? "zstd" : "");
+  snprintf(default_lines[0], sizeof default_lines[0], "Expect:");
+  snprintf(default_lines[1], sizeof default_lines[1], "Content-Type:");
+  snprintf(default_lines[2], sizeof default_lines[2], "User-Agent: vow");
+  snprintf(default_lines[3], sizeof default_lines[3], "Accept-Encoding: %s",
+           enc[0] ? enc : "identity");
+}
+
+static int has_header(const char *const *headers, const char *name) {
+  size_t n = strlen(name);
+  for (; headers && *headers; headers++)
+    if (strncasecmp(*headers, name, n) == 0 && (*headers)[n] == ':') return 1;
+  return 0;
+}
+
+/* Appends to list the default headers that given (the caller's) lacks. */
+static int append_defaults(struct curl_slist **list, const char *const *given) {
+  for (size_t i = 0; i < DEFAULT_HEADERS; i++) {
+    if (has_header(given, default_names[i])) continue;
+    struct curl_slist *l = curl_slist_append(*list, default_lines[i]);
+    if (!l) return VOW_ENOMEM;
+    *list = l;
+  }
+  return 0;
+}
+
+/* The request headers of every fetch that gives none, made once per loop. */
+static struct curl_slist *plain_headers(void) {
+  struct curl_slist *list = NULL;
+  if (append_defaults(&list, NULL) == 0) return list;
+  curl_slist_free_all(list);
+  return NULL;
+}
 
 static vow__fetch_state *fetch_state_get(vow_loop *loop) {
   vow__io *io = vow__io_get(loop);
@@ -583,17 +764,25 @@ static vow__fetch_state *fetch_state_get(vow_loop *loop) {
   if (curl_init_result != CURLE_OK) return NULL;
   vow__fetch_state *st = vow__calloc(1, sizeof *st);
   uv_timer_t *timer = vow__malloc(sizeof *timer);
-  CURLM *multi = st && timer ? curl_multi_init() : NULL;
+  uv_idle_t *soon = vow__malloc(sizeof *soon);
+  struct curl_slist *headers = st && timer && soon ? plain_headers() : NULL;
+  CURLM *multi = headers ? curl_multi_init() : NULL;
   if (!multi) {
+    curl_slist_free_all(headers);
     vow__free(st);
     vow__free(timer);
+    vow__free(soon);
     return NULL;
   }
   uv_timer_init(&loop->uv, timer);
   timer->data = st;
+  uv_idle_init(&loop->uv, soon);
+  soon->data = st;
   st->loop = loop;
   st->multi = multi;
   st->timer = timer;
+  st->soon = soon;
+  st->plain_headers = headers;
   curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_socket);
   curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, st);
   curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
@@ -626,9 +815,15 @@ void vow__fetch_teardown(vow_loop *loop, vow__fetch_state *st) {
     x->st = NULL;
     x_unref(x);
   }
-  curl_multi_cleanup(st->multi); /* closes cached connections: their sockets are removed */
-  while (st->socks) sock_close(st, st->socks);
+  /* Closes cached connections, through close_socket: their records go. */
+  curl_multi_cleanup(st->multi);
+  while (st->spares) curl_easy_cleanup(st->spare[--st->spares].easy);
+  for (size_t fd = 0; fd < st->socks_cap; fd++)
+    if (st->socks[fd]) sock_close(st, st->socks[fd]);
+  vow__free(st->socks);
+  curl_slist_free_all(st->plain_headers);
   uv_close((uv_handle_t *)st->timer, free_handle);
+  uv_close((uv_handle_t *)st->soon, free_handle);
   vow__free(st);
 }
 
@@ -643,15 +838,9 @@ size_t vow__response_buffered_peak(const vow_response *r) {
 
 /* ---- starting a transfer ---------------------------------------------------------------------------------- */
 
-static int has_header(const char *const *headers, const char *name) {
-  size_t n = strlen(name);
-  for (; headers && *headers; headers++)
-    if (strncasecmp(*headers, name, n) == 0 && (*headers)[n] == ':') return 1;
-  return 0;
-}
-
-/* Request headers as curl takes them. Returns VOW_ETYPE for a malformed one
- * (no colon, or a line break: header injection), VOW_ENOMEM. */
+/* Request headers as curl takes them (x->req_headers; none if the caller
+ * gives none: the loop's plain list serves). Returns VOW_ETYPE for a malformed
+ * one (no colon, or a line break: header injection), VOW_ENOMEM. */
 static int build_headers(vow_response *x, const vow_fetch_options *o) {
   for (const char *const *h = o->headers; h && *h; h++) {
     const char *colon = strchr(*h, ':');
@@ -660,18 +849,7 @@ static int build_headers(vow_response *x, const vow_fetch_options *o) {
     if (!l) return VOW_ENOMEM;
     x->req_headers = l;
   }
-  /* No "Expect: 100-continue" wait for large bodies (fetch never sends it),
-   * and no form content type that the caller did not ask for. */
-  static const char *const removed[] = {"Expect", "Content-Type"};
-  for (size_t i = 0; i < sizeof removed / sizeof *removed; i++) {
-    if (has_header(o->headers, removed[i])) continue;
-    char line[32];
-    snprintf(line, sizeof line, "%s:", removed[i]);
-    struct curl_slist *l = curl_slist_append(x->req_headers, line);
-    if (!l) return VOW_ENOMEM;
-    x->req_headers = l;
-  }
-  return 0;
+  return x->req_headers ? append_defaults(&x->req_headers, o->headers) : 0;
 }
 
 static void set_method(CURL *e, const char *method, const vow_fetch_options *o) {
@@ -684,24 +862,30 @@ static void set_method(CURL *e, const char *method, const vow_fetch_options *o) 
   }
 }
 
-static int setup(vow_response *x, const char *method, const vow_fetch_options *o) {
-  int err = build_headers(x, o);
-  if (err) return err;
-  CURL *e = curl_easy_init();
-  if (!e) return VOW_ENOMEM;
-  x->easy = e;
+/* What the transfer's callbacks and errors point at: x. */
+static void easy_bind(CURL *e, vow_response *x) {
   curl_easy_setopt(e, CURLOPT_URL, x->url);
   curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->req_headers);
+}
+
+/* Every option, on a handle fresh or reset. */
+static void easy_configure(CURL *e, vow_response *x, const char *method, const vow_fetch_options *o) {
+  vow__fetch_state *st = x->st;
+  easy_bind(e, x);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, st);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, st);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->req_headers ? x->req_headers : st->plain_headers);
+  /* Decodes what the server encoded (the header is default_lines' or the caller's). */
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-  curl_easy_setopt(e, CURLOPT_USERAGENT, "vow");
   if (o->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file); /* curl copies it */
 #if LIBCURL_VERSION_NUM >= 0x075500
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -717,6 +901,33 @@ static int setup(vow_response *x, const char *method, const vow_fetch_options *o
   if (o->timeout_ms)
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms > LONG_MAX ? LONG_MAX : (long)o->timeout_ms);
   set_method(e, method, o);
+}
+
+/* A plain fetch (GET, default options, no headers of its own) sets nothing
+ * that differs from another plain fetch's: its handle can serve the next one
+ * as it is, with only easy_bind, as curl's own examples reuse a handle. */
+static int is_plain(const vow_response *x, const char *method, const vow_fetch_options *o) {
+  return !x->req_headers && !o->body && !o->ca_file && !o->timeout_ms &&
+         x->redirect == VOW_REDIRECT_FOLLOW && strcasecmp(method, "GET") == 0;
+}
+
+static int setup(vow_response *x, const char *method, const vow_fetch_options *o) {
+  int err = build_headers(x, o);
+  if (err) return err;
+  vow__fetch_state *st = x->st;
+  x->plain = is_plain(x, method, o);
+  if (st->spares) {
+    spare_easy sp = st->spare[--st->spares];
+    x->easy = sp.easy;
+    if (sp.plain && x->plain) {
+      easy_bind(x->easy, x);
+      return 0;
+    }
+    if (sp.plain) curl_easy_reset(x->easy);
+  } else if (!(x->easy = curl_easy_init())) {
+    return VOW_ENOMEM;
+  }
+  easy_configure(x->easy, x, method, o);
   return 0;
 }
 
