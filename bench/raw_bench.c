@@ -419,6 +419,7 @@ static double http_pass(uint64_t n, const char *url, double *cpu_per) {
     curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, http_body);
     curl_easy_setopt(easy[i], CURLOPT_WRITEDATA, &bytes[i]);
     curl_easy_setopt(easy[i], CURLOPT_PRIVATE, &bytes[i]);
+    curl_easy_setopt(easy[i], CURLOPT_NOSIGNAL, 1L); /* as vow sets it: no signal juggling */
     bytes[i] = 0;
     if (started < n) {
       started++;
