@@ -122,6 +122,8 @@ static vow_value handler(vow_loop *l, vow_request *req, void *data) {
     vow_http_response_header(res, "X-Echo-Test", h ? h : "(none)");
     h = vow_request_header(req, "content-type");
     vow_http_response_header(res, "X-Echo-Type", h ? h : "(none)");
+    h = vow_request_header(req, "content-length");
+    vow_http_response_header(res, "X-Echo-Length", h ? h : "(none)");
     return res;
   }
   if (strcmp(t, "/headers") == 0) {
@@ -745,6 +747,415 @@ LOOP_TEST(fetch, loop_free_with_transfers_in_flight) {
   cr_assert_geq(vow__fetch_active(loop), 2);
   vow_promise_unref(p);
 }
+
+/* ---- connections kept, closed and reused; easy handles reused ---------------------------------- */
+
+/* A raw HTTP/1.1 server on libuv alone, on any uv loop (the test's, or its own
+ * in a thread): it answers each request (GET, no body) with the number of the
+ * connection it came on ("c1", "c2"...), and keeps the connection (close_ms
+ * < 0) or closes it close_ms after answering its first request (0: at once,
+ * from the write's callback). Its counters belong to its loop's thread. */
+typedef struct raw_server raw_server;
+
+typedef struct raw_conn {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  raw_server *srv;
+  struct raw_conn *prev, *next;
+  int id;          /* 1, 2...: the order of acceptance */
+  int handles;     /* still open: tcp and timer */
+  int answered;
+  size_t len;
+  char in[2048];
+} raw_conn;
+
+struct raw_server {
+  uv_tcp_t tcp;
+  uv_async_t stop; /* threaded: raw_stop, from the test's thread */
+  int port;
+  int close_ms;
+  int accepted, answered;
+  int closed;      /* connections closed (their fd is closed: the FIN is sent) */
+  int freed;       /* ... and their handles' close callbacks have run */
+  int listener_closed;
+  raw_conn *conns;
+};
+
+typedef struct raw_write {
+  uv_write_t req;
+  raw_conn *c;
+  char out[96];
+} raw_write;
+
+static void raw_conn_freed(uv_handle_t *h) {
+  raw_conn *c = h->data;
+  if (--c->handles) return;
+  raw_server *s = c->srv;
+  if (c->prev) c->prev->next = c->next;
+  else s->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  s->freed++;
+  free(c);
+}
+
+static void raw_conn_close(raw_conn *c) {
+  if (uv_is_closing((uv_handle_t *)&c->tcp)) return;
+  c->srv->closed++;
+  uv_close((uv_handle_t *)&c->tcp, raw_conn_freed); /* closes the fd now */
+  uv_close((uv_handle_t *)&c->timer, raw_conn_freed);
+}
+
+static void raw_timer_fired(uv_timer_t *t) { raw_conn_close(t->data); }
+
+static void raw_written(uv_write_t *req, int status) {
+  raw_write *w = (raw_write *)req;
+  raw_conn *c = w->c;
+  free(w);
+  if (uv_is_closing((uv_handle_t *)&c->tcp) || c->srv->close_ms < 0) return;
+  if (status < 0 || c->srv->close_ms == 0) raw_conn_close(c);
+  else uv_timer_start(&c->timer, raw_timer_fired, (uint64_t)c->srv->close_ms, 0);
+}
+
+static void raw_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
+  (void)hint;
+  raw_conn *c = h->data;
+  *b = uv_buf_init(c->in + c->len, (unsigned)(sizeof c->in - c->len));
+}
+
+/* Where "\r\n\r\n" ends in s[0..len), or 0. */
+static size_t head_end(const char *s, size_t len) {
+  for (size_t i = 0; i + 4 <= len; i++)
+    if (memcmp(s + i, "\r\n\r\n", 4) == 0) return i + 4;
+  return 0;
+}
+
+static void raw_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b) {
+  (void)b;
+  raw_conn *c = stream->data;
+  if (n < 0) { /* EOF, a reset, or a request too large for c->in */
+    raw_conn_close(c);
+    return;
+  }
+  c->len += (size_t)n;
+  size_t end;
+  while ((end = head_end(c->in, c->len)) != 0) {
+    memmove(c->in, c->in + end, c->len - end);
+    c->len -= end;
+    raw_write *w = malloc(sizeof *w);
+    w->c = c;
+    char body[16];
+    int body_len = snprintf(body, sizeof body, "c%d", c->id);
+    int len = snprintf(w->out, sizeof w->out, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s",
+                       body_len, body);
+    uv_buf_t out = uv_buf_init(w->out, (unsigned)len);
+    c->answered++;
+    c->srv->answered++;
+    uv_write(&w->req, stream, &out, 1, raw_written);
+    if (c->srv->close_ms >= 0) { /* one request per connection */
+      uv_read_stop(stream);
+      break;
+    }
+  }
+}
+
+static void raw_accept(uv_stream_t *listener, int status) {
+  raw_server *s = listener->data;
+  if (status < 0) return;
+  raw_conn *c = calloc(1, sizeof *c);
+  uv_tcp_init(listener->loop, &c->tcp);
+  uv_timer_init(listener->loop, &c->timer);
+  c->tcp.data = c->timer.data = c;
+  c->handles = 2;
+  c->srv = s;
+  c->next = s->conns;
+  if (s->conns) s->conns->prev = c;
+  s->conns = c;
+  if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+    s->closed--; /* not a connection */
+    raw_conn_close(c);
+    return;
+  }
+  c->id = ++s->accepted;
+  uv_read_start((uv_stream_t *)&c->tcp, raw_alloc, raw_read);
+}
+
+static void raw_listen(raw_server *s, uv_loop_t *uv, int close_ms) {
+  memset(s, 0, sizeof *s);
+  s->close_ms = close_ms;
+  struct sockaddr_in a;
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  cr_assert_eq(uv_tcp_init(uv, &s->tcp), 0);
+  s->tcp.data = s;
+  cr_assert_eq(uv_tcp_bind(&s->tcp, (const struct sockaddr *)&a, 0), 0);
+  cr_assert_eq(uv_listen((uv_stream_t *)&s->tcp, 128, raw_accept), 0);
+  struct sockaddr_storage b;
+  int len = sizeof b;
+  uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&b, &len);
+  s->port = ntohs(((struct sockaddr_in *)&b)->sin_port);
+}
+
+static void raw_listener_closed(uv_handle_t *h) { ((raw_server *)h->data)->listener_closed = 1; }
+
+/* Stops listening and closes every connection (their callbacks follow). */
+static void raw_shutdown(raw_server *s) {
+  uv_close((uv_handle_t *)&s->tcp, raw_listener_closed);
+  for (raw_conn *c = s->conns; c; c = c->next) raw_conn_close(c);
+}
+
+/* The threaded server: its loop runs until raw_stop closes everything. */
+static void raw_stop(uv_async_t *a) {
+  raw_shutdown(a->data);
+  uv_close((uv_handle_t *)a, NULL);
+}
+static void raw_thread(void *arg) {
+  raw_server *s = arg;
+  uv_run(s->tcp.loop, UV_RUN_DEFAULT);
+}
+
+/* await (await fetch(u)).text() -> want */
+static void fetch_expect(const char *u, const vow_fetch_options *o, const char *want) {
+  vow_value res = get_ok(u, o);
+  char text[64];
+  cr_assert_eq(text_of(res, text, sizeof text), 0, "the body of %s", u);
+  vow_unref(res);
+  cr_assert_str_eq(text, want, "fetch %s", u);
+}
+
+/* A server that closes every connection after answering — 20 ms later, while
+ * curl holds the connection idle in its cache (its poll sees the close), then
+ * at once — and a keep-alive one beside it:
+ *   for (i = 1..30) { await (await fetch(raw)).text() == 'c' + i; wait for the close }
+ *   for (i = 31..60) await (await fetch(raw)).text() == 'c' + i
+ *   10 x { fetch(raw); fetch('/hello') }   // the keep-alive connection stays the one
+ * Every fetch succeeds, on a connection of its own (the body is the
+ * connection's number: 60 accepted, 60 answered). Closed descriptors are
+ * reused at once, so a new connection's socket often gets the number of one
+ * whose record is stale: the records must follow the sockets, not the numbers. */
+static vow_value t_server_closes(vow_loop *l, void *a) {
+  (void)a;
+  raw_server rs;
+  raw_listen(&rs, vow_loop_uv(l), 20);
+  char u[64], want[16];
+  snprintf(u, sizeof u, "http://127.0.0.1:%d/", rs.port);
+  int n = 0;
+  for (int i = 0; i < 30; i++) {
+    snprintf(want, sizeof want, "c%d", ++n);
+    fetch_expect(u, NULL, want);
+    wait_for(&rs.closed, n);                                /* the server closed it... */
+    vow_await(vow_delay(l, 1, vow_undefined()), NULL);      /* ...while it idles in curl's cache */
+  }
+  rs.close_ms = 0;
+  for (int i = 0; i < 30; i++) {
+    snprintf(want, sizeof want, "c%d", ++n);
+    fetch_expect(u, NULL, want);
+  }
+  for (int i = 0; i < 10; i++) {
+    snprintf(want, sizeof want, "c%d", ++n);
+    fetch_expect(u, NULL, want);
+    fetch_expect(url("/hello"), NULL, "hello");
+    cr_assert_eq(vow__server_connections(W.srv), 1, "the keep-alive connection is reused");
+  }
+  cr_assert_eq(rs.accepted, n);
+  cr_assert_eq(rs.answered, n);
+  raw_shutdown(&rs);
+  wait_for(&rs.listener_closed, 1);
+  wait_for(&rs.freed, n);
+  return close_server();
+}
+LOOP_TEST(fetch, server_closing_each_connection) { run(t_server_closes); }
+
+/* The server closes (and with it the connections idle in curl's cache) and
+ * comes back on the same port; three times: once after the client has seen
+ * the closes, once at once, once with fetches at once:
+ *   await Promise.all([1,2,3,4].map(() => fetch('/delay/10')))  // 4 idle connections
+ *   await server.close(); server = http.createServer(h).listen(port)
+ *   await fetch('/hello') x4 in turn, then x4 at once              // all succeed */
+static vow_value t_server_restarts(vow_loop *l, void *a) {
+  (void)a;
+  for (int round = 0; round < 3; round++) {
+    vow_value v;
+    cr_assert_eq(vow_await(vow_all(l, VOW_VALUES(fetch_value(url("/delay/10")), fetch_value(url("/delay/10")),
+                                                 fetch_value(url("/delay/10")), fetch_value(url("/delay/10"))),
+                                   4),
+                           &v),
+                 0);
+    for (int k = 0; k < 4; k++) cr_assert_eq(vow_response_status(vow_as_response(vow_array_get(v, k))), 200);
+    vow_unref(v);
+    cr_assert_geq(vow__server_connections(W.srv), 2, "connections idle in curl's cache");
+    int seq = W.seq;
+    vow_await(vow_server_close(W.srv), NULL);
+    if (round == 0) vow_await(vow_delay(l, 5, vow_undefined()), NULL); /* the idle polls see the closes */
+    vow_server_options same_port = {.port = W.port};
+    cr_assert_eq(vow_server_listen(l, &same_port, handler, &W, &W.srv), 0);
+    cr_assert_eq(vow_server_port(W.srv), W.port);
+    if (round < 2)
+      for (int k = 0; k < 4; k++) fetch_expect(url("/hello"), NULL, "hello");
+    cr_assert_eq(vow_await(vow_all(l, VOW_VALUES(fetch_value(url("/hello")), fetch_value(url("/hello")),
+                                                 fetch_value(url("/hello")), fetch_value(url("/hello"))),
+                                   4),
+                           &v),
+                 0);
+    for (int k = 0; k < 4; k++) cr_assert_eq(vow_response_status(vow_as_response(vow_array_get(v, k))), 200);
+    vow_unref(v);
+    cr_assert_eq(W.seq, seq + (round < 2 ? 8 : 4), "the new server answered them");
+  }
+  return close_server();
+}
+LOOP_TEST(fetch, server_restarting_under_idle_connections) { run(t_server_restarts); }
+
+/* The run ends while curl still keeps a connection to a server (elsewhere: a
+ * thread of its own) idle in its cache — its poll does not keep the loop
+ * alive — and the next run on the same loop reuses it:
+ *   run 1: await fetch(u) x3      // 'c1' each: one connection
+ *   (vow_loop_run returns)
+ *   run 2: await fetch(u) x2      // 'c1' still: the same connection
+ * Then vow_loop_free closes it (LOOP_TEST checks for leaks). A guard (an
+ * unreferenced timer) stops a run that does not end, to fail fast. */
+typedef struct fetch_n {
+  const char *url;
+  int n;
+} fetch_n;
+
+static vow_value t_fetch_n(vow_loop *l, void *arg) {
+  (void)l;
+  fetch_n *f = arg;
+  for (int i = 0; i < f->n; i++) fetch_expect(f->url, NULL, "c1");
+  return vow_undefined();
+}
+
+static int run_stuck;
+static void unstick(vow_loop *l, void *arg) {
+  (void)arg;
+  run_stuck = 1;
+  uv_stop(vow_loop_uv(l));
+}
+
+static void run_to_end(fetch_n *f) {
+  vow_promise *p = vow_async(loop, t_fetch_n, f);
+  vow_timer guard = vow_set_timeout(loop, 3000, unstick, NULL);
+  cr_assert_gt(guard, 0);
+  vow_timer_unref(loop, guard);
+  run_stuck = 0;
+  int rc = vow_loop_run(loop);
+  cr_assert_eq(rc, 0, "the loop stopped with %s", vow_err_name(rc));
+  cr_assert_not(run_stuck, "vow_loop_run did not return: idle connections keep the loop alive");
+  vow_clear_timeout(loop, guard);
+  cr_assert_eq(vow_promise_state(p), VOW_FULFILLED);
+  vow_promise_unref(p);
+  cr_assert_eq(vow__fetch_active(loop), 0);
+}
+
+LOOP_TEST(fetch, loop_ends_with_idle_connections_and_the_next_run_reuses_them) {
+  uv_loop_t server_loop;
+  cr_assert_eq(uv_loop_init(&server_loop), 0);
+  raw_server rs;
+  raw_listen(&rs, &server_loop, -1);
+  cr_assert_eq(uv_async_init(&server_loop, &rs.stop, raw_stop), 0);
+  rs.stop.data = &rs;
+  uv_thread_t thread;
+  cr_assert_eq(uv_thread_create(&thread, raw_thread, &rs), 0);
+  char u[64];
+  snprintf(u, sizeof u, "http://127.0.0.1:%d/", rs.port);
+
+  run_to_end(&(fetch_n){u, 3});
+  run_to_end(&(fetch_n){u, 2});
+
+  uv_async_send(&rs.stop);
+  uv_thread_join(&thread);
+  cr_assert_eq(uv_loop_close(&server_loop), 0);
+  cr_assert_eq(rs.accepted, 1);
+  cr_assert_eq(rs.answered, 5);
+}
+
+/* Plain fetches and fetches with options, in turn and all at once, on one
+ * loop: a finished transfer's easy handle serves a later fetch, and must not
+ * carry its options over. Each echoes what the server saw:
+ *   await fetch('/echo', {method: 'POST', headers: {'X-Test': 'post'}, body: 'post body'})
+ *   await fetch('/echo')   // GET, no X-Test, no Content-Length, no body
+ *   ... PUT, HEAD, DELETE, redirect: 'manual' or 'error', timeouts, then plain ones:
+ *   await fetch('/redirect')    // followed again: 200 'hello'
+ *   await fetch('/delay/200', {timeout: 100})  // rejects: TimeoutError
+ *   await fetch('/delay/200')   // no timeout now: 'delayed 200' */
+typedef struct echo_case {
+  const char *path;
+  vow_fetch_options o;
+  int status;
+  const char *method, *test, *length; /* what /echo saw; NULL: not /echo */
+  const char *body;
+  int err; /* the rejection expected instead, or 0 */
+} echo_case;
+
+static const char *const post_headers[] = {"X-Test: post", NULL};
+static const char *const get_headers[] = {"X-Test: get", NULL};
+
+enum { PLAIN, POST, HDR, PUT, HEAD, DEL, MANUAL, NO_REDIRECT, FOLLOW, TMO, TIMES_OUT, SLOW, POST_EMPTY, CASES };
+static const echo_case echo_cases[CASES] = {
+    [PLAIN] = {"/echo", {0}, 200, "GET", "(none)", "(none)", ""},
+    [POST] = {"/echo", {.method = "POST", .headers = post_headers, .body = "post body", .body_len = 9},
+              200, "POST", "post", "9", "post body"},
+    [HDR] = {"/echo", {.headers = get_headers}, 200, "GET", "get", "(none)", ""},
+    [PUT] = {"/echo", {.method = "PUT", .body = "put", .body_len = 3}, 200, "PUT", "(none)", "3", "put"},
+    [HEAD] = {"/echo", {.method = "HEAD"}, 200, "HEAD", "(none)", "(none)", ""},
+    [DEL] = {"/echo", {.method = "DELETE"}, 200, "DELETE", "(none)", "(none)", ""},
+    [MANUAL] = {"/redirect", {.redirect = VOW_REDIRECT_MANUAL}, 302, NULL, NULL, NULL, "moved"},
+    [NO_REDIRECT] = {"/redirect", {.redirect = VOW_REDIRECT_ERROR}, 0, NULL, NULL, NULL, NULL, VOW_EPROTO},
+    [FOLLOW] = {"/redirect", {0}, 200, NULL, NULL, NULL, "hello"},
+    [TMO] = {"/echo", {.timeout_ms = 5000}, 200, "GET", "(none)", "(none)", ""},
+    [TIMES_OUT] = {"/delay/200", {.timeout_ms = 100}, 0, NULL, NULL, NULL, NULL, VOW_ETIMEDOUT},
+    [SLOW] = {"/delay/200", {0}, 200, NULL, NULL, NULL, "delayed 200"},
+    [POST_EMPTY] = {"/echo", {.method = "POST"}, 200, "POST", "(none)", "0", ""},
+};
+
+static vow_value echo_check(vow_loop *l, void *arg) {
+  (void)l;
+  const echo_case *c = arg;
+  const char *m = c->o.method ? c->o.method : "GET";
+  if (c->err) {
+    char msg[256];
+    cr_assert_eq(get_err(url(c->path), &c->o, msg, sizeof msg), c->err, "%s %s: %s", m, c->path, msg);
+    return vow_undefined();
+  }
+  vow_value res = get_ok(url(c->path), &c->o);
+  vow_response *r = vow_as_response(res);
+  cr_assert_eq(vow_response_status(r), c->status, "%s %s", m, c->path);
+  if (c->method) {
+    cr_assert_str_eq(vow_response_header(r, "x-method"), c->method, "%s %s", m, c->path);
+    cr_assert_str_eq(vow_response_header(r, "x-echo-test"), c->test, "%s %s: X-Test", m, c->path);
+    cr_assert_str_eq(vow_response_header(r, "x-echo-length"), c->length, "%s %s: Content-Length", m,
+                     c->path);
+  }
+  char text[64];
+  cr_assert_eq(text_of(res, text, sizeof text), 0);
+  cr_assert_str_eq(text, c->body, "%s %s: the body", m, c->path);
+  vow_unref(res);
+  return vow_undefined();
+}
+
+static vow_value t_reused_handles(vow_loop *l, void *a) {
+  (void)a;
+  /* Each kind after a plain fetch (whose handle is taken as it is only by
+   * another plain one) and after one with options, and followed by a plain one. */
+  static const int order[] = {PLAIN, POST,   PLAIN,       HDR,        PLAIN,  PUT,    PLAIN,     HEAD,
+                              PLAIN, DEL,    PLAIN,       MANUAL,     FOLLOW, TMO,    PLAIN,     TIMES_OUT,
+                              SLOW,  POST,   TIMES_OUT,   SLOW,       POST,   TMO,    SLOW,      POST_EMPTY,
+                              HDR,   POST,   HDR,         PLAIN,      TMO,    MANUAL, HEAD,      FOLLOW,
+                              PUT,   FOLLOW, NO_REDIRECT, FOLLOW,     DEL,    MANUAL, PLAIN,     NO_REDIRECT,
+                              HEAD,  PUT,    DEL,         POST_EMPTY, PLAIN};
+  for (size_t i = 0; i < sizeof order / sizeof *order; i++)
+    echo_check(l, (void *)&echo_cases[order[i]]);
+  /* All at once, twice: the second round takes the handles the first left, in another order. */
+  for (int round = 0; round < 2; round++) {
+    vow_value items[2 * CASES], v;
+    for (int i = 0; i < 2 * CASES; i++) {
+      int k = round == 0 ? i % CASES : (2 * CASES - 1 - i) % CASES;
+      items[i] = vow_promise_value(vow_async(l, echo_check, (void *)&echo_cases[k]));
+    }
+    cr_assert_eq(vow_await(vow_all(l, items, 2 * CASES), &v), 0);
+    vow_unref(v);
+  }
+  return close_server();
+}
+LOOP_TEST(fetch, reused_handles_do_not_carry_options_over) { run(t_reused_handles); }
 
 /* ---- HTTPS, end to end ---- */
 
