@@ -562,8 +562,8 @@ vow_promise *vow_async_ex(vow_loop *loop, vow_async_fn fn, void *arg,
  * reference, which you release) and returns 0 when p fulfilled, VOW_EREJECTED
  * when it rejected — the `catch` of a try/catch. Outside an async function it
  * returns VOW_ENOTASYNC with *out an error, after releasing p; it never
- * blocks the thread. While the loop is being freed it returns VOW_ECLOSING
- * (see vow_loop_free). */
+ * blocks the thread. A promise of another loop gives VOW_EINVAL. While the
+ * loop is being freed it returns VOW_ECLOSING (see vow_loop_free). */
 int vow_await(vow_promise *p, vow_value *out);
 /* await value: a plain value (taken) or a promise value, as JavaScript's await
  * accepts either. */

@@ -173,8 +173,8 @@ static int closing_error(vow_value *out) {
   return VOW_ECLOSING;
 }
 
-/* Takes p's outcome for an await that does not suspend: p is settled, so the
- * rejection (if any) is handled from now on, as a reaction would make it. */
+/* Takes a settled p's outcome (a new reference): from now on its rejection,
+ * if it is one, is handled, as a reaction attached to it would make it. */
 static int take_settled(vow_promise *p, vow_value *out) {
   int rejected = P_STATE(p) == VOW_REJECTED;
   if (rejected && (P_FLAGS(p) & P_TRACKED)) vow__rejection_handled(p);
@@ -183,67 +183,94 @@ static int take_settled(vow_promise *p, vow_value *out) {
   return rejected;
 }
 
-/* Suspends f until p settles: PerformPromiseThen with handlers that resume
- * it. A promise settled already needs no reaction record: the job that would
- * run the reaction is queued at once anyway, so the resumption is queued
- * instead, at the same place in the queue (the same tick as V8). */
-static int suspend_on(vow__frame *f, vow_promise *p) {
-  if (P_STATE(p) != VOW_PENDING) {
-    if (vow__microtask_push(f->loop, awaited_settled_job, f) != 0) return VOW_ENOMEM;
-    f->rejected = take_settled(p, &f->outcome);
-  } else if (vow__promise_await(p, on_awaited_fulfilled, on_awaited_rejected, f) != 0) {
+/* Whether f may carry on past an await whose outcome is known now (a plain
+ * value or a settled promise) without suspending. It may when it runs right
+ * under the microtask drain (a job resumed it) and nothing else is queued:
+ * suspending would queue f's resumption and switch back to the drain, which
+ * would take that very job next and switch here again. Nothing can run in
+ * between, so carrying on is the same program, minus two context switches.
+ * (When tracing, every await suspends, so that the trace shows it.) */
+static int may_carry_on(const vow__frame *f) {
+  return f->in_job && vow__microtask_empty(f->loop) && !f->loop->trace;
+}
+
+/* The outcome handed back by a resumption: *out takes it. */
+static int resumed(vow__frame *f, vow_value *out) {
+  *out = f->outcome;
+  f->outcome = vow_undefined();
+  return f->closing ? VOW_ECLOSING : f->rejected ? VOW_EREJECTED : 0;
+}
+
+/* await of an outcome known now (taken). Where f may not carry on, the job
+ * that resumes it is queued where V8 queues the reaction job of a settled
+ * promise: at once (the same tick, and no reaction record). */
+static int await_known(vow__frame *f, vow_value outcome, int rejected, vow_value *out) {
+  if (may_carry_on(f)) {
+    *out = outcome;
+    return rejected ? VOW_EREJECTED : 0;
+  }
+  if (vow__microtask_push(f->loop, awaited_settled_job, f) != 0) {
+    vow__unref(outcome);
+    *out = vow_error_nomem();
+    return VOW_ENOMEM;
+  }
+  f->outcome = outcome;
+  f->rejected = rejected;
+  vow__coro_yield(f->co); /* resumed by awaited_settled_job, or the teardown */
+  return resumed(f, out);
+}
+
+/* await of a pending p (taken): PerformPromiseThen with handlers that resume
+ * f, which holds p until then. */
+static int await_pending(vow__frame *f, vow_promise *p, vow_value *out) {
+  if (vow__promise_await(p, on_awaited_fulfilled, on_awaited_rejected, f) != 0) {
+    vow__promise_unref(p);
+    *out = vow_error_nomem();
     return VOW_ENOMEM;
   }
   f->awaiting = p;
-  vow__coro_yield(f->co);
-  /* Resumed by resume_with: from a job, or by the loop's teardown. */
+  vow__coro_yield(f->co); /* resumed by a reaction job, or the teardown */
   vow__promise_unref(f->awaiting);
   f->awaiting = NULL;
-  return 0;
+  return resumed(f, out);
+}
+
+/* The frame an await may run in, or NULL with *rc and *out set. */
+static vow__frame *awaiting_frame(vow_value *out, int *rc) {
+  vow__frame *f = vow__frame_current();
+  if (!f || !vow__loop_on_owner(f->loop)) {
+    *out = vow_error(VOW_ENOTASYNC, "await is only valid in async functions");
+    *rc = VOW_ENOTASYNC;
+    return NULL;
+  }
+  if (f->closing) { /* nothing will ever settle now */
+    *rc = closing_error(out);
+    return NULL;
+  }
+  return f;
 }
 
 int vow_await(vow_promise *p, vow_value *out) {
   vow_value ignored;
   if (!out) out = &ignored;
-  vow__frame *f = vow__frame_current();
-  if (!f || !vow__loop_on_owner(f->loop)) {
+  int rc;
+  vow__frame *f = awaiting_frame(out, &rc);
+  if (!f) {
     vow__promise_unref(p);
-    *out = vow_error(VOW_ENOTASYNC, "await is only valid in async functions");
-    return VOW_ENOTASYNC;
-  }
-  if (f->closing) { /* nothing will ever settle now */
-    vow__promise_unref(p);
-    int rc = closing_error(out);
-    if (out == &ignored) vow__unref(ignored);
-    return rc;
-  }
-  if (!p) {
+  } else if (!p) {
     *out = vow_error_nomem();
-    return VOW_ENOMEM;
-  }
-  if (p->loop != f->loop) {
+    rc = VOW_ENOMEM;
+  } else if (p->loop != f->loop) {
     vow__promise_unref(p);
     *out = vow_error(VOW_EINVAL, "await of a promise that belongs to another loop");
-    return VOW_EINVAL;
-  }
-  int rc;
-  if (f->in_job && P_STATE(p) != VOW_PENDING && vow__microtask_empty(f->loop) && !f->loop->trace) {
-    /* The fast path. f runs right under the microtask drain (a job resumed
-     * it) and nothing else is queued: suspending would queue f's resumption,
-     * switch back to the drain, which would take that very job next and
-     * switch here again. Nothing can run in between, so carrying on is the
-     * same program, minus two context switches. (When tracing, the resumption
-     * is kept so that the trace shows every await.) */
-    rc = take_settled(p, out) ? VOW_EREJECTED : 0;
-    vow__promise_unref(p);
-  } else if (suspend_on(f, p) != 0) {
-    vow__promise_unref(p);
-    *out = vow_error_nomem();
-    return VOW_ENOMEM;
+    rc = VOW_EINVAL;
+  } else if (P_STATE(p) == VOW_PENDING) {
+    rc = await_pending(f, p, out);
   } else {
-    *out = f->outcome;
-    f->outcome = vow_undefined();
-    rc = f->closing ? VOW_ECLOSING : f->rejected ? VOW_EREJECTED : 0;
+    vow_value outcome;
+    int rejected = take_settled(p, &outcome);
+    vow__promise_unref(p); /* the outcome is all the await needs of it */
+    rc = await_known(f, outcome, rejected, out);
   }
   if (out == &ignored) vow__unref(ignored);
   return rc;
@@ -251,19 +278,27 @@ int vow_await(vow_promise *p, vow_value *out) {
 
 void vow__frame_close(vow__frame *f) {
   f->closing = 1;
+  /* An outcome waiting for a resumption job that will never run (the loop's
+   * teardown drops queued jobs) is dropped with it. */
+  vow__unref(f->outcome);
+  f->outcome = vow_undefined();
   vow_value err;
   closing_error(&err);
   resume_with(f, err, 1);
 }
 
 int vow_await_value(vow_value value, vow_value *out) {
-  vow__frame *f = vow__frame_current();
-  if (!f) {
-    vow__unref(value);
-    if (out) *out = vow_error(VOW_ENOTASYNC, "await is only valid in async functions");
-    return VOW_ENOTASYNC;
-  }
-  return vow_await(vow_resolved(f->loop, value), out);
+  if (value.kind == VOW_PROMISE) return vow_await(value.as.promise, out);
+  /* A plain value is a promise fulfilled with it, without making one. */
+  value.flags = 0;
+  vow_value ignored;
+  if (!out) out = &ignored;
+  int rc;
+  vow__frame *f = awaiting_frame(out, &rc);
+  if (!f) vow__unref(value);
+  else rc = await_known(f, value, 0, out);
+  if (out == &ignored) vow__unref(ignored);
+  return rc;
 }
 
 vow_loop *vow_current_loop(void) {

@@ -175,26 +175,31 @@ void vow_promise_unref(vow_promise *p) {
 
 
 /* The last reference went. A pending promise can never settle now, so its
- * reactions are released unrun, through the graveyard (see promise.h). */
+ * reactions are released unrun, through the graveyard (see promise.h). A
+ * settled one has only its result to drop (whatever that frees buries its
+ * own reactions). */
 void vow__promise_destroy(vow_promise *p) {
   vow_loop *loop = p->loop;
+  if (P_STATE(p) != VOW_PENDING) {
+    vow_value result = p->u.result;
+    int owns_result = !(P_FLAGS(p) & P_SELF_REASON);
+    vow__pool_free(&loop->pool, p, sizeof *p);
+    if (owns_result) vow__unref(result);
+    return;
+  }
   vow__promise_state *st = vow__loop_ext(loop, VOW__EXT_PROMISE);
   vow__promise_state late = {0}; /* the layer is gone (a thread-pool job that
                                     finished during the loop's teardown) */
   if (!st) st = &late;
-  if (P_STATE(p) == VOW_PENDING) {
-    vow__reaction *r = p->u.reactions;
-    while (r) {
-      vow__reaction *next = r->next;
-      r->next = st->graveyard;
-      st->graveyard = r;
-      r = next;
-    }
-  } else if (!(P_FLAGS(p) & P_SELF_REASON)) {
-    vow__unref(p->u.result);
+  vow__reaction *r = p->u.reactions;
+  while (r) {
+    vow__reaction *next = r->next;
+    r->next = st->graveyard;
+    st->graveyard = r;
+    r = next;
   }
   vow__pool_free(&loop->pool, p, sizeof *p);
-  if (st->graveyard) bury(loop, st);
+  bury(loop, st);
 }
 
 /* ---- reactions and jobs ----------------------------------------------------------- */

@@ -124,6 +124,25 @@ LOOP_TEST(async, an_awaited_value_dropped_by_the_body_is_freed_at_once) {
   vow_promise_unref(done);
 }
 
+/* The loop freed while a body waits to resume after awaiting a plain value:
+ * the value, held for the resumption that never runs, is released (ASan's
+ * leak check would see it otherwise). */
+static vow_value awaits_a_string(vow_loop *l, void *arg) {
+  (void)l, (void)arg;
+  vow_value v;
+  cr_assert_eq(vow_await_value(vow_string("held until the teardown"), &v), VOW_ECLOSING);
+  vow_unref(v);
+  LOG("closed");
+  return vow_undefined();
+}
+LOOP_TEST(async, loop_freed_during_an_await_of_a_plain_value) {
+  drop(vow_async(loop, awaits_a_string, NULL)); /* suspends: its resumption is queued */
+  cr_assert_eq(vow_loop_free(loop), 0);
+  loop = NULL;
+  cr_assert_str_eq(LOG_TEXT(), "closed");
+  cr_assert_eq(vow_loop_new(&loop, NULL), 0); /* LOOP_TEST frees one */
+}
+
 /* (async () => Promise.resolve('r'))().then(v => log('ret ' + v));
  * (async () => 'plain')().then(v => log('plain ' + v)); ticks(5)
  * node: plain plain t1 t2 ret r t3 t4 t5 */
