@@ -88,7 +88,8 @@ struct vow__fetch_state {
   size_t socks_cap;
   spare_easy spare[SPARE_EASY_MAX]; /* easy handles of finished transfers */
   int spares;
-  struct curl_slist *plain_headers; /* the request headers of a fetch without any */
+  struct curl_slist *plain_headers[2]; /* the request headers of a fetch without any:
+                                        * [0] without a body, [1] with one */
   vow_response *all;      /* every response not yet freed */
   size_t active;          /* transfers in the multi */
   int in_curl;            /* inside a call into curl that may call us back */
@@ -117,7 +118,7 @@ struct vow_response {
   CURL *easy;             /* set while the transfer is in the multi */
   int plain;              /* easy is set up as for any plain fetch (is_plain) */
   struct curl_slist *req_headers;
-  char *url;
+  char *url;              /* the request's, allocated with x (after it) */
   int redirect;
   int reject_http_errors;
   size_t max_body;
@@ -133,8 +134,9 @@ struct vow_response {
   int status;
   int final;              /* the final response's headers are complete */
   int has_location;
-  char *status_text;
-  char *final_url;
+  char *status_text;      /* status_small, or heap if longer */
+  char *final_url;        /* url (most often: not copied), or heap */
+  char status_small[24];
   vow__headers headers;
 
   vow__buf body;          /* bytes waiting for the reader */
@@ -176,9 +178,8 @@ static void x_free(vow_response *x) {
   vow_promise_unref(x->waiter);
   vow_unref(x->error);
   curl_slist_free_all(x->req_headers);
-  vow__free(x->url);
-  vow__free(x->status_text);
-  vow__free(x->final_url);
+  if (x->status_text != x->status_small) vow__free(x->status_text);
+  if (x->final_url != x->url) vow__free(x->final_url);
   vow__headers_clear(&x->headers);
   vow__buf_free(&x->body);
   vow__free(x);
@@ -335,7 +336,7 @@ static int status_line(vow_response *x, const char *line, size_t len) {
   vow__headers_clear(&x->headers);
   x->has_location = 0;
   x->status = 0;
-  vow__free(x->status_text);
+  if (x->status_text != x->status_small) vow__free(x->status_text);
   x->status_text = NULL;
   size_t i = 0;
   while (i < len && line[i] != ' ') i++;
@@ -345,7 +346,8 @@ static int status_line(vow_response *x, const char *line, size_t len) {
   while (i < len && line[i] == ' ') i++;
   size_t end = len;
   while (end > i && (line[end - 1] == '\r' || line[end - 1] == '\n' || line[end - 1] == ' ')) end--;
-  x->status_text = vow__malloc(end - i + 1);
+  x->status_text =
+      end - i < sizeof x->status_small ? x->status_small : vow__malloc(end - i + 1);
   if (!x->status_text) return VOW_ENOMEM;
   memcpy(x->status_text, line + i, end - i);
   x->status_text[end - i] = '\0';
@@ -370,7 +372,7 @@ static int headers_end(vow_response *x) {
   x->final = 1;
   char *eff = NULL;
   curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &eff);
-  x->final_url = vow__strdup(eff ? eff : x->url);
+  x->final_url = !eff || strcmp(eff, x->url) == 0 ? x->url : vow__strdup(eff);
   if (!x->final_url) {
     set_error(x, vow_error_nomem());
     return -1;
@@ -705,8 +707,12 @@ static int on_curl_timer(CURLM *multi, long ms, void *userp) {
  * out), and the User-Agent and Accept-Encoding that CURLOPT_USERAGENT and
  * CURLOPT_ACCEPT_ENCODING "" would add — given here because curl formats
  * those afresh for every request with its slow printf (a tenth of a small
- * request's instructions), and a header of the list overrides them. */
-enum { DEFAULT_HEADERS = 4 };
+ * request's instructions), and a header of the list overrides them.
+ * The first BODY_ONLY_HEADERS concern only a request with a body (curl adds
+ * Expect and the form type only to a POST or an upload): a request without
+ * one leaves them out, as curl scans the whole list a score of times per
+ * request. */
+enum { DEFAULT_HEADERS = 4, BODY_ONLY_HEADERS = 2 };
 static const char *const default_names[DEFAULT_HEADERS] = {"Expect", "Content-Type", "User-Agent",
                                                            "Accept-Encoding"};
 static char default_lines[DEFAULT_HEADERS][64]; /* "Name: value", by curl_init */
@@ -737,9 +743,10 @@ static int has_header(const char *const *headers, const char *name) {
   return 0;
 }
 
-/* Appends to list the default headers that given (the caller's) lacks. */
-static int append_defaults(struct curl_slist **list, const char *const *given) {
-  for (size_t i = 0; i < DEFAULT_HEADERS; i++) {
+/* Appends to list the default headers that given (the caller's) lacks; those
+ * of a request with a body too if body. */
+static int append_defaults(struct curl_slist **list, const char *const *given, int body) {
+  for (size_t i = body ? 0 : BODY_ONLY_HEADERS; i < DEFAULT_HEADERS; i++) {
     if (has_header(given, default_names[i])) continue;
     struct curl_slist *l = curl_slist_append(*list, default_lines[i]);
     if (!l) return VOW_ENOMEM;
@@ -748,12 +755,18 @@ static int append_defaults(struct curl_slist **list, const char *const *given) {
   return 0;
 }
 
-/* The request headers of every fetch that gives none, made once per loop. */
-static struct curl_slist *plain_headers(void) {
+/* The request headers of every fetch that gives none (with a body or
+ * without), made once per loop. */
+static struct curl_slist *plain_headers(int body) {
   struct curl_slist *list = NULL;
-  if (append_defaults(&list, NULL) == 0) return list;
+  if (append_defaults(&list, NULL, body) == 0) return list;
   curl_slist_free_all(list);
   return NULL;
+}
+
+/* Whether the request sends a body (curl's POST machinery: see set_method). */
+static int has_body(const char *method, const vow_fetch_options *o) {
+  return o->body || strcasecmp(method, "POST") == 0;
 }
 
 static vow__fetch_state *fetch_state_get(vow_loop *loop) {
@@ -765,10 +778,12 @@ static vow__fetch_state *fetch_state_get(vow_loop *loop) {
   vow__fetch_state *st = vow__calloc(1, sizeof *st);
   uv_timer_t *timer = vow__malloc(sizeof *timer);
   uv_idle_t *soon = vow__malloc(sizeof *soon);
-  struct curl_slist *headers = st && timer && soon ? plain_headers() : NULL;
-  CURLM *multi = headers ? curl_multi_init() : NULL;
+  struct curl_slist *headers = st && timer && soon ? plain_headers(0) : NULL;
+  struct curl_slist *body_headers = headers ? plain_headers(1) : NULL;
+  CURLM *multi = body_headers ? curl_multi_init() : NULL;
   if (!multi) {
     curl_slist_free_all(headers);
+    curl_slist_free_all(body_headers);
     vow__free(st);
     vow__free(timer);
     vow__free(soon);
@@ -782,7 +797,8 @@ static vow__fetch_state *fetch_state_get(vow_loop *loop) {
   st->multi = multi;
   st->timer = timer;
   st->soon = soon;
-  st->plain_headers = headers;
+  st->plain_headers[0] = headers;
+  st->plain_headers[1] = body_headers;
   curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_socket);
   curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, st);
   curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
@@ -821,7 +837,8 @@ void vow__fetch_teardown(vow_loop *loop, vow__fetch_state *st) {
   for (size_t fd = 0; fd < st->socks_cap; fd++)
     if (st->socks[fd]) sock_close(st, st->socks[fd]);
   vow__free(st->socks);
-  curl_slist_free_all(st->plain_headers);
+  curl_slist_free_all(st->plain_headers[0]);
+  curl_slist_free_all(st->plain_headers[1]);
   uv_close((uv_handle_t *)st->timer, free_handle);
   uv_close((uv_handle_t *)st->soon, free_handle);
   vow__free(st);
@@ -841,7 +858,7 @@ size_t vow__response_buffered_peak(const vow_response *r) {
 /* Request headers as curl takes them (x->req_headers; none if the caller
  * gives none: the loop's plain list serves). Returns VOW_ETYPE for a malformed
  * one (no colon, or a line break: header injection), VOW_ENOMEM. */
-static int build_headers(vow_response *x, const vow_fetch_options *o) {
+static int build_headers(vow_response *x, const char *method, const vow_fetch_options *o) {
   for (const char *const *h = o->headers; h && *h; h++) {
     const char *colon = strchr(*h, ':');
     if (!colon || colon == *h || strpbrk(*h, "\r\n")) return VOW_ETYPE;
@@ -849,7 +866,7 @@ static int build_headers(vow_response *x, const vow_fetch_options *o) {
     if (!l) return VOW_ENOMEM;
     x->req_headers = l;
   }
-  return x->req_headers ? append_defaults(&x->req_headers, o->headers) : 0;
+  return x->req_headers ? append_defaults(&x->req_headers, o->headers, has_body(method, o)) : 0;
 }
 
 static void set_method(CURL *e, const char *method, const vow_fetch_options *o) {
@@ -882,7 +899,8 @@ static void easy_configure(CURL *e, vow_response *x, const char *method, const v
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->req_headers ? x->req_headers : st->plain_headers);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER,
+                   x->req_headers ? x->req_headers : st->plain_headers[has_body(method, o)]);
   /* Decodes what the server encoded (the header is default_lines' or the caller's). */
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
@@ -912,7 +930,7 @@ static int is_plain(const vow_response *x, const char *method, const vow_fetch_o
 }
 
 static int setup(vow_response *x, const char *method, const vow_fetch_options *o) {
-  int err = build_headers(x, o);
+  int err = build_headers(x, method, o);
   if (err) return err;
   vow__fetch_state *st = x->st;
   x->plain = is_plain(x, method, o);
@@ -960,11 +978,10 @@ vow_promise *vow_fetch(vow_loop *loop, const char *url, const vow_fetch_options 
   if (o->redirect < VOW_REDIRECT_FOLLOW || o->redirect > VOW_REDIRECT_MANUAL)
     return rejected_now(p, errorf(VOW_EINVAL, "fetch %s: unknown redirect mode %d", url, o->redirect));
   vow__fetch_state *st = fetch_state_get(loop);
-  vow_response *x = st ? vow__calloc(1, sizeof *x) : NULL;
-  if (!x || !(x->url = vow__strdup(url))) {
-    vow__free(x);
-    return rejected_now(p, vow_error(VOW_ENOMEM, "fetch: cannot start a transfer"));
-  }
+  size_t url_size = strlen(url) + 1;
+  vow_response *x = st ? vow__calloc(1, sizeof *x + url_size) : NULL;
+  if (!x) return rejected_now(p, vow_error(VOW_ENOMEM, "fetch: cannot start a transfer"));
+  x->url = memcpy((char *)(x + 1), url, url_size);
   x->refs = 1;
   x->loop = loop;
   x->st = st;

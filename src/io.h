@@ -36,7 +36,9 @@ void vow__server_teardown(vow_loop *loop, vow__server_state *st);
 
 /* ---- header lists (http.c) --------------------------------------------------
  *
- * An ordered list of name/value pairs, each owned (NUL-terminated copies).
+ * An ordered list of name/value pairs, owned (NUL-terminated copies, kept
+ * with the items in one allocation: a pointer into a list is good until the
+ * list's next add or clear).
  * Lookups ignore the case of names. A merging list joins a repeated name's
  * values with ", " (what fetch's Headers.get and Node's req.headers give);
  * a plain list keeps every line (a response may send Set-Cookie twice). */
@@ -46,9 +48,11 @@ typedef struct vow__header {
 } vow__header;
 
 typedef struct vow__headers {
-  vow__header *items;
+  vow__header *items;     /* cap items, then text_cap bytes of text */
   size_t len;
   size_t cap;
+  size_t text_len;
+  size_t text_cap;
 } vow__headers;
 
 /* Adds name: value (copied; value trimmed of surrounding blanks). Returns 0

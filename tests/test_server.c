@@ -638,3 +638,27 @@ LOOP_TEST(server, loop_free_with_connections_open) {
   cr_assert_eq(open, 3);
   for (int i = 0; i < 3; i++) cr_assert(tc[i].eof);
 }
+
+/* Header lists (http.c), shared by the server and fetch: a repeated name is
+ * joined with ", " in a merging list and kept line by line in a plain one; the
+ * list is one allocation that stays within a small multiple of what it holds,
+ * however often a peer repeats a header. */
+Test(server, header_lists_join_repeats_and_stay_bounded) {
+  vow__headers h = {0};
+  cr_assert_eq(vow__headers_add(&h, "Accept", 6, "  text/html ", 12, 1), 0);
+  cr_assert_eq(vow__headers_add(&h, "accept", 6, "text/plain", 10, 1), 0);
+  cr_assert_str_eq(vow__headers_get(&h, "ACCEPT"), "text/html, text/plain");
+  cr_assert_eq(h.len, 1);
+  for (int i = 0; i < 3000; i++) cr_assert_eq(vow__headers_add(&h, "X-Many", 6, "b", 1, 1), 0);
+  size_t joined = strlen(vow__headers_get(&h, "x-many"));
+  cr_assert_eq(joined, 1 + 2999 * 3);
+  cr_assert_leq(h.text_cap, 8 * (joined + 64), "text %zu bytes for %zu live", h.text_cap, joined);
+  cr_assert_str_eq(vow__headers_get(&h, "Accept"), "text/html, text/plain", "earlier entries survive growth");
+  vow__headers_clear(&h);
+  cr_assert_eq(vow__headers_add(&h, "Set-Cookie", 10, "a=1", 3, 0), 0);
+  cr_assert_eq(vow__headers_add(&h, "Set-Cookie", 10, "b=2", 3, 0), 0);
+  cr_assert_eq(h.len, 2);
+  cr_assert_str_eq(h.items[1].value, "b=2");
+  cr_assert_null(vow__headers_get(&h, "missing"));
+  vow__headers_clear(&h);
+}
