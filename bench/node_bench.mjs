@@ -113,6 +113,16 @@ async function awaitPass(n) {
   return (t1 - t0) * 1e6 / n;
 }
 
+// 4a'. await interleaved: two async functions, n/2 awaits each, in turn.
+async function interleavedPass(n) {
+  const half = Math.floor(n / 2);
+  const t0 = now();
+  const [a, b] = await Promise.all([awaitBody(half), awaitBody(half)]);
+  const t1 = now();
+  if (a !== half || b !== half) die('interleaved awaits: wrong sum');
+  return (t1 - t0) * 1e6 / (2 * half);
+}
+
 // 4b. async call: n sequential calls of an async function that awaits once.
 async function awaitsOnce() {
   await undefined;
@@ -283,6 +293,10 @@ switch (workload) {
     report({ heap_b: r.pendingB, heap_all_b: r.allB });
     break;
   }
+  case 'await_interleaved':
+    await interleavedPass(warm(N));
+    { const { r, cpu_ns } = await withCpu(N, () => interleavedPass(N)); report({ ns: r, cpu_ns }); }
+    break;
   case 'await':
     await awaitPass(warm(N));
     { const { r, cpu_ns } = await withCpu(N, () => awaitPass(N)); report({ ns: r, cpu_ns }); }
