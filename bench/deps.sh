@@ -1,7 +1,7 @@
 #!/bin/sh
 # What `make bench` needs beyond `make test`'s packages (scripts/deps.sh):
 # wrk, the HTTP load generator of workload 10. Only `make bench` runs this;
-# the tests never install it (bench_smoke skips workload 10 without wrk).
+# the tests never install it (CI's short round of the suite skips workload 10 without wrk).
 # Node.js is used when present (the Node column is skipped otherwise); it is
 # not installed from here: the comparison is against Node 20 as you have it.
 set -eu
