@@ -11,21 +11,32 @@
 #include "vow.h"
 
 /* Big blocks (the microtask ring of a million jobs, all()'s array of a
- * million values) are fresh memory touched from end to end, at a page fault
- * per 4 KiB. The C library maps them on their own; asking for transparent
- * huge pages on their 2 MiB-aligned interior makes that a fault per 2 MiB.
- * Only for the C library's allocator: a user's allocator manages its memory. */
-#define HUGE_PAGE ((uintptr_t)2 << 20)
+ * million values) are fresh memory touched from end to end: with the C
+ * library's allocator, which maps them on their own, they are advised for
+ * huge pages. A user's allocator manages its own memory and gets no advice. */
 #define HUGE_BLOCK_MIN ((size_t)4 << 20)
 
-static void advise_huge_pages(void *block, size_t size) {
+static uintptr_t huge_align_up(uintptr_t a) {
+  return (a + VOW__HUGE_PAGE - 1) & ~(uintptr_t)(VOW__HUGE_PAGE - 1);
+}
+
+void vow__advise_huge_pages(void *p, size_t size) {
 #ifdef MADV_HUGEPAGE
-  uintptr_t lo = ((uintptr_t)block + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-  uintptr_t hi = ((uintptr_t)block + size) & ~(HUGE_PAGE - 1);
-  if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* advice only */
+  uintptr_t lo = huge_align_up((uintptr_t)p);
+  uintptr_t hi = ((uintptr_t)p + size) & ~(uintptr_t)(VOW__HUGE_PAGE - 1);
+  if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* advice: may fail */
 #else
-  (void)block, (void)size;
+  (void)p, (void)size;
 #endif
+}
+
+void *vow__malloc_huge(size_t size, void **block, size_t *block_size) {
+  *block_size = size + VOW__HUGE_PAGE;
+  *block = vow__malloc(*block_size);
+  if (!*block) return NULL;
+  void *at = (void *)huge_align_up((uintptr_t)*block);
+  vow__advise_huge_pages(at, size);
+  return at;
 }
 
 static void *default_realloc(void *ptr, size_t size, void *ctx) {
@@ -35,7 +46,7 @@ static void *default_realloc(void *ptr, size_t size, void *ctx) {
     return NULL;
   }
   void *block = realloc(ptr, size);
-  if (block && size >= HUGE_BLOCK_MIN) advise_huge_pages(block, size);
+  if (block && size >= HUGE_BLOCK_MIN) vow__advise_huge_pages(block, size);
   return block;
 }
 

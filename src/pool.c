@@ -1,14 +1,12 @@
 /*
  * pool.c — per-loop free lists (see pool.h for the design).
  */
-#define _GNU_SOURCE /* madvise's MADV_HUGEPAGE (Linux) */
 #include "alloc.h"
 #include "pool.h"
 
 #include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 
 /* Chunks grow with the pool: the first two are 64 KiB, then each is as big
  * as the pool so far, up to 8 MiB. A small program keeps a small pool; one
@@ -20,7 +18,6 @@
  * (about 4 us in a VM: more than the work a then step does on it). Chunks of
  * the big sizes ask for transparent huge pages, one fault per 2 MiB; where
  * THP is off or unsupported the advice is ignored. */
-#define HUGE_PAGE (2 * 1024 * 1024)
 #define HUGE_CHUNK_MIN (4 * 1024 * 1024)
 
 struct vow__pool_chunk {
@@ -53,24 +50,15 @@ void vow__pool_destroy(vow__pool *pool) {
   *pool = (vow__pool){0};
 }
 
-/* A chunk of size bytes, at a 2 MiB boundary advised for huge pages when it
- * is big: its block is over-allocated by 2 MiB so that the aligned chunk fits
- * (the slack is never touched, so it costs address space, not memory). */
+/* A chunk of size bytes; a big one at a huge-page boundary, advised for huge
+ * pages. *block_size: what it took from the allocator. */
 static vow__pool_chunk *chunk_new(size_t size, int huge_pages, size_t *block_size) {
-#ifdef MADV_HUGEPAGE
   if (huge_pages && size >= HUGE_CHUNK_MIN) {
-    *block_size = size + HUGE_PAGE;
-    char *block = vow__malloc(*block_size);
-    if (!block) return NULL;
-    uintptr_t at = ((uintptr_t)block + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
-    (void)madvise((void *)at, size, MADV_HUGEPAGE); /* advice: failure is harmless */
-    vow__pool_chunk *c = (vow__pool_chunk *)at;
-    c->block = block;
+    void *block;
+    vow__pool_chunk *c = vow__malloc_huge(size, &block, block_size);
+    if (c) c->block = block;
     return c;
   }
-#else
-  (void)huge_pages;
-#endif
   *block_size = size;
   vow__pool_chunk *c = vow__malloc(size);
   if (c) c->block = c;
@@ -96,12 +84,13 @@ static int pool_grow(vow__pool *pool) {
 /* The object comes from the free list if it has one (the inline path found
  * none, or is compiled out under ASan), else from the newest chunk. */
 void *vow__pool_alloc_slow(vow__pool *pool, size_t size) {
-  size_t rounded = (size_class(size) + 1) * VOW__POOL_GRAIN;
+  size_t cls = size_class(size);
+  size_t rounded = (cls + 1) * VOW__POOL_GRAIN;
   void *p;
   if (VOW__POOL_USE_MALLOC) {
     p = vow__malloc(size);
-  } else if ((p = pool->free_list[size_class(size)]) != NULL) {
-    pool->free_list[size_class(size)] = *(void **)p;
+  } else if ((p = pool->free_list[cls]) != NULL) {
+    pool->free_list[cls] = *(void **)p;
   } else {
     if ((size_t)(pool->bump_end - pool->bump) < rounded && pool_grow(pool) != 0) return NULL;
     p = pool->bump;
@@ -117,13 +106,13 @@ void *vow__pool_alloc_slow(vow__pool *pool, size_t size) {
 void vow__pool_free_slow(vow__pool *pool, void *ptr, size_t size) {
   if (!ptr) return;
   assert(pool->live > 0);
+  size_t cls = size_class(size);
   pool->live--;
-  pool->live_bytes -= (size_class(size) + 1) * VOW__POOL_GRAIN;
+  pool->live_bytes -= (cls + 1) * VOW__POOL_GRAIN;
   if (VOW__POOL_USE_MALLOC) {
     vow__free(ptr);
     return;
   }
-  size_t cls = size_class(size);
   *(void **)ptr = pool->free_list[cls];
   pool->free_list[cls] = ptr;
 }

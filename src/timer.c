@@ -36,11 +36,9 @@
  * An idle handle keeps libuv's poll from blocking while referenced immediates
  * are pending.
  */
-#define _GNU_SOURCE /* madvise's MADV_HUGEPAGE (Linux) */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "alloc.h"
 #include "loop.h"
@@ -52,7 +50,6 @@
  * million timers is mostly first-touch page faults otherwise (BENCHMARKS.md). */
 #define GROUP_FROM 8u
 #define GROUP_CHUNKS 16u
-#define HUGE_PAGE ((uintptr_t)2 << 20)
 #define NO_SLOT UINT32_MAX
 #define IMM_SHIFT 12u   /* 4096 immediates (64 KiB) per block */
 #define IMM_BLOCK (1u << IMM_SHIFT)
@@ -97,23 +94,24 @@ static inline vow__timer *rec(const vow__timers *t, uint32_t slot) {
  * block starts chunk t->nchunks, and group_left counts the chunks it holds. */
 static vow__timer *block_new(vow__timers *t) {
   size_t chunk_bytes = CHUNK_RECORDS * sizeof(vow__timer);
-  int group = t->huge_pages && t->nchunks >= GROUP_FROM;
-#ifndef MADV_HUGEPAGE
-  group = 0;
-#endif
-  size_t size = group ? GROUP_CHUNKS * chunk_bytes + HUGE_PAGE : chunk_bytes;
-  /* Not calloc: records are written as they are carved, and a big malloc
-   * gives pages the kernel backs only on first touch. */
-  char *block = vow__malloc(size);
-  if (!block) return NULL;
+  void *block;
+  vow__timer *first;
+  if (t->huge_pages && t->nchunks >= GROUP_FROM) {
+    size_t block_size;
+    first = vow__malloc_huge(GROUP_CHUNKS * chunk_bytes, &block, &block_size);
+    t->group_left = GROUP_CHUNKS;
+  } else {
+    /* Not calloc: records are written as they are carved, and a big malloc
+     * gives pages the kernel backs only on first touch. */
+    first = block = vow__malloc(chunk_bytes);
+    t->group_left = 1;
+  }
+  if (!first) {
+    t->group_left = 0;
+    return NULL;
+  }
   t->blocks[t->nchunks] = block;
-  t->group_left = group ? GROUP_CHUNKS : 1;
-  if (!group) return (vow__timer *)(void *)block;
-  uintptr_t at = ((uintptr_t)block + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-#ifdef MADV_HUGEPAGE
-  (void)madvise((void *)at, GROUP_CHUNKS * chunk_bytes & ~(HUGE_PAGE - 1), MADV_HUGEPAGE);
-#endif
-  return (vow__timer *)at;
+  return first;
 }
 
 static __attribute__((noinline)) int chunk_add(vow__timers *t) {
