@@ -15,6 +15,7 @@
  *   - P_TRACKED implies the promise is rejected and referenced from the
  *     promise state's rejected list.
  */
+#include <assert.h>
 #include <stdlib.h>
 
 #include "alloc.h"
@@ -22,7 +23,8 @@
 
 /* The sizes the header documents. */
 _Static_assert(sizeof(vow_promise) == 32, "a pending promise is 32 bytes");
-_Static_assert(sizeof(vow__reaction) == 64, "a reaction is 64 bytes");
+_Static_assert(sizeof(vow__reaction) == 48, "a reaction is 48 bytes");
+_Static_assert(sizeof(vow__reaction_full) <= 64, "one with a ctx_free, 64");
 
 static void reaction_job(vow_loop *loop, void *arg);
 static void thenable_job(vow_loop *loop, void *arg);
@@ -204,14 +206,28 @@ void vow__promise_destroy(vow_promise *p) {
 
 /* ---- reactions and jobs ----------------------------------------------------------- */
 
+static vow_promise *reaction_derived(const vow__reaction *r) {
+  return (vow_promise *)(r->derived & ~(uintptr_t)REACTION_FLAGS);
+}
+
+static void (*reaction_ctx_free(const vow__reaction *r))(void *) {
+  return (r->derived & REACTION_FULL) ? ((const vow__reaction_full *)r)->ctx_free : NULL;
+}
+
+static void reaction_free(vow_loop *loop, vow__reaction *r) {
+  if (r->derived & REACTION_FULL) vow__pool_free(&loop->pool, r, sizeof(vow__reaction_full));
+  else vow__pool_free(&loop->pool, r, sizeof *r);
+}
+
+/* A reaction that will never run (its promise was dropped pending, or the
+ * loop is torn down with its job queued). */
 static void reaction_release(vow_loop *loop, vow__reaction *r) {
-  vow_value arg = r->arg;
-  arg.reserved = 0;
-  vow__unref(arg);
-  if (r->ctx_free) r->ctx_free(r->ctx);
-  vow_promise *d = r->derived;
-  vow__pool_free(&loop->pool, r, sizeof *r);
+  void (*ctx_free)(void *) = reaction_ctx_free(r);
+  if (ctx_free) ctx_free(r->ctx);
+  vow_promise *d = reaction_derived(r), *source = r->source;
+  reaction_free(loop, r);
   vow__promise_unref(d);
+  vow__promise_unref(source);
 }
 
 static void enqueue(vow_loop *loop, vow_task_fn fn, void *job) {
@@ -222,9 +238,9 @@ static void enqueue(vow_loop *loop, vow_task_fn fn, void *job) {
   vow__loop_fail(loop, VOW_ENOMEM);
 }
 
-/* TriggerPromiseReactions: the list is newest first; jobs go out oldest first. */
-static void trigger_reactions(vow_loop *loop, vow__reaction *list, vow_value outcome,
-                              int rejected) {
+/* TriggerPromiseReactions: the list is newest first; jobs go out oldest
+ * first. p has settled; each job holds a reference to it for its outcome. */
+static void trigger_reactions(vow_promise *p, vow__reaction *list) {
   vow__reaction *oldest_first = NULL;
   while (list) {
     vow__reaction *next = list->next;
@@ -235,11 +251,8 @@ static void trigger_reactions(vow_loop *loop, vow__reaction *list, vow_value out
   while (oldest_first) {
     vow__reaction *r = oldest_first;
     oldest_first = r->next;
-    uint32_t takes = r->arg.reserved2; /* set by then_with, kept */
-    r->arg = vow__ref(outcome);
-    r->arg.reserved = (uint16_t)rejected;
-    r->arg.reserved2 = takes;
-    enqueue(loop, reaction_job, r);
+    r->source = vow__promise_ref(p);
+    enqueue(p->loop, reaction_job, r);
   }
 }
 
@@ -247,7 +260,7 @@ static void fulfill(vow_promise *p, vow_value value) {
   vow__reaction *reactions = p->u.reactions;
   p->u.result = value;
   P_STATE(p) = VOW_FULFILLED;
-  trigger_reactions(p->loop, reactions, value, 0);
+  trigger_reactions(p, reactions);
 }
 
 static void reject_now(vow_promise *p, vow_value reason) {
@@ -262,7 +275,7 @@ static void reject_now(vow_promise *p, vow_value reason) {
   p->u.result = reason;
   P_STATE(p) = VOW_REJECTED;
   if (!(P_FLAGS(p) & P_HANDLED)) vow__rejection_track(p);
-  trigger_reactions(p->loop, reactions, reason, 1);
+  trigger_reactions(p, reactions);
 }
 
 /* The body of a promise resolve function, after its alreadyResolved check. */
@@ -343,61 +356,65 @@ static int capability_settle(vow_promise *p, vow_value value, int rejected) {
 
 /* PromiseReactionJob. The record is returned to the pool before the handler
  * runs, so a handler that attaches a reaction reuses it: a then-chain in its
- * steady state allocates nothing. */
+ * steady state allocates nothing. The outcome is the source promise's result,
+ * borrowed while the job holds the source. */
 static void reaction_job(vow_loop *loop, void *arg) {
   vow__reaction *r = arg;
-  vow_value outcome = r->arg;
-  int rejected = outcome.reserved != 0;
-  int taken = outcome.reserved2 != 0; /* the handler takes the outcome */
-  outcome.reserved = 0;
-  outcome.reserved2 = 0;
+  vow_promise *source = r->source;
+  vow_value outcome = source->u.result;
+  int rejected = P_STATE(source) == VOW_REJECTED;
+  int takes = (r->derived & REACTION_TAKES) != 0;
   vow_handler handler = rejected ? r->on_err : r->on_ok;
-  vow_promise *derived = r->derived;
+  vow_promise *derived = reaction_derived(r);
   void *ctx = r->ctx;
-  void (*ctx_free)(void *) = r->ctx_free;
-  vow__pool_free(&loop->pool, r, sizeof *r);
+  void (*ctx_free)(void *) = reaction_ctx_free(r);
+  reaction_free(loop, r);
 
   if (!handler) { /* pass the outcome through */
-    if (derived) capability_settle(derived, outcome, rejected);
-    else vow__unref(outcome);
+    if (derived) capability_settle(derived, vow__ref(outcome), rejected);
+  } else if (takes) { /* an await's reaction: no derived promise */
+    /* The handler gets a reference of its own, and the job keeps nothing:
+     * what an awaiting body drops after the await is freed at once. */
+    vow_value taken = vow__ref(outcome);
+    vow__promise_unref(source);
+    source = NULL;
+    vow__unref(handler(loop, taken, ctx));
   } else {
     vow_value result = handler(loop, outcome, ctx);
-    if (!taken) vow__unref(outcome);
     if (derived) capability_settle(derived, result, (result.flags & VOW__THROWN) != 0);
     else vow__unref(result);
   }
   if (ctx_free) ctx_free(ctx);
   vow__promise_unref(derived);
+  vow__promise_unref(source);
 }
 
-/* PerformPromiseThen. taken: the handlers take their argument's reference
+/* PerformPromiseThen. takes: the handlers take their argument's reference
  * (internal reactions only; see vow__promise_await). */
 static int then_with(vow_promise *p, vow_handler on_ok, vow_handler on_err, void *ctx,
-                     void (*ctx_free)(void *), vow_promise *derived, uint32_t taken) {
+                     void (*ctx_free)(void *), vow_promise *derived, int takes) {
   vow_loop *loop = p->loop;
-  vow__reaction *r = vow__pool_alloc(&loop->pool, sizeof *r);
+  vow__reaction *r = ctx_free ? vow__pool_alloc(&loop->pool, sizeof(vow__reaction_full))
+                              : vow__pool_alloc(&loop->pool, sizeof(vow__reaction));
   if (!r) {
     if (ctx_free) ctx_free(ctx);
     vow__promise_unref(derived);
     return VOW_ENOMEM;
   }
-  *r = (vow__reaction){NULL, derived, on_ok, on_err, ctx, ctx_free, {0}};
-  r->arg.reserved2 = taken;
+  uintptr_t flags = (takes ? REACTION_TAKES : 0) | (ctx_free ? REACTION_FULL : 0);
+  assert(((uintptr_t)derived & REACTION_FLAGS) == 0);
+  *r = (vow__reaction){NULL, (uintptr_t)derived | flags, on_ok, on_err, ctx, NULL};
+  if (ctx_free) ((vow__reaction_full *)r)->ctx_free = ctx_free;
   switch (P_STATE(p)) {
     case VOW_PENDING:
       r->next = p->u.reactions;
       p->u.reactions = r;
       break;
-    case VOW_FULFILLED:
-      r->arg = vow__ref(p->u.result);
-      r->arg.reserved2 = taken;
-      enqueue(loop, reaction_job, r);
-      break;
-    default:
+    case VOW_REJECTED:
       if (!(P_FLAGS(p) & P_HANDLED)) vow__rejection_handled(p);
-      r->arg = vow__ref(p->u.result);
-      r->arg.reserved = 1;
-      r->arg.reserved2 = taken;
+      /* fall through */
+    default:
+      r->source = vow__promise_ref(p);
       enqueue(loop, reaction_job, r);
       break;
   }

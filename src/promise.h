@@ -32,16 +32,28 @@ struct vow_promise {
 };
 
 /* A PromiseReaction record, which doubles as its PromiseReactionJob: once
- * its promise settles, arg holds the outcome and the record is queued. */
+ * its promise settles, source holds a reference to that promise (whose
+ * result is the outcome) and the record is queued. 48 bytes; a reaction with
+ * a ctx_free is a vow__reaction_full (the record's size class is then 64). */
 struct vow__reaction {
   vow__reaction *next;
-  vow_promise *derived;        /* owned; NULL for internal reactions (await) */
+  uintptr_t derived;           /* vow_promise * (owned; 0 for internal reactions)
+                                  | REACTION_* flags in the low bits */
   vow_handler on_ok;
   vow_handler on_err;
   void *ctx;
+  vow_promise *source;         /* triggered: the settled promise (a reference) */
+};
+
+typedef struct vow__reaction_full {
+  vow__reaction r;
   void (*ctx_free)(void *ctx);
-  vow_value arg;               /* the outcome; arg.reserved = 1 when rejected;
-                                  arg.reserved2 = 1 when the handlers take it */
+} vow__reaction_full;
+
+enum {
+  REACTION_TAKES = 1,    /* the handlers take their argument's reference */
+  REACTION_FULL = 2,     /* a vow__reaction_full: it has a ctx_free */
+  REACTION_FLAGS = 3     /* promises are 16-byte aligned: the low bits are free */
 };
 
 /* Per-loop state of the promise layer (extension slot VOW__EXT_PROMISE). */
