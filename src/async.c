@@ -3,14 +3,18 @@
  *
  * This is where coroutines (coro.c) meet promises (promise.c). An async
  * function's frame runs its body on a coroutine; vow_await attaches a reaction
- * to the awaited promise whose handlers resume the coroutine, then yields back
+ * to a pending promise whose handlers resume the coroutine, then yields back
  * to whoever resumed it (vow_async's caller the first time, the microtask
  * queue afterwards). That is V8's await: PerformPromiseThen on the promise,
- * one tick once it has settled.
+ * one tick once it has settled. An outcome known at once (a settled promise,
+ * a plain value) needs no reaction: the resumption itself is queued, or, when
+ * nothing could run before it, the body simply carries on (may_carry_on).
  *
  * Invariants:
  *   - a frame is in its loop's frame list from start to end;
- *   - `awaiting` is non-NULL exactly while the frame is suspended in vow_await;
+ *   - `awaiting` is non-NULL exactly while the frame is suspended on a pending
+ *     promise; suspended on a known outcome, the frame holds it in `outcome`
+ *     and its resumption job is queued;
  *   - a frame's result is settled only after its coroutine finished, by the
  *     code that resumed it last, so the coroutine's stack is free by then.
  */
@@ -144,8 +148,8 @@ static vow_value on_awaited_rejected(vow_loop *loop, vow_value reason, void *f) 
   return vow_undefined();
 }
 
-/* The await of a promise that had settled already: its outcome is in the
- * frame (see vow_await). */
+/* The await of an outcome known at once (a settled promise, a plain value):
+ * the outcome waits in the frame (see await_known). */
 static void awaited_settled_job(vow_loop *loop, void *arg) {
   (void)loop;
   vow__frame *f = arg;

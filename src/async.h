@@ -18,7 +18,7 @@ struct vow__frame {
   vow_coro *co;
   vow__frame *prev;      /* in the loop's list of live frames */
   vow__frame *next;
-  vow_promise *awaiting; /* what it is suspended on (a reference), or NULL */
+  vow_promise *awaiting; /* the pending promise it is suspended on (a reference), or NULL */
   vow_value outcome;     /* the awaited value or reason, handed to vow_await */
   int rejected;          /* ... and which of the two it is */
   int closing;           /* resumed by the loop's teardown: awaits fail with VOW_ECLOSING */
