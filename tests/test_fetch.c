@@ -11,6 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <uv.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "io.h"
 #include "log.h"
@@ -1223,8 +1226,17 @@ Test(fetch_tls, https_with_a_trusted_certificate) {
            dir, dir);
   if (system(cmd) != 0) cr_skip_test("no openssl command to make a certificate with");
   int port = free_port();
+  pid_t parent = getpid();
   pid_t server = fork();
   if (server == 0) {
+#ifdef __linux__
+    /* Dies with the test process, even one that crashed or timed out before
+     * its kill below: no s_server is left behind. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
+#else
+    (void)parent;
+#endif
     char accept[16], key[80], cert[80];
     snprintf(accept, sizeof accept, "%d", port);
     snprintf(key, sizeof key, "%s/key.pem", dir);
