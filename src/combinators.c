@@ -122,6 +122,7 @@ static vow_promise *input_promise(vow_loop *loop, inputs in, size_t i) {
 
 static vow_promise *combine(vow_loop *loop, inputs in, size_t n, vow_handler on_ok,
                             vow_handler on_err, int reject_when_done) {
+  if (!in.items && !in.ps && n) return NULL; /* an array may be NULL only when empty */
   vow_promise *result = vow_promise_new(loop);
   gather *g = result ? vow__calloc(1, sizeof *g) : NULL;
   vow_value values = g ? vow_array(n) : vow_undefined();
@@ -170,6 +171,7 @@ static vow_value race_rejected(vow_loop *loop, vow_value reason, void *result) {
 static void result_unref(void *p) { vow__promise_unref(p); }
 
 static vow_promise *race(vow_loop *loop, inputs in, size_t n) {
+  if (!in.items && !in.ps && n) return NULL; /* an array may be NULL only when empty */
   vow_promise *result = vow_promise_new(loop);
   if (!result) {
     release_inputs(in, 0, n);
@@ -192,33 +194,30 @@ static vow_promise *race(vow_loop *loop, inputs in, size_t n) {
 #define VALUES(items) ((inputs){(items), NULL})
 #define PROMISES(ps) ((inputs){NULL, (ps)})
 
-/* An array may be NULL only when empty. */
 vow_promise *vow_all(vow_loop *loop, vow_value *items, size_t n) {
-  return items || n == 0 ? combine(loop, VALUES(items), n, all_fulfilled, reject_result, 0) : NULL;
+  return combine(loop, VALUES(items), n, all_fulfilled, reject_result, 0);
 }
 vow_promise *vow_all_settled(vow_loop *loop, vow_value *items, size_t n) {
-  return items || n == 0 ? combine(loop, VALUES(items), n, settled_fulfilled, settled_rejected, 0)
-                         : NULL;
+  return combine(loop, VALUES(items), n, settled_fulfilled, settled_rejected, 0);
 }
 vow_promise *vow_any(vow_loop *loop, vow_value *items, size_t n) {
-  return items || n == 0 ? combine(loop, VALUES(items), n, resolve_result, any_rejected, 1) : NULL;
+  return combine(loop, VALUES(items), n, resolve_result, any_rejected, 1);
 }
 vow_promise *vow_race(vow_loop *loop, vow_value *items, size_t n) {
-  return items || n == 0 ? race(loop, VALUES(items), n) : NULL;
+  return race(loop, VALUES(items), n);
 }
 
 vow_promise *vow_all_promises(vow_loop *loop, vow_promise *const *ps, size_t n) {
-  return ps || n == 0 ? combine(loop, PROMISES(ps), n, all_fulfilled, reject_result, 0) : NULL;
+  return combine(loop, PROMISES(ps), n, all_fulfilled, reject_result, 0);
 }
 vow_promise *vow_all_settled_promises(vow_loop *loop, vow_promise *const *ps, size_t n) {
-  return ps || n == 0 ? combine(loop, PROMISES(ps), n, settled_fulfilled, settled_rejected, 0)
-                      : NULL;
+  return combine(loop, PROMISES(ps), n, settled_fulfilled, settled_rejected, 0);
 }
 vow_promise *vow_any_promises(vow_loop *loop, vow_promise *const *ps, size_t n) {
-  return ps || n == 0 ? combine(loop, PROMISES(ps), n, resolve_result, any_rejected, 1) : NULL;
+  return combine(loop, PROMISES(ps), n, resolve_result, any_rejected, 1);
 }
 vow_promise *vow_race_promises(vow_loop *loop, vow_promise *const *ps, size_t n) {
-  return ps || n == 0 ? race(loop, PROMISES(ps), n) : NULL;
+  return race(loop, PROMISES(ps), n);
 }
 
 /* ---- race with cancellation ------------------------------------------------------- */
