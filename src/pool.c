@@ -81,38 +81,29 @@ static int pool_grow(vow__pool *pool) {
   return 0;
 }
 
-/* The object comes from the free list if it has one (the inline path found
- * none, or is compiled out under ASan), else from the newest chunk. */
+/* What the inline paths leave: under ASan every object is a malloc; else
+ * the free list was empty and the newest chunk too short, so a new chunk is
+ * taken (the rest of the old one is abandoned). */
 void *vow__pool_alloc_slow(vow__pool *pool, size_t size) {
-  size_t cls = size_class(size);
-  size_t rounded = (cls + 1) * VOW__POOL_GRAIN;
+  size_t rounded = (size_class(size) + 1) * VOW__POOL_GRAIN;
   void *p;
   if (VOW__POOL_USE_MALLOC) {
-    p = vow__malloc(size);
-  } else if ((p = pool->free_list[cls]) != NULL) {
-    pool->free_list[cls] = *(void **)p;
+    if (!(p = vow__malloc(size))) return NULL;
   } else {
-    if ((size_t)(pool->bump_end - pool->bump) < rounded && pool_grow(pool) != 0) return NULL;
+    if (pool_grow(pool) != 0) return NULL;
     p = pool->bump;
     pool->bump += rounded;
   }
-  if (p) {
-    pool->live++;
-    pool->live_bytes += rounded;
-  }
+  pool->live++;
+  pool->live_bytes += rounded;
   return p;
 }
 
+/* Under ASan (the inline path takes every object otherwise; ptr may be NULL). */
 void vow__pool_free_slow(vow__pool *pool, void *ptr, size_t size) {
   if (!ptr) return;
-  assert(pool->live > 0);
-  size_t cls = size_class(size);
+  assert(VOW__POOL_USE_MALLOC && pool->live > 0);
   pool->live--;
-  pool->live_bytes -= (cls + 1) * VOW__POOL_GRAIN;
-  if (VOW__POOL_USE_MALLOC) {
-    vow__free(ptr);
-    return;
-  }
-  *(void **)ptr = pool->free_list[cls];
-  pool->free_list[cls] = ptr;
+  pool->live_bytes -= (size_class(size) + 1) * VOW__POOL_GRAIN;
+  vow__free(ptr);
 }

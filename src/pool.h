@@ -42,7 +42,7 @@ extern _Thread_local uint64_t vow__pool_leaked;
 void vow__pool_init(vow__pool *pool, int huge_pages);
 /* Frees every chunk. Objects still live are released with them. */
 void vow__pool_destroy(vow__pool *pool);
-/* The slow paths of the two inline functions below (pool.c): carving from a
+/* The slow paths of the two inline functions below (pool.c): taking a new
  * chunk, or plain malloc/free under AddressSanitizer. */
 void *vow__pool_alloc_slow(vow__pool *pool, size_t size);
 void vow__pool_free_slow(vow__pool *pool, void *ptr, size_t size);
