@@ -873,7 +873,7 @@ static void set_method(CURL *e, const char *method, const vow_fetch_options *o) 
   if (strcasecmp(method, "HEAD") == 0) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   else if (strcasecmp(method, "POST") == 0) curl_easy_setopt(e, CURLOPT_POST, 1L);
   else if (strcasecmp(method, "GET") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-  if (o->body || strcasecmp(method, "POST") == 0) {
+  if (has_body(method, o)) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(o->body ? o->body_len : 0));
     curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, o->body ? (const char *)o->body : "");
   }
