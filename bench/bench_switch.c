@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "coro.h"
+#include "coro/coro.h"
 
 #define RUNS 5
 #define SUSPENDED 10000

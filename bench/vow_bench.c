@@ -19,7 +19,7 @@
 
 #include <vow.h>
 
-#include "loop.h" /* internal: vow__pool counters only (see above) */
+#include "core/loop.h" /* internal: vow__pool counters only (see above) */
 
 /* ---- helpers ------------------------------------------------------------------ */
 

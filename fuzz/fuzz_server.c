@@ -11,7 +11,7 @@
 #include <string.h>
 #include <uv.h>
 
-#include "pool.h"
+#include "core/pool.h"
 #include "vow.h"
 
 typedef struct client {

@@ -38,7 +38,7 @@ static inline void logf_(const char *fmt, ...) {
  * unreachable. Criterion runs each test in its own process and reports before
  * exit-time leak checks run, so tests call this from their teardown. */
 /* Also, always: no pooled object (promise, reaction, job) outlived its loop. */
-#include "pool.h"
+#include "core/pool.h"
 #define POOL_LEAK_CHECK() \
   cr_assert_eq(vow__pool_leaked, 0, "%llu pooled objects outlived their loop", \
                (unsigned long long)vow__pool_leaked)

@@ -5,7 +5,7 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 
-#include "loop.h"
+#include "core/loop.h"
 #include "handlers.h"
 #include "log.h"
 #include "vow.h"

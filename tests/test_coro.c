@@ -1,5 +1,5 @@
 /*
- * test_coro.c - stackful coroutines and the stack pool (src/coro.h).
+ * test_coro.c - stackful coroutines and the stack pool (src/coro/coro.h).
  *
  * Every behavioural test runs once per back-end: coro_asm::NAME and
  * coro_ucontext::NAME (skipped when the back-end is not compiled in). The
@@ -20,7 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "coro.h"
+#include "coro/coro.h"
 
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)

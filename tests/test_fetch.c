@@ -15,9 +15,9 @@
 #include <sys/prctl.h>
 #endif
 
-#include "io.h"
+#include "io/io.h"
 #include "log.h"
-#include "loop.h"
+#include "core/loop.h"
 #include "vow.h"
 
 static vow_loop *loop;

@@ -20,9 +20,9 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "io.h"
+#include "io/io.h"
 #include "log.h"
-#include "loop.h"
+#include "core/loop.h"
 #include "vow.h"
 
 static vow_loop *loop;

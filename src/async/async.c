@@ -1,0 +1,400 @@
+/*
+ * async.c — async functions and await, on stackful coroutines.
+ *
+ * This is where coroutines (coro.c) meet promises (promise.c). An async
+ * function's frame runs its body on a coroutine; vow_await attaches a reaction
+ * to a pending promise whose handlers resume the coroutine, then yields back
+ * to whoever resumed it (vow_async's caller the first time, the microtask
+ * queue afterwards). That is V8's await: PerformPromiseThen on the promise,
+ * one tick once it has settled. An outcome known at once (a settled promise,
+ * a plain value) needs no reaction: the resumption itself is queued, or, when
+ * nothing could run before it, the body simply carries on (may_carry_on).
+ *
+ * Invariants:
+ *   - a frame is in its loop's frame list from start to end;
+ *   - `awaiting` is non-NULL exactly while the frame is suspended on a pending
+ *     promise; suspended on a known outcome, the frame holds it in `outcome`
+ *     and its resumption job is queued;
+ *   - a frame's result is settled only after its coroutine finished, by the
+ *     code that resumed it last, so the coroutine's stack is free by then.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "async/async.h"
+
+typedef struct async_frame {
+  vow__frame f;        /* first: a vow__frame * is an async_frame * */
+  vow_async_fn fn;
+  void *arg;
+  void (*arg_free)(void *arg);
+  vow_promise *promise;
+  vow_value result;
+} async_frame;
+
+/* ---- per-loop state ---------------------------------------------------------- */
+
+static void async_frame_abandon(async_frame *a);
+
+/* The loop is being freed. Every suspended async function and generator is
+ * resumed one last time: its vow_await (or vow_yield) returns VOW_ECLOSING,
+ * and so does every later one at once, so the body runs to its end and
+ * releases what it holds — the way Python closes a suspended generator. */
+static void async_state_free(vow_loop *loop, void *state) {
+  (void)loop;
+  vow__async_state *st = state;
+  while (st->frames) {
+    vow__frame *f = st->frames;
+    if (!f->closing) {
+      vow__frame_close(f); /* ends it, which unlinks it */
+      continue;
+    }
+    /* Resumed already and still here: it is running (teardown from inside
+     * a body). Drop it rather than loop. */
+    if (f->kind == FRAME_ASYNC) async_frame_abandon((async_frame *)f);
+    else vow__asyncgen_abandon(f);
+  }
+  vow__stack_pool_free(st->stacks);
+  vow__free(st);
+}
+
+static vow__async_state *async_state_get(vow_loop *loop) {
+  vow__async_state *st = vow__loop_ext(loop, VOW__EXT_ASYNC);
+  if (st) return st;
+  st = vow__calloc(1, sizeof *st);
+  if (!st) return NULL;
+  st->stacks = vow__stack_pool_new(loop->options.stack_size, 64, VOW_CORO_BACKEND_DEFAULT);
+  if (!st->stacks) {
+    vow__free(st);
+    return NULL;
+  }
+  vow__loop_set_ext(loop, VOW__EXT_ASYNC, st, async_state_free, NULL);
+  return st;
+}
+
+/* ---- frames ---------------------------------------------------------------------- */
+
+int vow__frame_start(vow__frame *f, vow_loop *loop, int kind, vow_coro_fn body, size_t stack_size,
+                     const char *name) {
+  vow__async_state *st = async_state_get(loop);
+  if (!st) return VOW_ENOMEM;
+  f->kind = kind;
+  f->loop = loop;
+  f->name = name;
+  f->co = vow__coro_new(st->stacks, stack_size, body, f, name);
+  if (!f->co) return VOW_ENOMEM;
+  if (loop->trace) f->span = vow__trace_span_begin(loop, "async", name);
+  vow__coro_set_data(f->co, f);
+  f->prev = NULL;
+  f->next = st->frames;
+  if (st->frames) st->frames->prev = f;
+  st->frames = f;
+  return 0;
+}
+
+void vow__frame_end(vow__frame *f) {
+  vow__async_state *st = vow__loop_ext(f->loop, VOW__EXT_ASYNC);
+  if (f->prev) f->prev->next = f->next;
+  else st->frames = f->next;
+  if (f->next) f->next->prev = f->prev;
+  f->prev = f->next = NULL;
+  if (f->span && f->loop->trace) vow__trace_span_end(f->loop, f->span);
+  f->span = 0;
+  vow__coro_free(f->co);
+  f->co = NULL;
+  vow__promise_unref(f->awaiting);
+  f->awaiting = NULL;
+  vow__unref(f->outcome);
+  f->outcome = vow_undefined();
+}
+
+vow__frame *vow__frame_current(void) {
+  vow_coro *co = vow__coro_current();
+  return co ? vow__coro_get_data(co) : NULL;
+}
+
+int vow__frame_resume(vow__frame *f) {
+  if (f->loop->trace) {
+    uint64_t start = vow__trace_clock();
+    vow__coro_resume(f->co);
+    vow__trace_complete(f->loop, "coroutine", f->name, start);
+  } else {
+    vow__coro_resume(f->co);
+  }
+  return vow__coro_done(f->co);
+}
+
+/* ---- await ------------------------------------------------------------------------- */
+
+static void resume_with(vow__frame *f, vow_value outcome, int rejected);
+
+/* The jobs that resume an awaiting frame. in_job tells vow_await that the
+ * frame runs directly under the microtask queue's drain (see below). */
+static void resume_from_job(vow__frame *f, vow_value outcome, int rejected) {
+  f->in_job = 1;
+  resume_with(f, outcome, rejected);
+}
+
+static vow_value on_awaited_fulfilled(vow_loop *loop, vow_value value, void *f) {
+  (void)loop;
+  resume_from_job(f, value, 0); /* taken: see vow__promise_await */
+  return vow_undefined();
+}
+
+static vow_value on_awaited_rejected(vow_loop *loop, vow_value reason, void *f) {
+  (void)loop;
+  resume_from_job(f, reason, 1);
+  return vow_undefined();
+}
+
+/* The await of an outcome known at once (a settled promise, a plain value):
+ * the outcome waits in the frame (see await_known). */
+static void awaited_settled_job(vow_loop *loop, void *arg) {
+  (void)loop;
+  vow__frame *f = arg;
+  vow_value outcome = f->outcome;
+  f->outcome = vow_undefined();
+  resume_from_job(f, outcome, f->rejected);
+}
+
+static void async_finish(async_frame *a);
+
+static void resume_with(vow__frame *f, vow_value outcome, int rejected) {
+  f->outcome = outcome;
+  f->rejected = rejected;
+  int finished = vow__frame_resume(f);
+  f->in_job = 0;
+  if (f->kind == FRAME_ASYNC) {
+    if (finished) async_finish((async_frame *)f);
+  } else {
+    vow__asyncgen_resumed(f, finished);
+  }
+}
+
+static int closing_error(vow_value *out) {
+  *out = vow_error(VOW_ECLOSING, "the loop is being freed");
+  return VOW_ECLOSING;
+}
+
+/* Takes a settled p's outcome (a new reference): from now on its rejection,
+ * if it is one, is handled, as a reaction attached to it would make it. */
+static int take_settled(vow_promise *p, vow_value *out) {
+  int rejected = P_STATE(p) == VOW_REJECTED;
+  if (rejected && (P_FLAGS(p) & P_TRACKED)) vow__rejection_handled(p);
+  P_FLAGS(p) |= P_HANDLED;
+  *out = vow__ref(p->u.result);
+  return rejected;
+}
+
+/* Whether f may carry on past an await whose outcome is known now (a plain
+ * value or a settled promise) without suspending. It may when it runs right
+ * under the microtask drain (a job resumed it) and nothing else is queued:
+ * suspending would queue f's resumption and switch back to the drain, which
+ * would take that very job next and switch here again. Nothing can run in
+ * between, so carrying on is the same program, minus two context switches.
+ * (When tracing, every await suspends, so that the trace shows it.) */
+static int may_carry_on(const vow__frame *f) {
+  return f->in_job && vow__microtask_empty(f->loop) && !f->loop->trace;
+}
+
+/* The outcome handed back by a resumption: *out takes it. */
+static int resumed(vow__frame *f, vow_value *out) {
+  *out = f->outcome;
+  f->outcome = vow_undefined();
+  return f->closing ? VOW_ECLOSING : f->rejected ? VOW_EREJECTED : 0;
+}
+
+/* await of an outcome known now (taken). Where f may not carry on, the job
+ * that resumes it is queued where V8 queues the reaction job of a settled
+ * promise: at once (the same tick, and no reaction record). */
+static int await_known(vow__frame *f, vow_value outcome, int rejected, vow_value *out) {
+  if (may_carry_on(f)) {
+    *out = outcome;
+    return rejected ? VOW_EREJECTED : 0;
+  }
+  if (vow__microtask_push(f->loop, awaited_settled_job, f) != 0) {
+    vow__unref(outcome);
+    *out = vow_error_nomem();
+    return VOW_ENOMEM;
+  }
+  f->outcome = outcome;
+  f->rejected = rejected;
+  vow__coro_yield(f->co); /* resumed by awaited_settled_job, or the teardown */
+  return resumed(f, out);
+}
+
+/* await of a pending p (taken): PerformPromiseThen with handlers that resume
+ * f, which holds p until then. */
+static int await_pending(vow__frame *f, vow_promise *p, vow_value *out) {
+  if (vow__promise_await(p, on_awaited_fulfilled, on_awaited_rejected, f) != 0) {
+    vow__promise_unref(p);
+    *out = vow_error_nomem();
+    return VOW_ENOMEM;
+  }
+  f->awaiting = p;
+  vow__coro_yield(f->co); /* resumed by a reaction job, or the teardown */
+  vow__promise_unref(f->awaiting);
+  f->awaiting = NULL;
+  return resumed(f, out);
+}
+
+/* The frame an await may run in, or NULL with *rc and *out set. */
+static vow__frame *awaiting_frame(vow_value *out, int *rc) {
+  vow__frame *f = vow__frame_current();
+  if (!f || !vow__loop_on_owner(f->loop)) {
+    *out = vow_error(VOW_ENOTASYNC, "await is only valid in async functions");
+    *rc = VOW_ENOTASYNC;
+    return NULL;
+  }
+  if (f->closing) { /* nothing will ever settle now */
+    *rc = closing_error(out);
+    return NULL;
+  }
+  return f;
+}
+
+int vow_await(vow_promise *p, vow_value *out) {
+  vow_value ignored;
+  if (!out) out = &ignored;
+  int rc;
+  vow__frame *f = awaiting_frame(out, &rc);
+  if (!f) {
+    vow__promise_unref(p);
+  } else if (!p) {
+    *out = vow_error_nomem();
+    rc = VOW_ENOMEM;
+  } else if (p->loop != f->loop) {
+    vow__promise_unref(p);
+    *out = vow_error(VOW_EINVAL, "await of a promise that belongs to another loop");
+    rc = VOW_EINVAL;
+  } else if (P_STATE(p) == VOW_PENDING) {
+    rc = await_pending(f, p, out);
+  } else {
+    vow_value outcome;
+    int rejected = take_settled(p, &outcome);
+    vow__promise_unref(p); /* the outcome is all the await needs of it */
+    rc = await_known(f, outcome, rejected, out);
+  }
+  if (out == &ignored) vow__unref(ignored);
+  return rc;
+}
+
+void vow__frame_close(vow__frame *f) {
+  f->closing = 1;
+  /* An outcome waiting for a resumption job that will never run (the loop's
+   * teardown drops queued jobs) is dropped with it. */
+  vow__unref(f->outcome);
+  f->outcome = vow_undefined();
+  vow_value err;
+  closing_error(&err);
+  resume_with(f, err, 1);
+}
+
+int vow_await_value(vow_value value, vow_value *out) {
+  if (value.kind == VOW_PROMISE) return vow_await(value.as.promise, out);
+  /* A plain value is a promise fulfilled with it, without making one. */
+  value.flags = 0;
+  vow_value ignored;
+  if (!out) out = &ignored;
+  int rc;
+  vow__frame *f = awaiting_frame(out, &rc);
+  if (!f) vow__unref(value);
+  else rc = await_known(f, value, 0, out);
+  if (out == &ignored) vow__unref(ignored);
+  return rc;
+}
+
+vow_loop *vow_current_loop(void) {
+  vow__frame *f = vow__frame_current();
+  return f ? f->loop : NULL;
+}
+
+/* ---- async functions -------------------------------------------------------------- */
+
+static void async_body(vow_coro *co, void *arg) {
+  (void)co;
+  async_frame *a = arg;
+  a->result = a->fn(a->f.loop, a->arg);
+  if (a->arg_free) a->arg_free(a->arg);
+  a->arg_free = NULL;
+}
+
+/* The body returned: settle the promise with its result (a rejection when
+ * thrown, adoption when a promise), then release the frame. */
+static void async_finish(async_frame *a) {
+  vow_promise *p = a->promise;
+  vow_value result = a->result;
+  vow_loop *loop = a->f.loop;
+  vow__frame_end(&a->f);
+  vow__pool_free(&loop->pool, a, sizeof *a);
+  if (result.flags & VOW__THROWN) vow_promise_reject(p, result);
+  else vow_promise_resolve(p, result);
+  vow__promise_unref(p);
+}
+
+static void async_frame_abandon(async_frame *a) {
+  vow_promise *p = a->promise;
+  if (a->arg_free) a->arg_free(a->arg); /* its body will never finish */
+  vow_loop *loop = a->f.loop;
+  vow__frame_end(&a->f);
+  vow__pool_free(&loop->pool, a, sizeof *a);
+  vow__promise_unref(p);
+}
+
+vow_promise *vow_async_ex(vow_loop *loop, vow_async_fn fn, void *arg,
+                          const vow_async_options *options) {
+  vow_promise *p = fn ? vow_promise_new(loop) : NULL;
+  if (!p) { /* the body will never run: arg is released now */
+    if (options && options->arg_free) options->arg_free(arg);
+    return NULL;
+  }
+  /* From the loop's pool: calloc would cost more than the rest of the call. */
+  async_frame *a = vow__pool_alloc(&loop->pool, sizeof *a);
+  if (a) memset(a, 0, sizeof *a);
+  size_t stack_size = options ? options->stack_size : 0;
+  const char *name = options && options->name ? options->name : "async";
+  if (!a || vow__frame_start(&a->f, loop, FRAME_ASYNC, async_body, stack_size, name) != 0) {
+    if (a) vow__pool_free(&loop->pool, a, sizeof *a);
+    if (options && options->arg_free) options->arg_free(arg);
+    vow_promise_reject(p, vow_error(VOW_ENOMEM, "cannot allocate a coroutine stack"));
+    return p;
+  }
+  a->fn = fn;
+  a->arg = arg;
+  a->arg_free = options ? options->arg_free : NULL;
+  a->promise = vow__promise_ref(p);
+  if (vow__frame_resume(&a->f)) async_finish(a);
+  return p;
+}
+
+vow_promise *vow_async(vow_loop *loop, vow_async_fn fn, void *arg) {
+  return vow_async_ex(loop, fn, arg, NULL);
+}
+
+/* ---- asyncio.run ----------------------------------------------------------------------- */
+
+int vow_run(vow_async_fn fn, void *arg, const vow_loop_options *options, vow_value *result) {
+  if (result) *result = vow_undefined();
+  if (!fn) return VOW_EINVAL;
+  vow_loop *loop;
+  int err = vow_loop_new(&loop, options);
+  if (err) return err;
+  vow_promise *p = vow_async(loop, fn, arg);
+  /* Its rejection is ours to report, not an unhandled one: mark it handled. */
+  if (p) {
+    if (P_STATE(p) == VOW_REJECTED && (P_FLAGS(p) & P_TRACKED)) vow__rejection_handled(p);
+    P_FLAGS(p) |= P_HANDLED;
+  }
+  err = p ? vow_loop_run(loop) : VOW_ENOMEM;
+  if (!err && vow_promise_state(p) == VOW_REJECTED) {
+    err = VOW_EREJECTED;
+    fputs("vow: the main async function rejected: ", stderr);
+    vow_value_print(stderr, vow_promise_result(p));
+    fputc('\n', stderr);
+  }
+  if (result && p && vow_promise_state(p) != VOW_PENDING) *result = vow__ref(vow_promise_result(p));
+  vow__promise_unref(p);
+  vow_loop_free(loop);
+  return err;
+}

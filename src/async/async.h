@@ -1,0 +1,56 @@
+/*
+ * async.h — frames: what async functions and async generators share
+ * (internal). A frame is a coroutine plus the state await needs.
+ */
+#ifndef VOW_ASYNC_H
+#define VOW_ASYNC_H
+
+#include "coro/coro.h"
+#include "promise/promise.h"
+
+enum { FRAME_ASYNC = 1, FRAME_GENERATOR = 2 };
+
+typedef struct vow__frame vow__frame;
+
+struct vow__frame {
+  int kind;              /* FRAME_ASYNC or FRAME_GENERATOR */
+  vow_loop *loop;
+  vow_coro *co;
+  vow__frame *prev;      /* in the loop's list of live frames */
+  vow__frame *next;
+  vow_promise *awaiting; /* the pending promise it is suspended on (a reference), or NULL */
+  vow_value outcome;     /* the awaited value or reason, handed to vow_await */
+  int rejected;          /* ... and which of the two it is */
+  int closing;           /* resumed by the loop's teardown: awaits fail with VOW_ECLOSING */
+  int in_job;            /* running because a microtask job resumed it (see vow_await) */
+  const char *name;      /* for traces and overflow reports (borrowed) */
+  uint64_t span;         /* its trace span, 0 when not tracing */
+};
+
+/* Per-loop state of the async layer (extension slot VOW__EXT_ASYNC). */
+typedef struct vow__async_state {
+  vow_stack_pool *stacks;
+  vow__frame *frames;    /* live frames: running, suspended or never resumed */
+} vow__async_state;
+
+/* Creates f's coroutine on the loop's stack pool and links f as live.
+ * Returns 0 or VOW_ENOMEM. */
+int vow__frame_start(vow__frame *f, vow_loop *loop, int kind, vow_coro_fn body, size_t stack_size,
+                     const char *name);
+/* Unlinks f and releases its coroutine (f itself is the caller's). */
+void vow__frame_end(vow__frame *f);
+/* The frame running on this thread, or NULL. */
+vow__frame *vow__frame_current(void);
+/* Resumes f; returns non-zero when its body has finished. */
+int vow__frame_resume(vow__frame *f);
+
+/* Resumes a suspended frame for the last time, at the loop's teardown. */
+void vow__frame_close(vow__frame *f);
+
+/* asyncgen.c: releases a generator frame that was never finished (loop
+ * teardown), and takes over after a generator frame resumed from an await
+ * yielded or finished. */
+void vow__asyncgen_abandon(vow__frame *f);
+void vow__asyncgen_resumed(vow__frame *f, int finished);
+
+#endif
