@@ -12,25 +12,9 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 
+#include "faults.h"
 #include "log.h"
 #include "vow.h"
-
-static long allocations;  /* made so far in this run */
-static long fail_at;      /* the allocation that fails (1-based); 0: none */
-static long failures;
-
-static void *failing_realloc(void *ptr, size_t size, void *ctx) {
-  (void)ctx;
-  if (size == 0) {
-    free(ptr);
-    return NULL;
-  }
-  if (++allocations == fail_at) {
-    failures++;
-    return NULL;
-  }
-  return realloc(ptr, size);
-}
 
 static vow_value upper(vow_loop *l, vow_value v, void *ctx) {
   (void)l, (void)ctx;
@@ -118,35 +102,40 @@ static void quiet(vow_loop *l, vow_promise *p, vow_value r, void *d) {
   (void)l, (void)p, (void)r, (void)d;
 }
 
-/* One run with the given failure point; returns whether any allocation failed. */
-static int run_once(long n) {
-  allocations = 0;
-  fail_at = n;
-  long before = failures;
-  vow_allocator a = {failing_realloc, NULL};
-  vow_set_allocator(&a);
+/* One run with the given failure point (0: none); any outcome is fine, ending
+ * with nothing leaked is what matters. */
+static int run_once(long n, fault_mode how) {
+  fault_arm(n, how);
   vow_loop *loop;
   vow_loop_options opts = {.virtual_clock = 1, .stack_size = 64 * 1024};
   if (vow_loop_new(&loop, &opts) == 0) {
     vow_on_unhandled_rejection(loop, quiet, NULL);
     vow_promise *p = vow_async(loop, scenario, NULL);
-    vow_loop_run(loop); /* any outcome is fine; ending is what matters */
+    vow_loop_run(loop);
     if (n == 0) cr_assert_str_eq(vow_str(vow_promise_result(p)), "done");
     vow_promise_unref(p);
     cr_assert_eq(vow_loop_free(loop), 0, "the loop frees after a failure at allocation %ld", n);
   }
-  vow_set_allocator(NULL);
+  fault_disarm();
   cr_assert_eq(vow__pool_leaked, 0, "pooled objects leaked after a failure at allocation %ld", n);
-  return failures > before;
+  return 0;
 }
 
 Test(faults, every_allocation_can_fail) {
-  run_once(0); /* the scenario works at all */
-  long total = allocations;
+  run_once(0, FAULT_ONCE); /* the scenario works at all */
+  long total = fault_allocations;
   cr_assert_gt(total, 50, "the scenario makes allocations (%ld)", total);
-  long n = 1;
-  while (run_once(n)) n++;
-  cr_assert_geq(n, total, "every allocation site was failed once (%ld of %ld)", n - 1, total);
+  long failed = fault_every_site(run_once, FAULT_ONCE);
+  cr_assert_geq(failed + 1, total, "every allocation site was failed once (%ld of %ld)", failed, total);
+  TEST_LEAK_CHECK();
+}
+
+/* Sustained out-of-memory: from allocation n on, nothing can be had. */
+Test(faults, sustained_out_of_memory_from_every_point) {
+  run_once(0, FAULT_ONCE);
+  long total = fault_allocations;
+  long failed = fault_every_site(run_once, FAULT_FROM);
+  cr_assert_geq(failed + 1, total, "memory ran out at every point (%ld of %ld)", failed, total);
   TEST_LEAK_CHECK();
 }
 
