@@ -14,7 +14,8 @@
  *   9. Iteration      async generators and for-await
  *  10. Timers         setTimeout, setInterval, setImmediate and their clears
  *  11. Cancellation   AbortController / AbortSignal, and timeouts that abort
- *  12. I/O            fetch over libcurl, and a small HTTP server
+ *  12. I/O            streams, files, processes, signals, stdin/stdout, TCP,
+ *                     DNS, fetch over libcurl, and a small HTTP server
  *  13. Tracing        a Chrome trace-event timeline of what the loop ran
  *  14. Threads        CPU work on the thread pool; posting from other threads
  *  15. Beyond JS      concurrency-limited map, retry, channels, cancelling race
@@ -816,8 +817,91 @@ vow_promise *vow_timeout(vow_loop *loop, vow_promise *work, uint64_t ms,
                          vow_abort_signal *work_signal);
 
 /* ===================================================================== *
- * 12. I/O: fetch and an HTTP server
+ * 12. I/O
  * ===================================================================== *
+ *
+ * Everything a program reads or writes, as promises and async iterators, so
+ * that no caller drops back to libuv's callbacks: byte streams first (pipes,
+ * sockets, TTYs and files share them), then files, processes, signals,
+ * stdin/stdout, TCP and DNS, then fetch and the HTTP server. Errors are
+ * libuv's codes (UV_ENOENT, UV_ECONNREFUSED...) in ERROR values whose message
+ * names what failed ("ENOENT: open 'x.txt'"); calls that take an AbortSignal
+ * reject with the signal's reason when it aborts, and stop what they started.
+ */
+
+/* ---- streams ----------------------------------------------------------------
+ *
+ * A vow_stream is one byte stream: a pipe, a TCP connection, a TTY or a file,
+ * behind one interface (Node's Readable and Writable, reduced to what async
+ * code needs). The readable side is an async iterator; the writable side is
+ * one promise per write.
+ *
+ *   - Reading is pulled: the stream reads from the kernel only while its
+ *     reader waits for a chunk (or while less than one high-water mark,
+ *     64 KiB, is buffered), so a slow consumer slows the producer down — the
+ *     kernel's buffers fill and the peer blocks — instead of memory growing.
+ *   - Chunks are STRING values of bytes (binary-safe: vow_str_len is the
+ *     length), in arrival order; the iterator is done at end of stream and
+ *     rejects with the error when reading fails.
+ *   - Writes are copied and queued in order; each promise fulfils once its
+ *     bytes were handed to the kernel (or the file), and rejects with the
+ *     error (UV_EPIPE, UV_ECONNRESET, UV_ENOSPC, UV_EFBIG...). Awaiting each
+ *     write is the backpressure; vow_stream_write_queue tells what is waiting.
+ *   - A stream is reference counted and may be shared; closing it (or
+ *     dropping its last reference) stops everything: a waiting reader ends
+ *     (done), queued writes reject with UV_ECANCELED.
+ */
+typedef struct vow_stream vow_stream;
+
+vow_stream *vow_stream_ref(vow_stream *s);  /* returns s; NULL-safe */
+void vow_stream_unref(vow_stream *s);       /* NULL-safe; the last reference closes it */
+
+/* The stream inside a POINTER value that an I/O call fulfilled with (a TCP
+ * connection, an accepted client): borrowed from the value, or NULL. */
+vow_stream *vow_as_stream(vow_value value);
+
+/* Its chunks, as an async generator (a new reference) for VOW_FOR_AWAIT. One
+ * reader at a time: a second iterator made while the first is unfinished
+ * rejects its first next() with VOW_EBUSY. Leaving the loop early (break, or
+ * releasing the generator) leaves the rest of the stream unread, for a later
+ * reader. NULL only when out of memory. */
+vow_asyncgen *vow_stream_chunks(vow_stream *s);
+
+/* Its lines (readline): the chunks split at "
+", each line yielded as a
+ * STRING without its "
+" (nor a "" before it); a last line without a
+ * newline is yielded at the end. A line longer than max_line bytes (0: 64 KiB)
+ * rejects with VOW_ETOOBIG rather than buffering without bound. */
+vow_asyncgen *vow_stream_lines(vow_stream *s, size_t max_line);
+
+/* Writes len bytes (copied). Returns a new promise reference, fulfilled with
+ * undefined once written; NULL only when out of memory. Writing after
+ * vow_stream_end or vow_stream_close rejects with UV_EPIPE. */
+vow_promise *vow_stream_write(vow_stream *s, const void *data, size_t len);
+/* The same with a STRING value (taken), sent without a copy. */
+vow_promise *vow_stream_write_value(vow_stream *s, vow_value chunk);
+/* Bytes queued and not yet handed to the kernel. */
+size_t vow_stream_write_queue(const vow_stream *s);
+
+/* Half-close (socket.end()): once the queued writes are out, the writing side
+ * is shut down, so the peer reads end of stream; reading goes on. The promise
+ * (a new reference) fulfils when the shutdown is done. */
+vow_promise *vow_stream_end(vow_stream *s);
+
+/* Closes both sides now (socket.destroy()). The promise (a new reference)
+ * fulfils once the underlying handle is closed. Closing twice is harmless. */
+vow_promise *vow_stream_close(vow_stream *s);
+
+/* Bounds on a stream's life. An idle timeout (socket.setTimeout, but closing):
+ * when no byte is read or written for ms milliseconds, the stream closes
+ * with VOW_ETIMEDOUT — a waiting reader and queued writes reject with it.
+ * 0 turns it off. A signal (borrowed; a reference is kept): when it aborts,
+ * the stream closes with the signal's reason. Return 0 or a negative code. */
+int vow_stream_set_timeout(vow_stream *s, uint64_t ms);
+int vow_stream_set_signal(vow_stream *s, vow_abort_signal *signal);
+
+/* ---- fetch ------------------------------------------------------------------
  *
  * fetch follows the WHATWG fetch that JavaScript programmers know. It is
  * built on libcurl's multi-socket interface driven by this loop (sockets
