@@ -165,7 +165,10 @@ int vow_loop_new(vow_loop **out, const vow_loop_options *options);
 /* Runs the loop until nothing is pending (no timers, immediates, I/O or
  * microtasks), then returns 0. Returns early with a negative code when the
  * run is stopped by an error: VOW_EUNHANDLED when a rejection went unhandled
- * under the default policy (section 7). VOW_EBUSY when called from a callback
+ * under the default policy (section 7), VOW_ENOMEM when a promise job could
+ * not be queued for want of memory. An error of that kind that happened
+ * between runs (in the caller's code before this call) is returned at once,
+ * by this run. VOW_EBUSY when called from a callback
  * of the same loop; VOW_ETHREAD from a thread that does not own it. */
 int vow_loop_run(vow_loop *loop);
 
@@ -870,7 +873,8 @@ vow_asyncgen *vow_stream_chunks(vow_stream *s);
 /* Its lines (readline): the chunks split at "
 ", each line yielded as a
  * STRING without its "
-" (nor a "" before it); a last line without a
+" (nor a "
+" before it); a last line without a
  * newline is yielded at the end. A line longer than max_line bytes (0: 64 KiB)
  * rejects with VOW_ETOOBIG rather than buffering without bound. */
 vow_asyncgen *vow_stream_lines(vow_stream *s, size_t max_line);
