@@ -41,8 +41,10 @@ static fault_mode fault_how;
 
 /* ---- which sites were failed (tools/coverage/fault_sites.sh) ----
  *
- * With VOW_FAULT_SITES=FILE in the environment, every injected failure
- * appends the call stack that asked for the memory to FILE, one line:
+ * With VOW_FAULT_SITES=FILE in the environment, the first failure of each
+ * run (allocation n: under FAULT_FROM the later ones are each the first of
+ * another run, so nothing is missed, and the cost stays linear) appends the
+ * call stack that asked for the memory to FILE, one line:
  *   "once|from BASE ADDR ADDR ...", hexadecimal return addresses, innermost
  * first, and BASE the run-time address of fault_realloc itself, from which
  * the script finds the load address (nm gives its link-time one). The
@@ -59,17 +61,20 @@ static void fault_record_stack(void) {
   static uint64_t seen[FAULT_SEEN_MAX]; /* hashes of the stacks written */
   static int nseen;
   static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-  if (fd == -2) {
-    const char *path = getenv("VOW_FAULT_SITES");
-    fd = path ? open(path, O_WRONLY | O_CREAT | O_APPEND, 0644) : -1;
-  }
-  if (fd < 0) return;
+  static int wanted = -1; /* whether VOW_FAULT_SITES is set, looked up once */
+  int w = __atomic_load_n(&wanted, __ATOMIC_RELAXED);
+  if (w < 0) __atomic_store_n(&wanted, w = getenv("VOW_FAULT_SITES") != NULL, __ATOMIC_RELAXED);
+  if (!w) return;
   void *frames[FAULT_STACK_DEPTH];
   int n = backtrace(frames, FAULT_STACK_DEPTH);
   uint64_t h = 1469598103934665603ull ^ (uint64_t)fault_how;
   for (int i = 0; i < n; i++) h = (h ^ (uint64_t)(uintptr_t)frames[i]) * 1099511628211ull;
   pthread_mutex_lock(&lock);
-  int known = 0;
+  if (fd == -2) {
+    const char *path = getenv("VOW_FAULT_SITES");
+    fd = path ? open(path, O_WRONLY | O_CREAT | O_APPEND, 0644) : -1;
+  }
+  int known = fd < 0;
   for (int i = 0; i < nseen && !known; i++) known = seen[i] == h;
   if (!known) {
     if (nseen < FAULT_SEEN_MAX) seen[nseen++] = h;
@@ -94,7 +99,7 @@ static void *fault_realloc(void *ptr, size_t size, void *ctx) {
   long n = __atomic_add_fetch(&fault_allocations, 1, __ATOMIC_RELAXED);
   if (fault_at && (n == fault_at || (fault_how == FAULT_FROM && n > fault_at))) {
     __atomic_add_fetch(&fault_failures, 1, __ATOMIC_RELAXED);
-    fault_record_stack();
+    if (n == fault_at) fault_record_stack();
     return NULL;
   }
   void *block = realloc(ptr, size);

@@ -281,6 +281,9 @@ static vow_value cancellation(vow_loop *loop, void *arg) {
   int rc = vow_await(vow_race_abort(loop, items, sigs, 2), &v);
   int lost = rc == 0 && vow_abort_signal_aborted(sb) && !vow_abort_signal_aborted(sa);
   vow_unref(v);
+  /* a race of one: nothing else can settle it if its input's reaction fails */
+  vow_value alone[] = {vow_promise_value(vow_delay(loop, 1, vow_string("alone")))};
+  vow_await(vow_race_abort(loop, alone, sigs, 1), &v), vow_unref(v);
   /* vow_timeout where the work wins */
   vow_await(vow_timeout(loop, vow_delay(loop, 1, vow_int(1)), 50, NULL), &v), vow_unref(v);
   int ok = heard == 6 && lost;
@@ -516,6 +519,54 @@ Test(faults, posts_left_when_a_run_stops_keep_their_order) {
   cr_assert_geq(fault_every_site(run_posts, FAULT_ONCE) + 1, total);
   cr_assert_geq(fault_every_site(run_posts, FAULT_FROM) + 1, total);
   TEST_LEAK_CHECK();
+}
+
+/* ---- coroutine stacks that cannot be had ----
+ * Stacks are mmap'd, not taken through the allocator hook: a stack size no
+ * mmap can give stands in for the out-of-memory mmap. */
+
+static int args_freed;
+static void count_arg_free(void *arg) {
+  (void)arg;
+  args_freed++;
+}
+static vow_value never_runs(vow_loop *l, void *arg) {
+  (void)l, (void)arg;
+  cr_assert_fail("a body without a stack ran");
+  return vow_undefined();
+}
+static vow_value never_yields(vow_loop *l, vow_asyncgen *g, void *arg) {
+  (void)l, (void)g, (void)arg;
+  cr_assert_fail("a generator body without a stack ran");
+  return vow_undefined();
+}
+
+Test(faults, coroutine_stacks_that_cannot_be_mapped) {
+  fault_arm(0, FAULT_ONCE);
+  vow_loop *loop;
+  cr_assert_eq(vow_loop_new(&loop, NULL), 0);
+  vow_on_unhandled_rejection(loop, quiet, NULL); /* p is rejected, and nobody awaits it */
+  args_freed = 0;
+  vow_async_options huge = {.stack_size = (size_t)-1 / 2, .arg_free = count_arg_free};
+  vow_promise *p = vow_async_ex(loop, never_runs, NULL, &huge);
+  cr_assert_eq(vow_promise_state(p), VOW_REJECTED);
+  cr_assert_eq(vow_error_code(vow_promise_result(p)), VOW_ENOMEM);
+  cr_assert_eq(args_freed, 1, "the body's argument is released when it cannot run");
+  vow_asyncgen *g = vow_asyncgen_new_ex(loop, never_yields, NULL, &huge);
+  cr_assert_not_null(g);
+  vow_promise *n = vow_asyncgen_next(g, vow_undefined());
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_eq(vow_promise_state(n), VOW_REJECTED);
+  cr_assert_eq(vow_error_code(vow_promise_result(n)), VOW_ENOMEM);
+  vow_promise_unref(n);
+  vow_asyncgen_unref(g);
+  cr_assert_eq(args_freed, 2);
+  vow_promise_unref(p);
+  cr_assert_eq(vow_loop_free(loop), 0);
+  long live = fault_live;
+  fault_disarm();
+  cr_assert_eq(live, 0);
+  cr_assert_eq(vow__pool_leaked, 0);
 }
 
 /* The wrappers' own checks: strdup's copy can fail; calloc refuses a size

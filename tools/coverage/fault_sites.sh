@@ -5,7 +5,8 @@
 #
 # Runs each test binary (default: test_faults) of BUILD/tests (default:
 # build) with VOW_FAULT_SITES set: tests/faults.h then writes the call stack
-# of every allocation it fails. Each stack is mapped to lines of src/ with
+# of the allocation each run fails first (under FAULT_FROM every later one
+# is the first of another run). Each stack is mapped to lines of src/ with
 # addr2line, and every allocation site of src/ — a line that calls
 # vow__malloc, vow__calloc, vow__realloc, vow__strdup, vow__malloc_huge,
 # vow__pool_alloc or vow__pool_alloc_slow, the wrappers' own inner calls
