@@ -1092,7 +1092,9 @@ int vow_loop_release(vow_loop *loop);
 
 /* Any thread: resolve or reject p with value (taken) on p's loop thread.
  * Takes one reference to p, which the caller obtained on the loop's thread
- * (so p cannot be freed meanwhile); it is released on the loop's thread. */
+ * (so p cannot be freed meanwhile); it is released on the loop's thread.
+ * Returns 0, VOW_EINVAL (NULL p) or VOW_ENOMEM; on an error value is
+ * released and the reference to p stays the caller's. */
 int vow_promise_resolve_threadsafe(vow_promise *p, vow_value value);
 int vow_promise_reject_threadsafe(vow_promise *p, vow_value reason);
 
