@@ -191,6 +191,15 @@ static vow_value traced(vow_loop *loop, void *arg) {
   return err ? vow_throw(vow_error(err, "trace")) : vow_string("done");
 }
 
+/* The first scenario again with the trace on: every await suspends then
+ * (no carrying on), and every macrotask, drain and resumption is recorded. */
+static vow_value scenario_traced(vow_loop *loop, void *arg) {
+  char path[64];
+  snprintf(path, sizeof path, "%s/scenario.json", trace_dir);
+  vow_trace_start(loop, path); /* written by vow_loop_free; ENOMEM: untraced */
+  return scenario(loop, arg);
+}
+
 static void remove_trace_dir(void) {
   char cmd[64];
   snprintf(cmd, sizeof cmd, "rm -rf %s", trace_dir);
@@ -450,6 +459,14 @@ Test(faults, trace_started_and_from_the_environment) {
   static const scenario_def s = {"trace", traced, {.virtual_clock = 1, .stack_size = 64 * 1024}};
   every_site_both_modes(&s);
   unsetenv("VOW_TRACE");
+  remove_trace_dir();
+}
+
+Test(faults, every_allocation_can_fail_while_tracing) {
+  cr_assert_not_null(mkdtemp(trace_dir));
+  static const scenario_def s = {"scenario traced", scenario_traced,
+                                 {.virtual_clock = 1, .stack_size = 64 * 1024}};
+  every_site_both_modes(&s);
   remove_trace_dir();
 }
 
