@@ -22,6 +22,7 @@
  * its huge chunks, and the allocation wrappers themselves.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -488,6 +489,68 @@ Test(faults, retry_channel_generator_values) {
 Test(faults, pool_grows_to_huge_chunks) {
   static const scenario_def s = {"pool", pool_growth, {.virtual_clock = 1, .stack_size = 64 * 1024}};
   every_site_both_modes(&s);
+}
+
+/* ---- the threadsafe calls, from another thread ----
+ * The thread is joined before the loop runs, so the order of allocations
+ * (its and the loop's) is the same in every run and the driver can fail each
+ * one in turn; the hook counts atomically all the same. */
+
+typedef struct crossing {
+  vow_loop *loop;
+  vow_promise *p; /* a reference for vow_promise_resolve_threadsafe to take */
+  int settle_rc;
+  int posted;
+} crossing;
+static int crossings_left;
+static void crossed(vow_loop *l, void *arg) {
+  (void)arg;
+  if (--crossings_left == 0) vow_loop_release(l);
+}
+static void *from_thread(void *arg) {
+  crossing *c = arg;
+  c->settle_rc = vow_promise_resolve_threadsafe(c->p, vow_string("made on the thread"));
+  for (int i = 0; i < POSTS; i++) c->posted += vow_loop_post(c->loop, crossed, NULL) == 0;
+  return NULL;
+}
+
+static int run_crossing(long n, fault_mode how) {
+  fault_arm(n, how);
+  vow_loop *loop;
+  if (vow_loop_new(&loop, NULL) == 0) {
+    vow_promise *p = vow_promise_new(loop);
+    if (p) {
+      crossing c = {loop, vow_promise_ref(p), 0, 0};
+      pthread_t t;
+      cr_assert_eq(pthread_create(&t, NULL, from_thread, &c), 0);
+      pthread_join(t, NULL);
+      if (n == 0) cr_assert(c.settle_rc == 0 && c.posted == POSTS, "nothing fails without faults");
+      if (c.settle_rc != 0) vow_promise_unref(c.p); /* the reference it did not take */
+      crossings_left = c.posted;
+      if (c.posted) vow_loop_hold(loop); /* released by the last post */
+      int rc = vow_loop_run(loop);
+      if (rc == 0) cr_assert_eq(crossings_left, 0, "every post that was accepted ran");
+      /* posts run in order: the settlement, posted first, ran before them */
+      if (rc == 0 && c.settle_rc == 0 && c.posted)
+        cr_assert_eq(vow_promise_state(p), VOW_FULFILLED, "allocation %ld failed", n);
+      if (n == 0) cr_assert_str_eq(vow_str(vow_promise_result(p)), "made on the thread");
+      vow_promise_unref(p);
+    }
+    cr_assert_eq(vow_loop_free(loop), 0);
+  }
+  long live = fault_live;
+  fault_disarm();
+  cr_assert_eq(live, 0, "crossing: %ld blocks leaked after a failure at allocation %ld", live, n);
+  cr_assert_eq(vow__pool_leaked, 0);
+  return 0;
+}
+
+Test(faults, threadsafe_calls_from_another_thread) {
+  run_crossing(0, FAULT_ONCE);
+  long total = fault_allocations;
+  cr_assert_geq(fault_every_site(run_crossing, FAULT_ONCE) + 1, total);
+  cr_assert_geq(fault_every_site(run_crossing, FAULT_FROM) + 1, total);
+  TEST_LEAK_CHECK();
 }
 
 /* ---- posts left over when a run stops ---- */
