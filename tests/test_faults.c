@@ -649,6 +649,35 @@ Test(faults, coroutine_stacks_that_cannot_be_mapped) {
   cr_assert_eq(vow__pool_leaked, 0);
 }
 
+/* ---- a rejection nobody handles, under the default policy ----
+ * It stops the run with VOW_EUNHANDLED; when there is no memory to keep it
+ * for the report, the run must still not pass as a success. */
+static int unhandled_rc;
+static int run_unhandled(long n, fault_mode how) {
+  fault_arm(n, how);
+  vow_loop *loop;
+  if (vow_loop_new(&loop, NULL) == 0) {
+    vow_promise *p = vow_rejected(loop, vow_int(1));
+    unhandled_rc = vow_loop_run(loop);
+    if (p) cr_assert_neq(unhandled_rc, 0, "the rejection went unseen (allocation %ld failed)", n);
+    vow_promise_unref(p);
+    cr_assert_eq(vow_loop_free(loop), 0);
+  }
+  long live = fault_live;
+  fault_disarm();
+  cr_assert_eq(live, 0);
+  cr_assert_eq(vow__pool_leaked, 0);
+  return 0;
+}
+
+Test(faults, an_unhandled_rejection_never_passes_unseen) {
+  run_unhandled(0, FAULT_ONCE);
+  cr_assert_eq(unhandled_rc, VOW_EUNHANDLED);
+  long total = fault_allocations;
+  cr_assert_geq(fault_every_site(run_unhandled, FAULT_ONCE) + 1, total);
+  cr_assert_geq(fault_every_site(run_unhandled, FAULT_FROM) + 1, total);
+}
+
 /* The wrappers' own checks: strdup's copy can fail; calloc refuses a size
  * that overflows without asking the allocator. */
 Test(faults, wrappers) {
