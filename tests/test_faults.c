@@ -341,6 +341,25 @@ static vow_value beyond(vow_loop *loop, void *arg) {
     vow_await(c, &v), vow_unref(v);
     vow_asyncgen_unref(g);
   }
+  /* a generator thrown into at a yield, another left early by for await */
+  vow_asyncgen *h = vow_asyncgen_new(loop, numbers, NULL);
+  if (h) {
+    vow_await(vow_asyncgen_next(h, vow_undefined()), &v), vow_unref(v);
+    vow_await(vow_asyncgen_throw(h, vow_string("stop")), &v), vow_unref(v);
+    vow_asyncgen_unref(h);
+  }
+  vow_for_await it;
+  if (vow_for_await_gen(&it, vow_asyncgen_new(loop, numbers, NULL)) == 0) {
+    VOW_FOR_AWAIT(&it, x) break;
+    vow_for_await_end(&it, NULL);
+  }
+  /* any of promises that all reject: an AggregateError; all of promises */
+  vow_promise *ps[] = {vow_delay_reject(loop, 1, vow_int(1)), vow_rejected(loop, vow_int(2))};
+  if (ps[0] && ps[1]) {
+    vow_await(vow_any_promises(loop, ps, 2), &v), vow_unref(v);
+    vow_await(vow_all_promises(loop, ps, 2), &v), vow_unref(v);
+  }
+  vow_promise_unref(ps[0]), vow_promise_unref(ps[1]);
   /* an array that grows; a value too long for vow_value_print's buffer */
   vow_value arr = vow_array(1);
   for (int i = 0; i < 10; i++) vow_array_push(arr, vow_int(i));
