@@ -171,7 +171,10 @@ int vow_loop_new(vow_loop **out, const vow_loop_options *options);
 /* Runs the loop until nothing is pending (no timers, immediates, I/O or
  * microtasks), then returns 0. Returns early with a negative code when the
  * run is stopped by an error: VOW_EUNHANDLED when a rejection went unhandled
- * under the default policy (section 7). VOW_EBUSY when called from a callback
+ * under the default policy (section 7), VOW_ENOMEM when a promise job could
+ * not be queued for want of memory. An error of that kind that happened
+ * between runs (in the caller's code before this call) is returned at once,
+ * by this run. VOW_EBUSY when called from a callback
  * of the same loop; VOW_ETHREAD from a thread that does not own it. */
 int vow_loop_run(vow_loop *loop);
 
@@ -1123,7 +1126,9 @@ int vow_loop_release(vow_loop *loop);
 
 /* Any thread: resolve or reject p with value (taken) on p's loop thread.
  * Takes one reference to p, which the caller obtained on the loop's thread
- * (so p cannot be freed meanwhile); it is released on the loop's thread. */
+ * (so p cannot be freed meanwhile); it is released on the loop's thread.
+ * Returns 0, VOW_EINVAL (NULL p) or VOW_ENOMEM; on an error value is
+ * released and the reference to p stays the caller's. */
 int vow_promise_resolve_threadsafe(vow_promise *p, vow_value value);
 int vow_promise_reject_threadsafe(vow_promise *p, vow_value reason);
 

@@ -106,16 +106,23 @@ int vow_loop_run(vow_loop *loop) {
   if (loop->running || loop->in_checkpoint) return VOW_EBUSY;
   if (loop->closing) return VOW_ECLOSING;
   loop->running = 1;
-  loop->status = 0;
-  /* The caller's code so far was the first macrotask: drain what it queued. */
-  vow__loop_checkpoint(loop);
+  /* status is not cleared here: a failure recorded since the last run
+   * returned (the caller's own code ran out of memory queueing a job, say)
+   * stops this run at once, rather than being forgotten while the run goes on
+   * without the settlement it lost. */
+  if (loop->status == 0) {
+    /* The caller's code so far was the first macrotask: drain what it queued. */
+    vow__loop_checkpoint(loop);
+  }
   if (loop->status == 0) {
     loop->in_uv_run = 1;
     uv_run(&loop->uv, UV_RUN_DEFAULT);
     loop->in_uv_run = 0;
   }
   loop->running = 0;
-  return loop->status;
+  int status = loop->status;
+  loop->status = 0; /* reported once */
+  return status;
 }
 
 int vow_loop_free(vow_loop *loop) {
