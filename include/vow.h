@@ -120,6 +120,15 @@ int vow_set_allocator(const vow_allocator *allocator);
  *
  * Lifecycle: vow_loop_new -> (schedule work) -> vow_loop_run -> vow_loop_free.
  * vow_loop_run may be called again after it returns, to run newly scheduled work.
+ *
+ * SIGPIPE: a write to a socket whose peer has gone raises SIGPIPE, whose
+ * default action kills the process, and libuv writes without MSG_NOSIGNAL.
+ * So vow_loop_new, like Node at startup, sets SIGPIPE to SIG_IGN when its
+ * disposition is the default (SIG_DFL); such writes then fail with EPIPE,
+ * which the server and fetch treat as a peer that left. A handler the program
+ * installed, or its own SIG_IGN, is left as it is (before or after
+ * vow_loop_new, the program's choice wins; a handler must then not exit on
+ * it). The disposition is process-wide and stays after vow_loop_free.
  */
 typedef struct vow_loop vow_loop;
 
@@ -870,7 +879,8 @@ vow_asyncgen *vow_stream_chunks(vow_stream *s);
 /* Its lines (readline): the chunks split at "
 ", each line yielded as a
  * STRING without its "
-" (nor a "" before it); a last line without a
+" (nor a "
+" before it); a last line without a
  * newline is yielded at the end. A line longer than max_line bytes (0: 64 KiB)
  * rejects with VOW_ETOOBIG rather than buffering without bound. */
 vow_asyncgen *vow_stream_lines(vow_stream *s, size_t max_line);

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -661,4 +663,115 @@ Test(server, header_lists_join_repeats_and_stay_bounded) {
   cr_assert_str_eq(h.items[1].value, "b=2");
   cr_assert_null(vow__headers_get(&h, "missing"));
   vow__headers_clear(&h);
+}
+
+/* ---- SIGPIPE ------------------------------------------------------------------------------ */
+
+/* A client that shuts its side (FIN) and is gone by the time the answer
+ * comes: its kernel answers the first bytes with a reset, and the next write
+ * on a socket in CLOSE_WAIT that got a reset fails with EPIPE — which, without
+ * MSG_NOSIGNAL, also raises SIGPIPE, whose default action kills the process
+ * (exit by signal 13, "141" in a shell). libuv writes without MSG_NOSIGNAL.
+ * The server's reading is stopped here (the client pipelined more than the
+ * server buffers while a request is handled), so it cannot see the FIN first.
+ * Node: the same client makes res.write fail with EPIPE, and the process
+ * lives on, since Node ignores SIGPIPE at startup. */
+static volatile int sp_client_gone;
+static int sp_port, sp_cleanups;
+
+static void sp_client(void *arg) {
+  (void)arg;
+  static char junk[160 * 1024];
+  size_t n = (size_t)snprintf(junk, sizeof junk, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+  while (n + 64 < sizeof junk) n += (size_t)snprintf(junk + n, 64, "GET /b HTTP/1.1\r\nHost: x\r\n\r\n");
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sp_port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+    for (size_t off = 0; off < n;) { /* as much as the buffers take, never blocking */
+      ssize_t w = send(fd, junk + off, n - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (w <= 0) break;
+      off += (size_t)w;
+    }
+  }
+  close(fd); /* nothing unread: a FIN */
+  sp_client_gone = 1;
+}
+
+static vow_value sp_endless(vow_loop *l, vow_asyncgen *g, void *arg) {
+  (void)g, (void)arg;
+  vow_value sent = vow_undefined();
+  for (;;) {
+    vow_await(vow_delay(l, 1, vow_undefined()), NULL); /* a tick for the reset to land */
+    if (vow_yield(vow_string("more"), &sent) != 0) break;
+    vow_unref(sent);
+  }
+  sp_cleanups++;
+  return sent;
+}
+
+static vow_value sp_handler(vow_loop *l, vow_request *req, void *data) {
+  (void)data;
+  if (strcmp(vow_request_target(req), "/hold") != 0) return vow_http_response(200, NULL, vow_string("b"));
+  while (!sp_client_gone) vow_await(vow_delay(l, 1, vow_undefined()), NULL);
+  return vow_http_response_stream(200, NULL, vow_asyncgen_new(l, sp_endless, NULL));
+}
+
+static vow_value sp_main(vow_loop *l, void *srv) {
+  for (int round = 0; round < 3; round++) {
+    sp_client_gone = 0;
+    uv_thread_t t;
+    uv_thread_create(&t, sp_client, NULL);
+    for (int i = 0; i < 5000 && sp_cleanups <= round; i++) vow_await(vow_delay(l, 1, vow_undefined()), NULL);
+    uv_thread_join(&t);
+  }
+  vow_await(vow_server_close(srv), NULL);
+  return vow_undefined();
+}
+
+/* The server in a child process with SIGPIPE at its default: it must exit 0. */
+static int sp_child(void) {
+  signal(SIGPIPE, SIG_DFL);
+  vow_loop *l;
+  vow_server *srv;
+  if (vow_loop_new(&l, NULL) != 0 || vow_server_listen(l, NULL, sp_handler, NULL, &srv) != 0) return 2;
+  sp_port = vow_server_port(srv);
+  vow_promise *p = vow_async(l, sp_main, srv);
+  if (vow_loop_run(l) != 0 || vow_promise_state(p) != VOW_FULFILLED) return 3;
+  vow_promise_unref(p);
+  vow_loop_free(l);
+  return sp_cleanups == 3 ? 0 : 4;
+}
+
+Test(server, a_vanished_client_never_kills_the_process) {
+  fflush(NULL);
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) _exit(sp_child());
+  int status;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_assert_not(WIFSIGNALED(status), "the server died of signal %d (%s)", WTERMSIG(status),
+                strsignal(WTERMSIG(status)));
+  cr_assert_eq(WEXITSTATUS(status), 0, "the child failed at step %d", WEXITSTATUS(status));
+}
+
+/* vow only ignores SIGPIPE where nobody chose otherwise: a handler of the
+ * program's own, or SIG_IGN, stays as it was; SIG_DFL becomes SIG_IGN. */
+static void my_sigpipe(int sig) { (void)sig; }
+Test(server, sigpipe_handler_of_the_program_stays) {
+  vow_loop_free(loop);
+  loop = NULL;
+  struct sigaction mine = {.sa_handler = my_sigpipe}, now;
+  sigemptyset(&mine.sa_mask);
+  cr_assert_eq(sigaction(SIGPIPE, &mine, NULL), 0);
+  vow_loop *l;
+  cr_assert_eq(vow_loop_new(&l, NULL), 0);
+  sigaction(SIGPIPE, NULL, &now);
+  cr_assert_eq(now.sa_handler, my_sigpipe, "the program's handler is still installed");
+  vow_loop_free(l);
+  signal(SIGPIPE, SIG_DFL);
+  cr_assert_eq(vow_loop_new(&l, NULL), 0);
+  sigaction(SIGPIPE, NULL, &now);
+  cr_assert_eq(now.sa_handler, SIG_IGN, "the default (death) became ignore");
+  vow_loop_free(l);
 }
