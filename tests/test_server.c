@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 #include <uv.h>
@@ -125,6 +126,10 @@ static vow_value handler(vow_loop *l, vow_request *req, void *data) {
     return vow_http_response_stream(200, NULL, vow_asyncgen_new(l, words, NULL));
   if (strcmp(t, "/endless") == 0)
     return vow_http_response_stream(200, NULL, vow_asyncgen_new(l, endless, NULL));
+  if (strcmp(t, "/big") == 0) { /* 64 KiB */
+    memset(x64k, 'x', sizeof x64k);
+    return vow_http_response(200, NULL, vow_string_n(x64k, sizeof x64k));
+  }
   if (strcmp(t, "/headers") == 0) {
     vow_value res = vow_http_response(200, NULL, vow_stringf("%s|%s", vow_request_method(req),
                                                              vow_request_header(req, "X-MIXED")));
@@ -775,3 +780,58 @@ Test(server, sigpipe_handler_of_the_program_stays) {
   cr_assert_eq(now.sa_handler, SIG_IGN, "the default (death) became ignore");
   vow_loop_free(l);
 }
+
+/* ---- bounded buffering -------------------------------------------------------------------- */
+
+/* A client that pipelines requests and never reads its answers: once the
+ * answers back up (more than the server queues for one connection), the
+ * server stops parsing, and it must then stop reading too, whatever state the
+ * connection is in — otherwise the requests pile up in its memory as fast as
+ * the client sends them. Node: the socket is paused once its write buffer is
+ * past the high-water mark, and the kernel's buffers push back on the client. */
+typedef struct flood {
+  int port;
+  size_t sent;
+} flood;
+
+static vow_value flood_run(void *arg) {
+  flood *f = arg;
+  static const char req[] = "GET /big HTTP/1.1\r\nHost: x\r\n\r\n"; /* answered with 64 KiB */
+  int n = (int)sizeof req - 1;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) return vow_undefined();
+  /* Up to 4 MiB of requests, until the server stops taking them. */
+  for (int off = 0; f->sent < (4u << 20);) {
+    ssize_t w = send(fd, req + off, (size_t)(n - off), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) {
+      f->sent += (size_t)w;
+      off = (off + (int)w) % n;
+      continue;
+    }
+    struct pollfd p = {fd, POLLOUT, 0};
+    if (w < 0 && errno == EAGAIN && poll(&p, 1, 200) == 1) continue;
+    break; /* the server pushes back: it stopped reading */
+  }
+  shutdown(fd, SHUT_WR);
+  struct timeval guard = {5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &guard, sizeof guard);
+  static char sink[1 << 16];
+  while (recv(fd, sink, sizeof sink, 0) > 0) {}
+  close(fd);
+  return vow_undefined();
+}
+
+static vow_value t_never_reads(vow_loop *l, void *a) {
+  (void)a;
+  flood f = {.port = W.port};
+  cr_assert_eq(vow_await(vow_work(l, flood_run, &f), NULL), 0);
+  size_t peak = vow__server_input_peak(W.srv);
+  cr_assert_gt(f.sent, 512 * 1024, "the client sent %zu bytes", f.sent);
+  cr_assert_leq(peak, 512 * 1024, "one connection buffered %zu of the %zu request bytes sent", peak, f.sent);
+  wait_no_connections();
+  assert_healthy();
+  return close_server();
+}
+LOOP_TEST(server, a_client_that_never_reads_is_not_buffered_without_bound) { run(t_never_reads, NULL); }

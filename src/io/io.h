@@ -83,5 +83,8 @@ size_t vow__response_buffered_peak(const vow_response *r);
  * servers hold open right now. */
 size_t vow__fetch_active(vow_loop *loop);
 size_t vow__server_connections(const vow_server *server);
+/* The most received, not yet parsed bytes one of the server's connections
+ * ever held: what its read flow control bounds. */
+size_t vow__server_input_peak(const vow_server *server);
 
 #endif /* VOW_IO_H */

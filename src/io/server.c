@@ -79,6 +79,7 @@ struct vow_server {
   int port;
   conn *conns;                /* open connections */
   size_t nconns;              /* connections whose memory is not yet freed */
+  size_t input_peak;          /* the most unparsed bytes a connection held (tests) */
   int closing;
   vow_promise *closed;        /* vow_server_close's promise */
   int torn;                   /* the loop is being freed */
@@ -778,6 +779,27 @@ static void parse_failed(conn *c) {
   send_error(c, status);
 }
 
+/* Read flow control, the one place that starts and stops reading. A
+ * connection reads while what waits unparsed is under READ_BUF and its
+ * responses are not backed up (past WRITE_HIGH no request is parsed, so what
+ * arrives would only pile up), in every state: a client that pipelines and
+ * never reads is held back by the kernel's buffers, not by vow's memory. An
+ * ending connection always reads: it discards what comes. Every event that
+ * can change the answer (a read, a write done, a request parsed or answered)
+ * ends in conn_advance, which asks here. */
+static void conn_flow(conn *c) {
+  if (c->state == C_CLOSED) return;
+  int want = c->state == C_ENDING ||
+             (c->in.len - c->in_off < READ_BUF &&
+              uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <= WRITE_HIGH);
+  if (want && !c->reading) {
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;
+  } else if (!want && c->reading) {
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
+  }
+}
+
 /* Parses what is buffered, one request at a time, until a request is being
  * handled, the input runs out or the connection ends. Re-entrant calls (a
  * handler that answers at once) just ask the running one to look again. */
@@ -805,9 +827,7 @@ static void conn_advance(conn *c) {
   } while (c->again);
   c->advancing = 0;
   if (c->in_off == c->in.len) c->in_off = c->in.len = 0;
-  if (!c->reading && c->state < C_CLOSED && c->in.len - c->in_off < READ_BUF &&
-      uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
-    c->reading = 1;
+  conn_flow(c);
 }
 
 typedef struct read_event {
@@ -835,12 +855,8 @@ static void read_task(vow_loop *loop, void *arg) {
     conn_close(c);
     return;
   }
-  /* While a request is handled, pipelined bytes wait; past a bound, stop reading. */
-  if (c->state == C_HANDLING && c->in.len - c->in_off >= READ_BUF + c->srv->max_header_bytes) {
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    c->reading = 0;
-  }
-  conn_advance(c);
+  if (c->in.len > c->srv->input_peak) c->srv->input_peak = c->in.len;
+  conn_advance(c); /* and conn_flow: reading stops if this is enough for now */
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -936,6 +952,8 @@ vow_promise *vow_server_close(vow_server *srv) {
 }
 
 int vow_server_port(const vow_server *srv) { return srv ? srv->port : VOW_EINVAL; }
+
+size_t vow__server_input_peak(const vow_server *srv) { return srv ? srv->input_peak : 0; }
 
 size_t vow__server_connections(const vow_server *srv) {
   size_t n = 0;
