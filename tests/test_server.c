@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include "io/io.h"
+#include "faults.h"
 #include "log.h"
 #include "core/loop.h"
 #include "vow.h"
@@ -835,3 +836,39 @@ static vow_value t_never_reads(vow_loop *l, void *a) {
   return close_server();
 }
 LOOP_TEST(server, a_client_that_never_reads_is_not_buffered_without_bound) { run(t_never_reads, NULL); }
+
+/* ---- out of memory while accepting ------------------------------------------------------- */
+
+/* A connection that arrives when no memory is left for it is accepted and
+ * closed at once, and the server goes on listening: had it left the
+ * connection in the backlog, libuv would stop polling the listener for good. */
+static int oom_client_done;
+static client oom_client;
+static void oom_client_thread(void *arg) {
+  vow_unref(client_run(arg));
+  oom_client_done = 1;
+}
+static vow_value t_after_oom(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  assert_healthy();
+  return close_server();
+}
+LOOP_TEST(server, out_of_memory_at_accept_closes_and_keeps_listening) {
+  start_server(NULL);
+  oom_client = (client){.port = W.port, .send = "", .want_eof = 1}; /* silent: the close is a FIN */
+  uv_thread_t t;
+  uv_thread_create(&t, oom_client_thread, &oom_client);
+  fault_arm(1, FAULT_FROM); /* no allocation succeeds while the client connects */
+  for (int i = 0; i < 5000 && !oom_client_done; i++) {
+    uv_run(vow_loop_uv(loop), UV_RUN_NOWAIT);
+    uv_sleep(1);
+  }
+  fault_disarm();
+  uv_thread_join(&t);
+  cr_assert(oom_client.connected && oom_client.eof, "the connection was accepted and closed");
+  cr_assert_eq(oom_client.out_len, 0, "nothing could be said: %s", oom_client.out);
+  vow_promise *p = vow_async(loop, t_after_oom, NULL);
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_eq(vow_promise_state(p), VOW_FULFILLED, "the next client was served");
+  vow_promise_unref(p);
+}

@@ -77,6 +77,9 @@ struct vow_server {
   uint64_t keepalive_timeout_ms;
   size_t stack_size;
   int port;
+  uv_tcp_t refused;           /* takes a connection there is no memory for */
+  int refusing;               /* refused is closing: it is busy until then */
+  int accept_waiting;         /* a connection waits until refused is free */
   conn *conns;                /* open connections */
   size_t nconns;              /* connections whose memory is not yet freed */
   size_t input_peak;          /* the most unparsed bytes a connection held (tests) */
@@ -874,10 +877,43 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 
 /* ---- accepting ------------------------------------------------------------------------------------ */
 
+static void accept_task(vow_loop *loop, void *arg);
+
+static void refused_closed(uv_handle_t *h) {
+  vow_server *srv = h->data;
+  srv->refusing = 0;
+  if (srv->accept_waiting && !srv->closing) {
+    srv->accept_waiting = 0;
+    vow__loop_enter(srv->loop, accept_task, srv);
+  }
+  server_maybe_free(srv);
+}
+
+/* No memory for a connection: it is accepted into the server's own spare
+ * handle and closed at once (the client sees the close). Left in the backlog
+ * instead, it would make libuv stop polling the listener until a uv_accept
+ * that never comes. The spare is busy until its close callback; a connection
+ * that comes meanwhile waits for it, with the listener paused by libuv. */
+static void refuse(vow_server *srv) {
+  if (srv->refusing) {
+    srv->accept_waiting = 1;
+    return;
+  }
+  uv_tcp_init(&srv->loop->uv, &srv->refused);
+  srv->refused.data = srv;
+  srv->refusing = 1;
+  uv_accept((uv_stream_t *)srv->listener, (uv_stream_t *)&srv->refused);
+  uv_close((uv_handle_t *)&srv->refused, refused_closed);
+}
+
 static void accept_task(vow_loop *loop, void *arg) {
   vow_server *srv = arg;
+  if (srv->closing) return;
   conn *c = vow__calloc(1, sizeof *c);
-  if (!c) return;
+  if (!c) {
+    refuse(srv);
+    return;
+  }
   uv_tcp_init(&loop->uv, &c->tcp);
   uv_timer_init(&loop->uv, &c->timer);
   c->tcp.data = c->timer.data = c;
@@ -924,7 +960,7 @@ static void server_finish_task(vow_loop *loop, void *arg) {
 
 /* Frees the server once closing, its listener closed and its connections gone. */
 static void server_maybe_free(vow_server *srv) {
-  if (!srv->closing || srv->listener || srv->nconns) return;
+  if (!srv->closing || srv->listener || srv->nconns || srv->refusing) return;
   if (srv->torn) vow__free(srv); /* the loop is going: nothing to settle */
   else vow__loop_enter(srv->loop, server_finish_task, srv);
 }
