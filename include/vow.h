@@ -979,7 +979,11 @@ vow_asyncgen *vow_response_body(vow_response *r);
  * runs as an async function per request — it may vow_await — and returns the
  * response (or a promise of one). Bad input never crashes it: a malformed
  * request gets 400, oversized headers 431, an oversized body 413, a client
- * that stalls 408, and the connection is closed. Pipelined requests on one
+ * that stalls 408, a version other than HTTP/1.0 and 1.1 505, and the
+ * connection is closed. The syntax is strict, as Node's parser and RFC 9112
+ * are: whitespace before a header's colon, a bare LF, obs-fold (a line that
+ * starts with whitespace), a control byte in a value, and a missing (HTTP/1.1)
+ * or repeated Host are all malformed. Pipelined requests on one
  * connection are handled one at a time and answered in order; a request
  * with "Expect: 100-continue" gets "100 Continue" before its body is read.
  */

@@ -177,6 +177,7 @@ typedef struct client {
   int close_after;       /* close right after sending (abrupt) */
   int read_some;         /* read this many bytes, then close (a reader that vanishes) */
   int want_eof;          /* then wait for the server to close */
+  int drip;              /* send one byte at a time */
   /* results */
   int connected;
   int connect_errno;
@@ -254,7 +255,12 @@ static vow_value client_run(void *arg) {
     return vow_undefined();
   }
   c->connected = 1;
-  if (c->send) send_all(fd, c->send, c->send_len ? c->send_len : strlen(c->send));
+  size_t send_len = c->send && c->send_len ? c->send_len : c->send ? strlen(c->send) : 0;
+  for (size_t i = 0; c->drip && i < send_len; i++) {
+    send_all(fd, c->send + i, 1);
+    uv_sleep(1); /* so that most bytes come in reads of their own */
+  }
+  if (c->send && !c->drip) send_all(fd, c->send, send_len);
   if (c->close_after) {
     close(fd);
     return vow_undefined();
@@ -392,7 +398,7 @@ static vow_value t_responses(vow_loop *l, void *a) {
                       "GET /throw HTTP/1.1\r\nHost: x\r\n\r\n"
                       "GET /not-a-response HTTP/1.1\r\nHost: x\r\n\r\n"
                       "HEAD /b HTTP/1.1\r\nHost: x\r\n\r\n"
-                      "PUT /headers HTTP/1.1\r\nx-mixed: Case\r\nContent-Length: 0\r\n\r\n",
+                      "PUT /headers HTTP/1.1\r\nHost: x\r\nx-mixed: Case\r\nContent-Length: 0\r\n\r\n",
               .responses = 5};
   client_do(&c);
   const char *p = c.out;
@@ -437,10 +443,10 @@ static vow_value t_garbage(vow_loop *l, void *a) {
   client c = {.send = "\x16\x03\x01 this is not HTTP\r\n\r\n", .want_eof = 1};
   client_do(&c);
   assert_status_and_close(&c, "HTTP/1.1 400 Bad Request\r\n");
-  client d = {.send = "GET / HTTP/1.1\r\nBad Header Line\r\n\r\n", .want_eof = 1};
+  client d = {.send = "GET / HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n", .want_eof = 1};
   client_do(&d);
   assert_status_and_close(&d, "HTTP/1.1 400 Bad Request\r\n");
-  client e = {.send = "POST /b HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", .want_eof = 1};
+  client e = {.send = "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", .want_eof = 1};
   client_do(&e);
   assert_status_and_close(&e, "HTTP/1.1 400 Bad Request\r\n");
   assert_healthy();
@@ -470,11 +476,11 @@ LOOP_TEST(server, oversized_headers_get_431) {
 /* Bodies over max_body_bytes: 413, announced (Content-Length) or found out (chunked). */
 static vow_value t_big_body(vow_loop *l, void *a) {
   (void)l, (void)a;
-  client c = {.send = "POST /b HTTP/1.1\r\nContent-Length: 2000\r\n\r\nonly the start", .want_eof = 1};
+  client c = {.send = "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\nonly the start", .want_eof = 1};
   client_do(&c);
   assert_status_and_close(&c, "HTTP/1.1 413 Payload Too Large\r\n");
   static char req[4096];
-  int n = snprintf(req, sizeof req, "POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+  int n = snprintf(req, sizeof req, "POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
   for (int i = 0; i < 3; i++) n += snprintf(req + n, sizeof req - (size_t)n, "190\r\n%0400d\r\n", 0);
   snprintf(req + n, sizeof req - (size_t)n, "0\r\n\r\n");
   client d = {.send = req, .want_eof = 1};
@@ -494,7 +500,7 @@ static vow_value t_stalled(vow_loop *l, void *a) {
   (void)l, (void)a;
   client c = {.send = "GET /b HTTP/1.1\r\nHost: x\r\n", .want_eof = 1};
   client d = {.send = "", .want_eof = 1};
-  client e = {.send = "POST /b HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc", .want_eof = 1};
+  client e = {.send = "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc", .want_eof = 1};
   vow_promise *pd = client_start(&d), *pe = client_start(&e);
   client_do(&c);
   assert_status_and_close(&c, "HTTP/1.1 408 Request Timeout\r\n");
@@ -514,7 +520,7 @@ LOOP_TEST(server, stalled_request_gets_408) {
 /* Half a request, then the client closes: nothing to answer, nothing left over. */
 static vow_value t_half(vow_loop *l, void *a) {
   (void)l, (void)a;
-  client c = {.send = "POST /b HTTP/1.1\r\nContent-Length: 100\r\n\r\nhalf", .close_after = 1};
+  client c = {.send = "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nhalf", .close_after = 1};
   client_do(&c);
   client d = {.send = "GET /b HTT", .close_after = 1};
   client_do(&d);
@@ -620,8 +626,8 @@ static void client_thread(void *arg) {
 }
 static vow_value t_teardown(vow_loop *l, void *a) {
   (void)a;
-  tc[0] = (client){.send = "GET /never HTTP/1.1\r\n\r\n", .responses = 1};
-  tc[1] = (client){.send = "GET /endless HTTP/1.1\r\n\r\n", .read_some = 1 << 30};
+  tc[0] = (client){.send = "GET /never HTTP/1.1\r\nHost: x\r\n\r\n", .responses = 1};
+  tc[1] = (client){.send = "GET /endless HTTP/1.1\r\nHost: x\r\n\r\n", .read_some = 1 << 30};
   tc[2] = (client){.send = "GET /never HTTP/1.1\r\nHost:", .responses = 1};
   for (int i = 0; i < 3; i++) {
     tc[i].port = W.port;
@@ -872,3 +878,72 @@ LOOP_TEST(server, out_of_memory_at_accept_closes_and_keeps_listening) {
   cr_assert_eq(vow_promise_state(p), VOW_FULFILLED, "the next client was served");
   vow_promise_unref(p);
 }
+
+/* ---- strict request syntax ---------------------------------------------------------------- */
+
+/* What Node 20's strict parser (llhttp) refuses, vow refuses: each request on
+ * its own connection, answered with the status and then closed. Node's
+ * answers (tools: a node http.createServer and these bytes, 2026-12):
+ *   "Content-Length : 3" (space before the colon)  400   (RFC 9112 5.1: MUST 400;
+ *   "Transfer Encoding:", "X-A\t:"                 400    else the space smuggles)
+ *   a bare LF ending any line of the head          400
+ *   obs-fold (a line starting with SP or HT)       400
+ *   a CR not followed by LF, an empty name         400
+ *   a control byte in a value                      400
+ *   HTTP/1.1 without Host                          400
+ *   HTTP/1.2, HTTP/3.1                             400
+ * Where vow is stricter than Node, RFC 9112 decides: two Host lines get 400
+ * (3.2: "MUST respond with a 400 ... more than one Host header field line";
+ * Node answers 200 with the first), and HTTP/2.0 and HTTP/0.9 in a request
+ * line get 505 (Node answers them 200 as 1.x); 1.2 and 3.1 get 505 too: the
+ * status that says what is wrong. Accepted as by Node: HTTP/1.0 without
+ * Host, an empty Host, a tab inside a value, a CRLF before the request line. */
+typedef struct syntax_case {
+  const char *name, *request, *status;
+} syntax_case;
+
+static const syntax_case syntax_cases[] = {
+    {"space before colon", "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc", "400"},
+    {"space in a name", "GET /b HTTP/1.1\r\nHost: x\r\nTransfer Encoding: chunked\r\n\r\n", "400"},
+    {"tab before colon", "GET /b HTTP/1.1\r\nHost: x\r\nX-A\t: 1\r\n\r\n", "400"},
+    {"bare LF everywhere", "GET /b HTTP/1.1\nHost: x\n\n", "400"},
+    {"bare LF after a header", "GET /b HTTP/1.1\r\nHost: x\nX-A: 1\r\n\r\n", "400"},
+    {"bare LF after the request line", "GET /b HTTP/1.1\nHost: x\r\n\r\n", "400"},
+    {"bare LF ending the head", "GET /b HTTP/1.1\r\nHost: x\r\n\n", "400"},
+    {"obs-fold", "GET /b HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n 2\r\n\r\n", "400"},
+    {"obs-fold with a tab", "GET /b HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\t2\r\n\r\n", "400"},
+    {"a lone CR", "GET /b HTTP/1.1\r\nHost: x\rX-A: 1\r\n\r\n", "400"},
+    {"an empty name", "GET /b HTTP/1.1\r\nHost: x\r\n: v\r\n\r\n", "400"},
+    {"a control byte in a value", "GET /b HTTP/1.1\r\nHost: x\r\nX-A: a\x01" "b\r\n\r\n", "400"},
+    {"HTTP/1.1 without Host", "GET /b HTTP/1.1\r\n\r\n", "400"},
+    {"two Host lines", "GET /b HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", "400"},
+    {"two Host lines, HTTP/1.0", "GET /b HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", "400"},
+    {"HTTP/1.2", "GET /b HTTP/1.2\r\nHost: x\r\n\r\n", "505"},
+    {"HTTP/2.0", "GET /b HTTP/2.0\r\nHost: x\r\n\r\n", "505"},
+    {"HTTP/0.9", "GET /b HTTP/0.9\r\nHost: x\r\n\r\n", "505"},
+    {"HTTP/1.0 without Host", "GET /b HTTP/1.0\r\n\r\n", "200"},
+    {"an empty Host", "GET /b HTTP/1.1\r\nHost:\r\n\r\n", "200"},
+    {"a tab inside a value", "GET /b HTTP/1.1\r\nHost: x\r\nX-A: a\tb\r\n\r\n", "200"},
+    {"a CRLF before the request line", "\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n", "200"},
+};
+
+static vow_value t_strict(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  for (size_t i = 0; i < sizeof syntax_cases / sizeof *syntax_cases; i++) {
+    const syntax_case *k = &syntax_cases[i];
+    client c = {.send = k->request, .responses = 1};
+    client_do(&c);
+    char want[32];
+    snprintf(want, sizeof want, "HTTP/1.1 %s ", k->status);
+    cr_expect(strncmp(c.out, want, strlen(want)) == 0, "%s: expected %s, got: %.60s", k->name,
+              k->status, c.out);
+  }
+  /* Byte by byte, the same verdicts: the checks hold across reads. */
+  client d = {.send = "GET /b HTTP/1.1\r\nHost: x\r\nX-A : 1\r\n\r\n", .want_eof = 1, .drip = 1};
+  client_do(&d);
+  assert_status_and_close(&d, "HTTP/1.1 400 Bad Request\r\n");
+  cr_assert_eq(W.seq, 4, "only the four good requests reached the handler");
+  assert_healthy();
+  return close_server();
+}
+LOOP_TEST(server, request_syntax_is_strict) { run(t_strict, NULL); }
