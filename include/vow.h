@@ -978,9 +978,9 @@ vow_asyncgen *vow_response_body(vow_response *r);
  * keep-alive, Content-Length and chunked request bodies, and a handler that
  * runs as an async function per request — it may vow_await — and returns the
  * response (or a promise of one). Bad input never crashes it: a malformed
- * request gets 400, oversized headers 431, an oversized body 413, a client
- * that stalls 408, a version other than HTTP/1.0 and 1.1 505, and the
- * connection is closed. The syntax is strict, as Node's parser and RFC 9112
+ * request gets 400, too many or too large headers 431, an oversized body
+ * 413, a client that stalls 408, a version other than HTTP/1.0 and 1.1 505,
+ * and the connection is closed. The syntax is strict, as Node's parser and RFC 9112
  * are: whitespace before a header's colon, a bare LF, obs-fold (a line that
  * starts with whitespace), a control byte in a value, and a missing (HTTP/1.1)
  * or repeated Host are all malformed. Pipelined requests on one
@@ -994,6 +994,7 @@ typedef struct vow_server_options {
   const char *host;               /* NULL: "127.0.0.1" */
   int port;                       /* 0: an ephemeral port (see vow_server_port) */
   size_t max_header_bytes;        /* 0: 16 KiB */
+  size_t max_headers;             /* header lines in a request; 0: 2000 (more: 431) */
   size_t max_body_bytes;          /* 0: 1 MiB */
   uint64_t request_timeout_ms;    /* to receive a whole request; 0: 10 s */
   uint64_t keepalive_timeout_ms;  /* idle keep-alive connections close after; 0: 5 s */

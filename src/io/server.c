@@ -72,6 +72,7 @@ struct vow_server {
   vow_http_handler handler;
   void *data;
   size_t max_header_bytes;
+  size_t max_headers;
   size_t max_body_bytes;
   uint64_t request_timeout_ms;
   uint64_t keepalive_timeout_ms;
@@ -125,6 +126,7 @@ struct vow_request {
   vow__buf body;
   vow_value body_value;
   size_t header_bytes;
+  size_t header_lines;
   int hosts;                  /* Host lines */
   int head;
   int http10;
@@ -515,6 +517,10 @@ static int header_bytes(conn *c, size_t n) {
 static int commit_header(conn *c) {
   int err = 0;
   if (c->field.len) {
+    if (++c->req->header_lines > c->srv->max_headers) {
+      c->err_status = 431; /* as for too many bytes: a bound on the work per request */
+      return -1;
+    }
     if (c->field.len == 4 && strncasecmp(c->field.data, "host", 4) == 0) c->req->hosts++;
     err = vow__headers_add(&c->req->headers, c->field.data, c->field.len,
                            c->value.data ? c->value.data : "", c->value.len, 1);
@@ -1111,6 +1117,7 @@ int vow_server_listen(vow_loop *loop, const vow_server_options *options, vow_htt
       .handler = handler,
       .data = data,
       .max_header_bytes = o->max_header_bytes ? o->max_header_bytes : 16 * 1024,
+      .max_headers = o->max_headers ? o->max_headers : 2000,
       .max_body_bytes = o->max_body_bytes ? o->max_body_bytes : 1024 * 1024,
       .request_timeout_ms = o->request_timeout_ms ? o->request_timeout_ms : 10000,
       .keepalive_timeout_ms = o->keepalive_timeout_ms ? o->keepalive_timeout_ms : 5000,
