@@ -593,7 +593,10 @@ static int on_headers_complete(http_parser *p) {
   if (expect && strcasecmp(expect, "100-continue") == 0 && !r->http10) {
     /* The client waits for leave to send its body: give it, as Node does. */
     uv_buf_t go = uv_buf_init(unconst("HTTP/1.1 100 Continue\r\n\r\n"), 25);
-    conn_write(c, &go, 1, NULL, vow_undefined(), 0);
+    if (conn_write(c, &go, 1, NULL, vow_undefined(), 0) != 0) {
+      c->err_status = 500; /* unsaid, the client would wait for it */
+      return -1;
+    }
   }
   return 0;
 }
@@ -784,9 +787,10 @@ static void dispatch(conn *c) {
   vow_async_options o = {c->srv->stack_size, "http handler", request_release};
   vow_promise *p = vow_async_ex(c->srv->loop, request_main, r, &o);
   if (!p || vow_promise_state(p) == VOW_REJECTED) { /* no coroutine: the body never ran */
+    /* request_release already dropped the coroutine's reference (arg_free
+     * runs whenever the body will never run, NULL or rejected). */
     if (p) vow_promise_unref(vow_catch(p, swallow, NULL));
-    else request_unref(r);
-    c->state = C_RECEIVING; /* so send_error releases it */
+    c->state = C_RECEIVING; /* so send_error releases the connection's */
     send_error(c, 503);
   }
   vow_promise_unref(p);
