@@ -33,7 +33,13 @@
  *     after it), except after loop teardown, when callbacks only free memory;
  *   - user code (handlers, abort listeners) runs only when the connection's
  *     state is consistent: the parser's callbacks never call it, aborts come
- *     last in conn_close.
+ *     last in conn_close;
+ *   - what a client can make a connection hold is bounded, in every state:
+ *     unparsed input by READ_BUF (conn_flow stops reading there, and while
+ *     answers are backed up past WRITE_HIGH), a request's head by
+ *     max_header_bytes and max_headers, its body by max_body_bytes;
+ *   - a request's head is checked byte by byte (head_scan) before the parser
+ *     reads it, so nothing the strict grammar refuses is ever acted upon.
  */
 #include <http_parser.h>
 #include <limits.h>
