@@ -118,14 +118,17 @@ int vow_set_allocator(const vow_allocator *allocator);
  *     then unhandled rejections are reported. So microtasks always run before the
  *     next macrotask, even between two timers that fire in the same turn.
  *
- * SIGPIPE: a peer that goes away makes the next write to it raise SIGPIPE,
- * whose default action kills the process. Like Node, vow_loop_new sets
- * SIGPIPE to SIG_IGN when (and only when) it is at its default, so writes to
- * a vanished peer fail with UV_EPIPE instead; a handler of yours, or your own
- * SIG_IGN, is left untouched.
- *
  * Lifecycle: vow_loop_new -> (schedule work) -> vow_loop_run -> vow_loop_free.
  * vow_loop_run may be called again after it returns, to run newly scheduled work.
+ *
+ * SIGPIPE: a write to a socket whose peer has gone raises SIGPIPE, whose
+ * default action kills the process, and libuv writes without MSG_NOSIGNAL.
+ * So vow_loop_new, like Node at startup, sets SIGPIPE to SIG_IGN when its
+ * disposition is the default (SIG_DFL); such writes then fail with EPIPE,
+ * which the server and fetch treat as a peer that left. A handler the program
+ * installed, or its own SIG_IGN, is left as it is (before or after
+ * vow_loop_new, the program's choice wins; a handler must then not exit on
+ * it). The disposition is process-wide and stays after vow_loop_free.
  */
 typedef struct vow_loop vow_loop;
 
@@ -1006,8 +1009,12 @@ vow_asyncgen *vow_response_body(vow_response *r);
  * keep-alive, Content-Length and chunked request bodies, and a handler that
  * runs as an async function per request — it may vow_await — and returns the
  * response (or a promise of one). Bad input never crashes it: a malformed
- * request gets 400, oversized headers 431, an oversized body 413, a client
- * that stalls 408, and the connection is closed. Pipelined requests on one
+ * request gets 400, too many or too large headers 431, an oversized body
+ * 413, a client that stalls 408, a version other than HTTP/1.0 and 1.1 505,
+ * and the connection is closed. The syntax is strict, as Node's parser and RFC 9112
+ * are: whitespace before a header's colon, a bare LF, obs-fold (a line that
+ * starts with whitespace), a control byte in a value, and a missing (HTTP/1.1)
+ * or repeated Host are all malformed. Pipelined requests on one
  * connection are handled one at a time and answered in order; a request
  * with "Expect: 100-continue" gets "100 Continue" before its body is read.
  */
@@ -1018,6 +1025,7 @@ typedef struct vow_server_options {
   const char *host;               /* NULL: "127.0.0.1" */
   int port;                       /* 0: an ephemeral port (see vow_server_port) */
   size_t max_header_bytes;        /* 0: 16 KiB */
+  size_t max_headers;             /* header lines in a request; 0: 2000 (more: 431) */
   size_t max_body_bytes;          /* 0: 1 MiB */
   uint64_t request_timeout_ms;    /* to receive a whole request; 0: 10 s */
   uint64_t keepalive_timeout_ms;  /* idle keep-alive connections close after; 0: 5 s */
