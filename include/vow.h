@@ -870,7 +870,8 @@ vow_asyncgen *vow_stream_chunks(vow_stream *s);
 /* Its lines (readline): the chunks split at "
 ", each line yielded as a
  * STRING without its "
-" (nor a "" before it); a last line without a
+" (nor a "
+" before it); a last line without a
  * newline is yielded at the end. A line longer than max_line bytes (0: 64 KiB)
  * rejects with VOW_ETOOBIG rather than buffering without bound. */
 vow_asyncgen *vow_stream_lines(vow_stream *s, size_t max_line);
@@ -900,6 +901,139 @@ vow_promise *vow_stream_close(vow_stream *s);
  * the stream closes with the signal's reason. Return 0 or a negative code. */
 int vow_stream_set_timeout(vow_stream *s, uint64_t ms);
 int vow_stream_set_signal(vow_stream *s, vow_abort_signal *signal);
+
+/* ---- files ------------------------------------------------------------------
+ *
+ * Node's fs/promises, in vow's style. Every call runs its system calls on
+ * libuv's thread pool — all of one call's calls in one pool job (readFile's
+ * open, fstat, read and close are one trip to the pool, not four) — and
+ * settles its promise on the loop's thread. Paths are copied; options are
+ * read during the call (a signal in them is kept with a reference).
+ *
+ * Errors reject with an ERROR value whose code is libuv's (UV_ENOENT,
+ * UV_EACCES, UV_EISDIR, UV_ENOSPC, UV_EFBIG...) and whose message is Node's,
+ * to the byte, plus the path where Node leaves it out:
+ *   "ENOENT: no such file or directory, open 'x.txt'"
+ *   "EISDIR: illegal operation on a directory, read 'dir'"
+ *   "ENOENT: no such file or directory, rename 'a' -> 'b'"
+ * A NULL path (or data) rejects with VOW_EINVAL. Each call returns a new
+ * promise reference; NULL only when out of memory or on the wrong thread.
+ *
+ * Cancellation: where options take a signal, an abort rejects the promise
+ * with the signal's reason. Work still queued for the pool is taken off the
+ * queue; work already running stops at its next chunk (1 MiB) and the
+ * promise settles once the pool thread has let go. An aborted write may have
+ * written part of its data — an atomic one never has: its target is either
+ * untouched or wholly replaced.
+ *
+ * Writes and disk limits: a full disk rejects with UV_ENOSPC. A process
+ * limited by RLIMIT_FSIZE (`ulimit -f`) gets SIGXFSZ, which kills it, unless
+ * it ignores that signal (signal(SIGXFSZ, SIG_IGN)): the write then rejects
+ * with UV_EFBIG. vow does not change signal dispositions for you.
+ */
+
+/* fs.readFile(path): the whole file, as a STRING of bytes (binary-safe:
+ * vow_str_len is its length). A file whose size is unknown in advance (a
+ * pipe, /proc) is read until its end. */
+typedef struct vow_fs_read_options {
+  vow_abort_signal *signal;  /* NULL: none */
+  size_t max_size;           /* bigger files reject with VOW_ETOOBIG; 0: the
+                                most a STRING holds, 4 GiB - 2 */
+} vow_fs_read_options;
+vow_promise *vow_fs_read_file(vow_loop *loop, const char *path, const vow_fs_read_options *options);
+
+/* fs.writeFile(path, data) and, with append, fs.appendFile. Fulfils with
+ * undefined once every byte is written. */
+typedef struct vow_fs_write_options {
+  vow_abort_signal *signal;  /* NULL: none */
+  int append;                /* add to the end instead of replacing */
+  int exclusive;             /* fail with UV_EEXIST if the file exists ('wx') */
+  int atomic;                /* write a temporary file beside path, fsync it,
+                                then rename it over path: readers see the old
+                                contents or the new, never a part, even after a
+                                crash. Not with append or exclusive (VOW_EINVAL) */
+  int fsync;                 /* fsync before fulfilling (atomic always does) */
+  unsigned mode;             /* of a new file, before the umask; 0: 0666 */
+} vow_fs_write_options;
+/* data (len bytes) is copied. */
+vow_promise *vow_fs_write_file(vow_loop *loop, const char *path, const void *data, size_t len,
+                               const vow_fs_write_options *options);
+/* The same with a STRING value (taken), written without a copy. */
+vow_promise *vow_fs_write_file_value(vow_loop *loop, const char *path, vow_value data,
+                                     const vow_fs_write_options *options);
+
+/* What a path is (stats.isFile(), isDirectory()...). */
+typedef enum vow_file_type {
+  VOW_FILE_UNKNOWN = 0,
+  VOW_FILE_REGULAR,
+  VOW_FILE_DIRECTORY,
+  VOW_FILE_SYMLINK,
+  VOW_FILE_FIFO,
+  VOW_FILE_SOCKET,
+  VOW_FILE_CHAR_DEVICE,
+  VOW_FILE_BLOCK_DEVICE
+} vow_file_type;
+
+/* fs.Stats. Times are nanoseconds since the epoch (Node's mtimeMs is
+ * mtime_ns / 1e6). */
+typedef struct vow_stat {
+  vow_file_type type;
+  uint32_t mode;        /* st_mode: the type and permission bits */
+  uint64_t size;        /* bytes */
+  uint64_t dev, ino, nlink, uid, gid, blocks;
+  int64_t atime_ns, mtime_ns, ctime_ns;
+} vow_stat;
+
+/* fs.stat(path) and fs.lstat(path) (which describes a symbolic link itself,
+ * not what it points to): a POINTER value read with vow_as_stat. */
+vow_promise *vow_fs_stat(vow_loop *loop, const char *path);
+vow_promise *vow_fs_lstat(vow_loop *loop, const char *path);
+/* The stat inside such a value (borrowed from it), or NULL. */
+const vow_stat *vow_as_stat(vow_value value);
+
+/* A directory entry (fs.Dirent): its name, and its type as the directory
+ * knows it (a symbolic link is VOW_FILE_SYMLINK, not followed). */
+typedef struct vow_dirent {
+  const char *name;
+  vow_file_type type;
+} vow_dirent;
+
+/* fs.opendir(path) as an async iterator: an async generator (a new
+ * reference, for VOW_FOR_AWAIT) that yields each entry of the directory as
+ * a POINTER value read with vow_as_dirent, in the directory's own order
+ * (not sorted), without "." and "..". Entries are read in batches of 64 on
+ * the pool, so a huge directory is never held in memory at once. An error
+ * (UV_ENOENT, UV_ENOTDIR: "ENOTDIR: not a directory, opendir 'x'") rejects
+ * the first next(). Leaving the loop early closes the directory. NULL only
+ * when out of memory. */
+vow_asyncgen *vow_fs_readdir(vow_loop *loop, const char *path);
+/* The entry inside such a value (borrowed from it), or NULL. */
+const vow_dirent *vow_as_dirent(vow_value value);
+
+/* fs.mkdir(path, {recursive, mode}). Without recursive, fulfils with
+ * undefined and rejects with UV_EEXIST if path exists. With it (mkdir -p),
+ * missing parents are made too and an existing directory is fine; fulfils, as
+ * Node does, with the first directory it made (a STRING), or undefined when
+ * there was nothing to make. options may be NULL. */
+typedef struct vow_fs_mkdir_options {
+  int recursive;
+  unsigned mode;  /* before the umask; 0: 0777 */
+} vow_fs_mkdir_options;
+vow_promise *vow_fs_mkdir(vow_loop *loop, const char *path, const vow_fs_mkdir_options *options);
+
+/* fs.rm(path, {recursive, force}): removes a file or a symbolic link (never
+ * what it points to); a directory only with recursive (rm -r: its whole tree,
+ * links not followed), else UV_EISDIR. With force a missing path is not an
+ * error. Fulfils with undefined. options may be NULL. */
+typedef struct vow_fs_rm_options {
+  int recursive;
+  int force;
+} vow_fs_rm_options;
+vow_promise *vow_fs_rm(vow_loop *loop, const char *path, const vow_fs_rm_options *options);
+
+/* fs.rename(from, to): atomic within one file system (UV_EXDEV across them);
+ * replaces to if it exists. Fulfils with undefined. */
+vow_promise *vow_fs_rename(vow_loop *loop, const char *from, const char *to);
 
 /* ---- fetch ------------------------------------------------------------------
  *
