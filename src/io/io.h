@@ -25,6 +25,9 @@ typedef struct vow__server_state vow__server_state;
 typedef struct vow__io {
   vow__fetch_state *fetch;    /* fetch.c, made by the first fetch */
   vow__server_state *server;  /* server.c, made by the first listen */
+  vow_stream *streams;        /* stream.c: the open streams, for the teardown */
+  vow_stream *stdio[3];       /* stdio.c: stdin, stdout, stderr once made (weak) */
+  char *read_scratch;         /* stream.c: what libuv reads into, shared */
 } vow__io;
 
 /* The loop's I/O state, made on first use; NULL when out of memory. */
@@ -33,6 +36,7 @@ vow__io *vow__io_get(vow_loop *loop);
 /* Each half's teardown, called by the slot's destructor (http.c). */
 void vow__fetch_teardown(vow_loop *loop, vow__fetch_state *st);
 void vow__server_teardown(vow_loop *loop, vow__server_state *st);
+void vow__streams_teardown(vow_loop *loop, vow__io *io);
 
 /* ---- header lists (http.c) --------------------------------------------------
  *
