@@ -1040,6 +1040,30 @@ vow_promise *vow_fs_rm(vow_loop *loop, const char *path, const vow_fs_rm_options
  * replaces to if it exists. Fulfils with undefined. */
 vow_promise *vow_fs_rename(vow_loop *loop, const char *from, const char *to);
 
+/* fs.createReadStream(path, {start, signal}) and fs.createWriteStream(path,
+ * {flags: 'a' | 'wx', mode, start}): opens path on the pool and fulfils
+ * with a POINTER value holding a vow_stream (read it with vow_as_stream;
+ * vow_stream_ref it to keep it past the value). The stream owns the file:
+ * the value's last reference, or vow_stream_close, closes it. Reading is the
+ * vow_stream contract above — chunks of up to 64 KiB, read from the file only
+ * while a reader waits, so a file of any size streams in constant memory;
+ * writes go out in order, each promise fulfilled once its bytes are in the
+ * file. Errors of the open reject ("ENOENT: no such file or directory, open
+ * 'x'", "EISDIR: ..., open 'dir'"); those of reads and writes reject the read
+ * or the write ("ENOSPC: write 'x'"). The signal aborts the open and, once
+ * open, closes the stream (section "streams"). */
+typedef struct vow_fs_stream_options {
+  vow_abort_signal *signal;  /* NULL: none */
+  int64_t start;             /* the byte to start reading or writing at; a
+                                writer given a start keeps what the file holds
+                                (Node's 'r+'), one without truncates it */
+  int append;                /* write: add to the end (not with start) */
+  int exclusive;             /* write: fail with UV_EEXIST if the file exists */
+  unsigned mode;             /* write: of a new file, before the umask; 0: 0666 */
+} vow_fs_stream_options;
+vow_promise *vow_fs_open_read(vow_loop *loop, const char *path, const vow_fs_stream_options *options);
+vow_promise *vow_fs_open_write(vow_loop *loop, const char *path, const vow_fs_stream_options *options);
+
 /* ---- stdin, stdout, stderr, and any descriptor -------------------------------
  *
  * process.stdin, process.stdout and process.stderr: the loop's stream over

@@ -17,6 +17,7 @@
 
 #include "core/alloc.h"
 #include "io/fs.h"
+#include "io/stream.h"
 #include "promise/value.h"
 
 /* The pool job reads and writes in chunks of at most this: an abort stops it
@@ -326,4 +327,90 @@ vow_promise *vow_fs_rename(vow_loop *loop, const char *from, const char *to) {
   if (!op) return NULL;
   op->run = rename_run;
   return vow__fs_op_start(op, NULL);
+}
+
+/* ---- open as a stream ------------------------------------------------------------------------ */
+
+typedef struct open_op {
+  vow__fs_op op;
+  int flags;
+  unsigned mode;
+  int64_t offset;            /* where the stream starts; -1: the descriptor's position */
+  int fd;                    /* opened by the pool job; -1 once the stream owns it */
+  vow_abort_signal *signal;  /* handed to the stream (a reference) */
+} open_op;
+
+static void open_run(vow__fs_op *op) {
+  open_op *o = (open_op *)op;
+  o->fd = open(op->path, o->flags, o->mode);
+  if (o->fd < 0) {
+    sys_fail(op, "open");
+    return;
+  }
+  struct stat st;
+  int err = fstat(o->fd, &st) != 0 ? sys_fail(op, "fstat")
+            : S_ISDIR(st.st_mode)   ? vow__fs_fail(op, UV_EISDIR, "open") /* reads would fail */
+                                    : 0;
+  if (err) {
+    close(o->fd);
+    o->fd = -1;
+  }
+}
+
+static vow_value open_finish(vow__fs_op *op) {
+  open_op *o = (open_op *)op;
+  vow_stream *s = vow__stream_from_fd(op->loop, o->fd, 1, o->offset);
+  o->fd = -1; /* the stream's now (closed by it when it could not be made) */
+  if (!s) return vow_throw(vow_error_nomem());
+  char name[96];
+  snprintf(name, sizeof name, "'%s'", op->path);
+  vow__stream_set_name(s, name);
+  if (o->signal && vow_stream_set_signal(s, o->signal) != 0) {
+    vow_stream_unref(s);
+    return vow_throw(vow_error_nomem());
+  }
+  vow_value v = vow__stream_value(s);
+  return v.kind == VOW_POINTER ? v : vow_throw(v);
+}
+
+static void open_release(vow__fs_op *op) {
+  open_op *o = (open_op *)op;
+  if (o->fd >= 0) close(o->fd); /* opened, then aborted or the loop went */
+  vow_abort_signal_unref(o->signal);
+}
+
+static vow_promise *open_start(vow_loop *loop, const char *path, int flags, unsigned mode,
+                               int64_t offset, vow_abort_signal *signal) {
+  open_op *o = (open_op *)vow__fs_op_new(loop, sizeof *o, path, NULL);
+  if (!o) return NULL;
+  o->flags = flags | O_CLOEXEC;
+  o->mode = mode;
+  o->offset = offset;
+  o->fd = -1;
+  o->signal = vow_abort_signal_ref(signal);
+  o->op.run = open_run;
+  o->op.finish = open_finish;
+  o->op.release = open_release;
+  return vow__fs_op_start(&o->op, signal);
+}
+
+vow_promise *vow_fs_open_read(vow_loop *loop, const char *path, const vow_fs_stream_options *options) {
+  static const vow_fs_stream_options defaults = {0};
+  const vow_fs_stream_options *o = options ? options : &defaults;
+  if (!path) return vow__fs_invalid(loop, "vow_fs_open_read: the path is NULL");
+  if (o->start < 0) return vow__fs_invalid(loop, "vow_fs_open_read: start is negative");
+  return open_start(loop, path, O_RDONLY, 0, o->start, o->signal);
+}
+
+vow_promise *vow_fs_open_write(vow_loop *loop, const char *path, const vow_fs_stream_options *options) {
+  static const vow_fs_stream_options defaults = {0};
+  const vow_fs_stream_options *o = options ? options : &defaults;
+  if (!path) return vow__fs_invalid(loop, "vow_fs_open_write: the path is NULL");
+  if (o->start < 0) return vow__fs_invalid(loop, "vow_fs_open_write: start is negative");
+  if (o->start && o->append)
+    return vow__fs_invalid(loop, "vow_fs_open_write: start cannot be combined with append");
+  int flags = O_WRONLY | O_CREAT | (o->append ? O_APPEND : o->start ? 0 : O_TRUNC) |
+              (o->exclusive ? O_EXCL : 0);
+  return open_start(loop, path, flags, o->mode ? o->mode : 0666, o->append ? -1 : o->start,
+                    o->signal);
 }
