@@ -130,6 +130,21 @@ static vow_value scenario(vow_loop *loop, void *arg) {
   vow_asyncgen *g = vow_fs_readdir(loop, at("nope"));
   if (g) drop(vow_asyncgen_next(g, vow_undefined()));
   vow_asyncgen_unref(g);
+  /* a file as a stream: opened with a signal, read; another written */
+  vow_fs_stream_options so = {.signal = s};
+  if (vow_await(vow_fs_open_read(loop, at("f"), &so), &v) == 0) {
+    if (vow_for_await_gen(&it, vow_stream_chunks(vow_as_stream(v))) == 0) {
+      VOW_FOR_AWAIT(&it, c) (void)c;
+      vow_for_await_end(&it, NULL);
+    }
+  }
+  vow_unref(v);
+  if (vow_await(vow_fs_open_write(loop, at("g"), NULL), &v) == 0) {
+    drop(vow_stream_write(vow_as_stream(v), "abc", 3));
+    drop(vow_stream_close(vow_as_stream(v)));
+  }
+  vow_unref(v);
+  drop(vow_fs_open_read(loop, at("nope"), NULL));
   /* rename, rm -r */
   drop(vow_fs_rename(loop, at("f"), at("d/f")));
   vow_fs_rm_options r = {.recursive = 1};
@@ -182,6 +197,7 @@ Test(faults_fs, every_allocation_can_fail) {
   long total = fault_allocations;
   cr_assert_gt(total, 40, "the scenario makes allocations (%ld)", total);
   long failed = fault_every_site(run_once, FAULT_ONCE);
+  fprintf(stderr, "faults_fs: %ld allocations in the scenario, each failed in its own run\n", total);
   cr_assert_geq(failed + 1, total, "every allocation site was failed once (%ld of %ld)", failed, total);
   TEST_LEAK_CHECK();
 }
