@@ -412,6 +412,11 @@ static int next_chunk(vow_loop *loop, vow_stream *s, vow_value *out) {
       *out = vow_error(VOW_ECLOSING, "the loop is being freed");
       return VOW_ECLOSING;
     }
+    if (rc == VOW_ENOMEM) { /* the await could not be made: nobody will settle the waiter */
+      vow_promise_unref(s->waiter), s->waiter = NULL;
+      *out = vow_error_nomem();
+      return VOW_ENOMEM;
+    }
   }
 }
 
