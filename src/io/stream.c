@@ -123,6 +123,7 @@ static void unlink_stream(vow_stream *s) {
 
 static void stream_free(vow_stream *s) {
   unlink_stream(s);
+  vow_unref(s->reason), s->reason = vow_undefined(); /* closed by an abort or a timeout */
   vow__buf_free(&s->in);
   vow__free(s->read_buf);
   vow__free(s);
