@@ -655,10 +655,14 @@ static vow_value stream_a_gib(vow_loop *l, void *arg) {
   long hwm1 = vm_kb("VmHWM");
   cr_assert_eq(n, GIB, "every byte arrived (%lld)", (long long)n);
   cr_assert_eq(memcmp(last, "end", 3), 0);
+  /* The peak over the run, against what was resident before it: the most the
+   * stream ever held at once, whatever it freed since. */
   long grew_kb = hwm1 - (hwm0 > rss0 ? hwm0 : rss0);
   fprintf(stderr, "1 GiB streamed in %lld chunks; peak RSS grew %ld KiB\n", (long long)chunks,
           grew_kb > 0 ? grew_kb : 0);
-  cr_assert_lt(hwm1 - rss0, 64 << 10, "peak RSS grew by %ld KiB streaming 1 GiB", hwm1 - rss0);
+#if !defined(__SANITIZE_ADDRESS__) /* ASan's quarantine keeps 256 MiB of freed blocks resident */
+  cr_assert_lt(grew_kb, 64 << 10, "peak RSS grew by %ld KiB streaming 1 GiB", grew_kb);
+#endif
   return vow_undefined();
 }
 Test(fs, a_gib_file_streams_in_flat_memory) { run(stream_a_gib); }
