@@ -956,7 +956,11 @@ typedef struct vow_fs_write_options {
   int atomic;                /* write a temporary file beside path, fsync it,
                                 then rename it over path: readers see the old
                                 contents or the new, never a part, even after a
-                                crash. Not with append or exclusive (VOW_EINVAL) */
+                                crash. The new file gets `mode` (the old one's
+                                is not kept), and a symbolic link at path is
+                                replaced, not written through. On failure the
+                                temporary is removed. Not with append or
+                                exclusive (VOW_EINVAL) */
   int fsync;                 /* fsync before fulfilling (atomic always does) */
   unsigned mode;             /* of a new file, before the umask; 0: 0666 */
 } vow_fs_write_options;

@@ -733,3 +733,40 @@ static vow_value stream_errors(vow_loop *l, void *arg) {
   return vow_undefined();
 }
 Test(fs, stream_errors_name_the_path) { run(stream_errors); }
+
+/* Work still queued when its signal aborts is taken off the pool's queue:
+ * here the only pool thread is held by a read blocked on a FIFO, so the
+ * atomic write behind it is queued for sure when the abort comes. It rejects
+ * with the reason, and the target is untouched, with no temporary beside it. */
+static vow_value aborted_in_queue(vow_loop *l, void *arg) {
+  (void)l, (void)arg;
+  write_text("target", "old");
+  cr_assert_eq(mkfifo(at("fifo"), 0600), 0);
+  int wfd = open(at("fifo"), O_RDWR); /* never blocks (Linux) */
+  cr_assert_geq(wfd, 0);
+  vow_promise *blocker = vow_fs_read_file(loop, at("fifo"), NULL); /* holds the pool's thread */
+  vow_abort_signal *s = vow_abort_signal_new(loop);
+  vow_fs_write_options atomic = {.atomic = 1, .signal = s};
+  vow_promise *w = vow_fs_write_file(loop, at("target"), "new", 3, &atomic);
+  vow_abort(s, vow_error(VOW_EABORTED, "changed my mind"));
+  fails(w, VOW_EABORTED, "changed my mind");
+  char now[8] = {0};
+  FILE *f = fopen(at("target"), "r"); /* not vow_fs_read_file: it would queue behind the blocker */
+  cr_assert_not_null(f);
+  cr_assert_eq(fread(now, 1, sizeof now - 1, f), 3);
+  fclose(f);
+  cr_assert_str_eq(now, "old");
+  cr_assert_eq(write(wfd, "x", 1), 1);
+  close(wfd); /* the blocker reads "x", then the end */
+  vow_value v = ok(blocker);
+  cr_assert_str_eq(vow_str(v), "x");
+  vow_unref(v);
+  expect_text("target", "old");
+  cr_assert_eq(entries_in(dir), 2, "target and fifo, no temporary");
+  vow_abort_signal_unref(s);
+  return vow_undefined();
+}
+Test(fs, an_abort_takes_queued_work_off_the_pool) {
+  setenv("UV_THREADPOOL_SIZE", "1", 1); /* read by libuv when this process first uses its pool */
+  run(aborted_in_queue);
+}

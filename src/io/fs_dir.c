@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -29,6 +30,7 @@ static int sys_fail(vow__fs_op *op, const char *syscall) {
 /* ---- readdir ----------------------------------------------------------------------- */
 
 #define BATCH 64
+_Static_assert(NAME_MAX <= 255, "a batch's names fit in BATCH * 256 bytes");
 
 typedef struct dir_entry {
   uint16_t name;  /* offset into names */
