@@ -191,6 +191,14 @@ static vow_value atomic_write(vow_loop *l, void *arg) {
   /* errors name the target, not the temporary */
   fails(vow_fs_write_file(loop, at("nodir/config"), "x", 1, &atomic), UV_ENOENT,
         msg("ENOENT: no such file or directory, open '%s'", "nodir/config"));
+  /* a link at the path is replaced by the new file, its target left alone */
+  cr_assert_eq(symlink("config", at("link")), 0);
+  vow_unref(ok(vow_fs_write_file(loop, at("link"), "via link", 8, &atomic)));
+  struct stat st;
+  cr_assert_eq(lstat(at("link"), &st), 0);
+  cr_assert(S_ISREG(st.st_mode), "the link became a file");
+  expect_text("link", "via link");
+  expect_text("config", "new contents");
   vow_fs_write_options bad = {.atomic = 1, .append = 1};
   fails(vow_fs_write_file(loop, at("config"), "x", 1, &bad), VOW_EINVAL,
         "vow_fs_write_file: atomic cannot be combined with append or exclusive");
