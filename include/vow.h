@@ -931,6 +931,10 @@ int vow_stream_set_signal(vow_stream *s, vow_abort_signal *signal);
  * written part of its data — an atomic one never has: its target is either
  * untouched or wholly replaced.
  *
+ * A call cannot be stopped inside a system call: vow_loop_free waits for
+ * those still on the pool (so a read of a FIFO that never gets a writer
+ * keeps it waiting, as it keeps a pool thread in Node).
+ *
  * Writes and disk limits: a full disk rejects with UV_ENOSPC. A process
  * limited by RLIMIT_FSIZE (`ulimit -f`) gets SIGXFSZ, which kills it, unless
  * it ignores that signal (signal(SIGXFSZ, SIG_IGN)): the write then rejects

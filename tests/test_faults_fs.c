@@ -8,21 +8,19 @@
  * once with memory gone for good from that point (FAULT_FROM).
  *
  * The scenario awaits one call at a time, so the pool thread allocates only
- * while the loop's thread waits for it: the order of allocations, and so the
- * numbering of the sites, is the same in every run.
+ * while the loop's thread waits for it and the sites are numbered alike in
+ * every run (but for an await that could not be made: the next call may then
+ * overlap the job still on the pool, which only moves the numbering). It
+ * reads no FIFO: a job left running by such an await would block in open()
+ * for good once the writer is gone, and vow_loop_free waits for pool jobs.
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,38 +36,6 @@ static const char *at(const char *name) {
   char *b = buf[i++ % 8];
   snprintf(b, 512, "%s/%s", dir, name);
   return b;
-}
-
-/* ---- a FIFO fed by a thread: readFile of a file of unknown size, which grows
- * its buffer. The writer never blocks for good: it stops when told to (the
- * read failed before it opened the FIFO) or when the reader goes (EPIPE). */
-
-#define FIFO_BYTES (200 << 10)
-static volatile int writer_stop;
-
-static void *fifo_writer(void *path) {
-  int fd = open(path, O_RDWR | O_NONBLOCK); /* never blocks (Linux) */
-  static char chunk[4096];
-  memset(chunk, 'x', sizeof chunk);
-  size_t sent = 0;
-  while (fd >= 0 && sent < FIFO_BYTES && !writer_stop) {
-    ssize_t n = write(fd, chunk, sizeof chunk < FIFO_BYTES - sent ? sizeof chunk : FIFO_BYTES - sent);
-    if (n > 0) sent += (size_t)n;
-    else if (n < 0 && errno != EAGAIN) break;
-    else {
-      struct pollfd p = {fd, POLLOUT, 0};
-      poll(&p, 1, 5);
-    }
-  }
-  /* Written: wait until the reader has drained it (or is gone) before
-   * closing, so that it reads to the end and then sees the end. */
-  while (fd >= 0 && !writer_stop) {
-    int queued = 0;
-    if (ioctl(fd, FIONREAD, &queued) != 0 || queued == 0) break;
-    usleep(1000);
-  }
-  if (fd >= 0) close(fd);
-  return NULL;
 }
 
 /* ---- the scenario ------------------------------------------------------------------ */
@@ -108,13 +74,12 @@ static vow_value scenario(vow_loop *loop, void *arg) {
   vow_fs_write_options append = {.append = 1};
   drop(vow_fs_write_file_value(loop, at("f"), vow_string("!"), &append));
   drop(vow_fs_write_file(loop, NULL, "x", 1, NULL));
-  /* a file of unknown size: the buffer grows on the pool thread */
-  writer_stop = 0;
-  pthread_t t;
-  int have_writer = pthread_create(&t, NULL, fifo_writer, (void *)at("fifo")) == 0;
-  expect(vow_fs_read_file(loop, at("fifo"), NULL), FIFO_BYTES);
-  writer_stop = 1;
-  if (have_writer) pthread_join(t, NULL);
+  /* a file of unknown size (fstat says 0): the buffer grows on the pool
+   * thread, 64 KiB, 128 KiB, then the limit, and the probe past it. The
+   * page map of this process reads 8 bytes per page of its address space:
+   * far more than the limit, and the same every run. */
+  vow_fs_read_options limit = {.max_size = 200 << 10};
+  expect(vow_fs_read_file(loop, "/proc/self/pagemap", &limit), -2);
   /* stat, mkdir -p (its result), readdir (the dir, the generator, a batch, entries) */
   drop(vow_fs_stat(loop, at("f")));
   drop(vow_fs_lstat(loop, at("nope")));
@@ -126,7 +91,7 @@ static vow_value scenario(vow_loop *loop, void *arg) {
     VOW_FOR_AWAIT(&it, e) entries += vow_as_dirent(e) != NULL;
     vow_for_await_end(&it, NULL);
   }
-  if (!fault_at) cr_assert_eq(entries, 3, "f, fifo, d");
+  if (!fault_at) cr_assert_eq(entries, 2, "f and d");
   vow_asyncgen *g = vow_fs_readdir(loop, at("nope"));
   if (g) drop(vow_asyncgen_next(g, vow_undefined()));
   vow_asyncgen_unref(g);
@@ -172,7 +137,6 @@ static int remove_one(const char *path, const struct stat *st, int flag, struct 
 static int run_once(long n, fault_mode how) {
   snprintf(dir, sizeof dir, "/tmp/vow-test-faults-fs-XXXXXX");
   cr_assert_not_null(mkdtemp(dir));
-  cr_assert_eq(mkfifo(at("fifo"), 0600), 0);
   fault_arm(n, how);
   vow_loop *loop;
   vow_loop_options opts = {.stack_size = 64 * 1024};
