@@ -54,9 +54,6 @@ vow__fs_op *vow__fs_op_new(vow_loop *loop, size_t size, const char *path, const 
  * returned rejected and op->release has run. Takes op. */
 vow_promise *vow__fs_op_start(vow__fs_op *op, vow_abort_signal *signal);
 
-/* Frees an op that was never started (its release runs). */
-void vow__fs_op_discard(vow__fs_op *op);
-
 /* On the pool thread: non-zero once the op's signal aborted. Long jobs
  * check it between chunks. */
 int vow__fs_op_aborted(const vow__fs_op *op);

@@ -20,7 +20,6 @@
 
 #include "core/alloc.h"
 #include "io/fs.h"
-#include "promise/promise.h"
 
 static size_t size_of(const char *s) { return s ? strlen(s) + 1 : 0; }
 
@@ -49,10 +48,6 @@ static void op_free(vow__fs_op *op) {
   }
   vow_promise_unref(op->promise);
   vow__free(op);
-}
-
-void vow__fs_op_discard(vow__fs_op *op) {
-  if (op) op_free(op);
 }
 
 int vow__fs_op_aborted(const vow__fs_op *op) {
