@@ -916,11 +916,14 @@ int vow_stream_set_signal(vow_stream *s, vow_abort_signal *signal);
  * read during the call (a signal in them is kept with a reference).
  *
  * Errors reject with an ERROR value whose code is libuv's (UV_ENOENT,
- * UV_EACCES, UV_EISDIR, UV_ENOSPC, UV_EFBIG...) and whose message is Node's,
- * to the byte, plus the path where Node leaves it out:
+ * UV_EACCES, UV_EISDIR, UV_ENOSPC, UV_EFBIG...) and whose message is the one
+ * Node makes from the same libuv error — "CODE: description, syscall 'path'",
+ * to the byte — with the path added where Node leaves it out (read, write):
  *   "ENOENT: no such file or directory, open 'x.txt'"
  *   "EISDIR: illegal operation on a directory, read 'dir'"
  *   "ENOENT: no such file or directory, rename 'a' -> 'b'"
+ * (rm of a directory without recursive says "EISDIR: illegal operation on a
+ * directory, rm 'dir'" where Node has its own ERR_FS_EISDIR wording.)
  * A NULL path (or data) rejects with VOW_EINVAL. Each call returns a new
  * promise reference; NULL only when out of memory or on the wrong thread.
  *
@@ -1017,8 +1020,9 @@ typedef struct vow_dirent {
  * (not sorted), without "." and "..". Entries are read in batches of 64 on
  * the pool, so a huge directory is never held in memory at once. An error
  * (UV_ENOENT, UV_ENOTDIR: "ENOTDIR: not a directory, opendir 'x'") rejects
- * the first next(). Leaving the loop early closes the directory. NULL only
- * when out of memory. */
+ * the first next(), a NULL path too (VOW_EINVAL); an error while reading
+ * rejects the next() it happens in. Leaving the loop early closes the
+ * directory. NULL only when out of memory. */
 vow_asyncgen *vow_fs_readdir(vow_loop *loop, const char *path);
 /* The entry inside such a value (borrowed from it), or NULL. */
 const vow_dirent *vow_as_dirent(vow_value value);
@@ -1052,7 +1056,7 @@ vow_promise *vow_fs_rename(vow_loop *loop, const char *from, const char *to);
  * {flags: 'a' | 'wx', mode, start}): opens path on the pool and fulfils
  * with a POINTER value holding a vow_stream (read it with vow_as_stream;
  * vow_stream_ref it to keep it past the value). The stream owns the file:
- * the value's last reference, or vow_stream_close, closes it. Reading is the
+ * its last reference (the value holds one) or vow_stream_close closes it. Reading is the
  * vow_stream contract above — chunks of up to 64 KiB, read from the file only
  * while a reader waits, so a file of any size streams in constant memory;
  * writes go out in order, each promise fulfilled once its bytes are in the
