@@ -550,7 +550,8 @@ static vow_value mkdirs(vow_loop *l, void *arg) {
   struct stat st;
   cr_assert_eq(stat(at("d/a/b/c"), &st), 0);
   cr_assert(S_ISDIR(st.st_mode));
-  v = ok(vow_fs_mkdir(loop, at("e//f/"), &p)); /* doubled and trailing slashes */
+  /* doubled and trailing slashes: Node prints 'e/' here, vow the directory without a separator */
+  v = ok(vow_fs_mkdir(loop, at("e//f/"), &p));
   cr_assert_str_eq(vow_str(v), at("e"));
   vow_unref(v);
   write_text("t.mjs", "");
