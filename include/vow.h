@@ -898,11 +898,14 @@ size_t vow_stream_write_queue(const vow_stream *s);
 
 /* Half-close (socket.end()): once the queued writes are out, the writing side
  * is shut down, so the peer reads end of stream; reading goes on. The promise
- * (a new reference) fulfils when the shutdown is done. */
+ * (a new reference) fulfils when the shutdown is done; out of memory the end
+ * still happens, and NULL is returned. On a pipe, which has one direction,
+ * the end closes the stream. */
 vow_promise *vow_stream_end(vow_stream *s);
 
 /* Closes both sides now (socket.destroy()). The promise (a new reference)
- * fulfils once the underlying handle is closed. Closing twice is harmless. */
+ * fulfils once the underlying handle is closed. Closing twice is harmless.
+ * Out of memory the stream still closes, and NULL is returned. */
 vow_promise *vow_stream_close(vow_stream *s);
 
 /* Bounds on a stream's life. An idle timeout (socket.setTimeout, but closing):
