@@ -586,10 +586,7 @@ static flow exec_forawait(const env *e, const sc_stmt *s) {
   if ((s->from_gen ? forawait_gen(e, s) : forawait_array(e, s)) != 0) return FLOW_HALT;
   fr->in_forawait = true;
   VOW_FOR_AWAIT(&fr->it, x) {
-    if (sc->halted || log_value(sc, s->where, s->label, x) != 0) {
-      vow_unref(x);
-      break;
-    }
+    if (sc->halted || log_value(sc, s->where, s->label, x) != 0) break;
   }
   vow_value error;
   int rc = vow_for_await_end(&fr->it, &error);
