@@ -342,6 +342,23 @@ static void async_frame_abandon(async_frame *a) {
   vow__promise_unref(p);
 }
 
+/* The fields vow__frame_start does not set, cleared one by one: GCC makes a
+ * memset (or `= {0}`) of this size a `rep stos`, whose start-up costs as much
+ * as the rest of an async call's setup. */
+static void async_frame_clear(async_frame *a) {
+  a->f.awaiting = NULL;
+  a->f.outcome = vow_undefined();
+  a->f.rejected = 0;
+  a->f.closing = 0;
+  a->f.in_job = 0;
+  a->f.span = 0;
+  a->fn = NULL;
+  a->arg = NULL;
+  a->arg_free = NULL;
+  a->promise = NULL;
+  a->result = vow_undefined();
+}
+
 vow_promise *vow_async_ex(vow_loop *loop, vow_async_fn fn, void *arg,
                           const vow_async_options *options) {
   vow_promise *p = fn ? vow_promise_new(loop) : NULL;
@@ -351,7 +368,7 @@ vow_promise *vow_async_ex(vow_loop *loop, vow_async_fn fn, void *arg,
   }
   /* From the loop's pool: calloc would cost more than the rest of the call. */
   async_frame *a = vow__pool_alloc(&loop->pool, sizeof *a);
-  if (a) memset(a, 0, sizeof *a);
+  if (a) async_frame_clear(a);
   size_t stack_size = options ? options->stack_size : 0;
   const char *name = options && options->name ? options->name : "async";
   if (!a || vow__frame_start(&a->f, loop, FRAME_ASYNC, async_body, stack_size, name) != 0) {
