@@ -69,6 +69,7 @@ static vow__async_state *async_state_get(vow_loop *loop) {
     vow__free(st);
     return NULL;
   }
+  vow__stack_pool_set_allocator(st->stacks, vow__realloc, vow__free);
   vow__loop_set_ext(loop, VOW__EXT_ASYNC, st, async_state_free, NULL);
   return st;
 }
@@ -76,13 +77,14 @@ static vow__async_state *async_state_get(vow_loop *loop) {
 /* ---- frames ---------------------------------------------------------------------- */
 
 int vow__frame_start(vow__frame *f, vow_loop *loop, int kind, vow_coro_fn body, size_t stack_size,
-                     const char *name) {
+                     int copy_stack, const char *name) {
   vow__async_state *st = async_state_get(loop);
   if (!st) return VOW_ENOMEM;
   f->kind = kind;
   f->loop = loop;
   f->name = name;
-  f->co = vow__coro_new(st->stacks, stack_size, body, f, name);
+  f->co = copy_stack ? vow__coro_new_copy(st->stacks, body, f, name)
+                     : vow__coro_new(st->stacks, stack_size, body, f, name);
   if (!f->co) return VOW_ENOMEM;
   if (loop->trace) f->span = vow__trace_span_begin(loop, "async", name);
   vow__coro_set_data(f->co, f);
@@ -213,7 +215,8 @@ static int await_known(vow__frame *f, vow_value outcome, int rejected, vow_value
     *out = outcome;
     return rejected ? VOW_EREJECTED : 0;
   }
-  if (vow__microtask_push(f->loop, awaited_settled_job, f) != 0) {
+  /* A copy-stack frame's room for its frames first (vow__coro_reserve). */
+  if (vow__coro_reserve(f->co) != 0 || vow__microtask_push(f->loop, awaited_settled_job, f) != 0) {
     vow__unref(outcome);
     *out = vow_error_nomem();
     return VOW_ENOMEM;
@@ -227,7 +230,8 @@ static int await_known(vow__frame *f, vow_value outcome, int rejected, vow_value
 /* await of a pending p (taken): PerformPromiseThen with handlers that resume
  * f, which holds p until then. */
 static int await_pending(vow__frame *f, vow_promise *p, vow_value *out) {
-  if (vow__promise_await(p, on_awaited_fulfilled, on_awaited_rejected, f) != 0) {
+  if (vow__coro_reserve(f->co) != 0 ||
+      vow__promise_await(p, on_awaited_fulfilled, on_awaited_rejected, f) != 0) {
     vow__promise_unref(p);
     *out = vow_error_nomem();
     return VOW_ENOMEM;
@@ -366,12 +370,22 @@ vow_promise *vow_async_ex(vow_loop *loop, vow_async_fn fn, void *arg,
     if (options && options->arg_free) options->arg_free(arg);
     return NULL;
   }
+  /* Running fn may copy the caller's frames out if the caller is a
+   * copy-stack function: make room for them first (vow__coro_reserve). */
+  vow__frame *caller = vow__frame_current();
+  if (caller && vow__coro_reserve(caller->co) != 0) {
+    if (options && options->arg_free) options->arg_free(arg);
+    vow_promise_reject(p, vow_error(VOW_ENOMEM, "cannot save the calling async function's stack"));
+    return p;
+  }
   /* From the loop's pool: calloc would cost more than the rest of the call. */
   async_frame *a = vow__pool_alloc(&loop->pool, sizeof *a);
   if (a) async_frame_clear(a);
   size_t stack_size = options ? options->stack_size : 0;
+  int copy_stack = options ? options->copy_stack : 0;
   const char *name = options && options->name ? options->name : "async";
-  if (!a || vow__frame_start(&a->f, loop, FRAME_ASYNC, async_body, stack_size, name) != 0) {
+  if (!a ||
+      vow__frame_start(&a->f, loop, FRAME_ASYNC, async_body, stack_size, copy_stack, name) != 0) {
     if (a) vow__pool_free(&loop->pool, a, sizeof *a);
     if (options && options->arg_free) options->arg_free(arg);
     vow_promise_reject(p, vow_error(VOW_ENOMEM, "cannot allocate a coroutine stack"));

@@ -33,10 +33,11 @@ typedef struct vow__async_state {
   vow__frame *frames;    /* live frames: running, suspended or never resumed */
 } vow__async_state;
 
-/* Creates f's coroutine on the loop's stack pool and links f as live.
+/* Creates f's coroutine on the loop's stack pool (a copy-stack one if
+ * copy_stack, see vow_async_options) and links f as live.
  * Returns 0 or VOW_ENOMEM. */
 int vow__frame_start(vow__frame *f, vow_loop *loop, int kind, vow_coro_fn body, size_t stack_size,
-                     const char *name);
+                     int copy_stack, const char *name);
 /* Unlinks f and releases its coroutine (f itself is the caller's). */
 void vow__frame_end(vow__frame *f);
 /* The frame running on this thread, or NULL. */
