@@ -100,6 +100,8 @@ static const job jobs[] = {
     {"immediate_batch", 1000000, V | N | R, K_PLAIN, MEM_LIVE, "setImmediate, all scheduled at once"},
     {"immediate_chain", 1000000, V | N | R, K_PLAIN, MEM_STREAM, "setImmediate, each schedules the next"},
     {"suspended", 10000, V | N, K_PLAIN, MEM_LIVE, "async functions suspended in an await"},
+    {"suspended_small", 1000000, V, K_PLAIN, MEM_LIVE, "the same in the small-memory mode (copy_stack), 1 M"},
+    {"await_interleaved_small", 4000000, V, K_PLAIN, MEM_STREAM, "await in turn, small-memory mode"},
     {"switch", 2000000, V, K_SWITCH, MEM_NONE, "coroutine context switch (bench_switch)"},
     {"http_client", 20000, V | N | R, K_HTTP_CLIENT, MEM_STREAM, "GETs, 64 at a time, against a vow server"},
     {"http_server", 5, V | N, K_HTTP_SERVER, MEM_STREAM, "server under wrk -t1 -c64 for n seconds"},
@@ -162,6 +164,20 @@ static const row rows[] = {
      {{VOW, "suspended", "rss_b"}, JS_COLS("suspended", "rss_b"), {VOW, "switch", "asm_rss_b"}},
      0, 0, 0, 0, 0, 0},
     {"8 suspended async fn heap", "B", COLS_VN("suspended", "heap_b"), 0, 0, 0, 0, 0, 0},
+    /* The small-memory mode (vow_async_options.copy_stack), 1 M at once; the
+     * JavaScript columns are their suspended functions as above. The raw
+     * column of the next two rows is vow's plain mode. */
+    {"8 small mode: suspended fn RSS, 1 M", "B",
+     {{VOW, "suspended_small", "rss_b"}, JS_COLS("suspended", "rss_b"), {RAW, NULL, NULL}},
+     1, 0, 1024, 0, 0, 0},
+    {"8 small mode: resume+finish (raw: plain)", "ns",
+     {{VOW, "suspended_small", "resume_ns"}, {NODE, NULL, NULL}, {BUN, NULL, NULL},
+      {DENO, NULL, NULL}, {VOW, "suspended", "resume_ns"}},
+     0, 0, 0, 0, 0, 0},
+    {"8 small mode: await in turn (raw: plain)", "ns",
+     {{VOW, "await_interleaved_small", "ns"}, JS_COLS("await_interleaved", "ns"),
+      {VOW, "await_interleaved", "ns"}},
+     0, 0, 0, 0, 0, 0},
     {"9 HTTP GET c=64, wall per request", "us", COLS("http_client", "us"), 5, 1.5, 0, 0, 0, 0},
     {"9 HTTP GET c=64, client CPU per req", "us", COLS("http_client", "cpu_us"), 0, 1.5, 0, 0, 0, 0},
     {"9 HTTP client peak RSS", "MiB", COLS("http_client", "rss_hwm_mib"), 1, 0, 0, 0, 0, 0},
@@ -1286,7 +1302,8 @@ int main(int argc, char **argv) {
       "fastest of Node, Bun and Deno on that row;\nvow/raw = vow's cost / raw libuv's (lower: vow "
       "better). Targets against bun use Bun's column.\n");
   out("Row 8: the raw column of 'switch' is the ucontext back-end, of 'suspended coro RSS' a bare "
-      "coroutine (bench_switch).\n");
+      "coroutine (bench_switch),\nof the 'small mode' rows vow's plain mode (the small mode's JS "
+      "columns are their suspended functions at 10 k).\n");
 
   if (!no_flat) flat_phase();
   server_stop(shared_server);

@@ -37,7 +37,9 @@ static const vow_async_options copy = {.copy_stack = 1, .name = "small"};
 typedef struct {
   const char *name;
   vow_promise *gate;
-  int tolerant; /* under injected failures: an await that fails ends the function */
+  int tolerant; /* under injected failures: an await that fails ends the function;
+                  it then owns a reference to gate (its caller may be gone first),
+                  released by worker_release */
 } worker_arg;
 
 /* async function worker(name, gate) {
@@ -248,15 +250,21 @@ Test(copy_stack_overflow, is_caught_and_names_the_function) {
  * run ends without a crash or a leak. A failure makes an await or a call
  * fail with VOW_ENOMEM, never the copying of frames (the room for them is
  * made before a function suspends or calls). */
+static void worker_release(void *arg) {
+  vow_promise_unref(((worker_arg *)arg)->gate);
+}
+static const vow_async_options owning = {.copy_stack = 1, .name = "small", .arg_free = worker_release};
+
 static vow_value scenario(vow_loop *l, void *arg) {
   (void)arg;
   vow_promise *gate = vow_promise_new(l);
   /* Not on this function's stack: it is a copy-stack one, so its frames are
    * elsewhere while the workers run (the mode's rule, vow.h). */
   static worker_arg args[2] = {{"x", NULL, 1}, {"y", NULL, 1}};
-  args[0].gate = args[1].gate = gate;
-  vow_promise *a = vow_async_ex(l, worker, &args[0], &copy);
-  vow_promise *b = vow_async_ex(l, worker, &args[1], &copy);
+  args[0].gate = vow_promise_ref(gate);
+  args[1].gate = vow_promise_ref(gate);
+  vow_promise *a = vow_async_ex(l, worker, &args[0], &owning);
+  vow_promise *b = vow_async_ex(l, worker, &args[1], &owning);
   vow_promise *c = vow_async_ex(l, level, (void *)(intptr_t)3, &copy);
   vow_promise_resolve(gate, vow_undefined());
   vow_await(a, NULL);

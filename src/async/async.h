@@ -23,6 +23,8 @@ struct vow__frame {
   int rejected;          /* ... and which of the two it is */
   int closing;           /* resumed by the loop's teardown: awaits fail with VOW_ECLOSING */
   int in_job;            /* running because a microtask job resumed it (see vow_await) */
+  int taking;            /* runs its own resumption job (see run_ahead): take, do not resume */
+  int copy_stack;        /* its coroutine copies its stack (vow__coro_reserve before suspending) */
   const char *name;      /* for traces and overflow reports (borrowed) */
   uint64_t span;         /* its trace span, 0 when not tracing */
 };

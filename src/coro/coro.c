@@ -44,6 +44,13 @@
 #define MAP_ANONYMOUS MAP_ANON
 #endif
 
+/* Copy stacks (invariant 9). ASan and TSan keep shadow state per stack
+ * address, which copying frames in and out would leave describing the wrong
+ * frames; there (and with the ucontext back-end, whose context hides the
+ * stack pointer) a copy-stack coroutine is a plain one on the smallest stack
+ * (COPY_FALLBACK_SIZE). */
+#define COPY_STACKS (VOW_HAVE_ASM && !VOW_ASAN && !VOW_TSAN)
+
 enum { CORO_NEW, CORO_RUNNING, CORO_SUSPENDED, CORO_DONE };
 
 struct vow_coro {
@@ -226,15 +233,31 @@ static int context_make(vow_coro *co) {
 }
 
 #if VOW_HAVE_ASM
-static void copy_transfer(vow_coro *from, void **from_sp, vow_coro *to, void **to_sp);
+#if COPY_STACKS
+/* Out of line: the plain switch stays a few instructions in its callers. */
+static void copy_transfer(vow_coro *from, void **from_sp, vow_coro *to, void **to_sp)
+    __attribute__((noinline));
+#endif
+
+#if COPY_STACKS
+/* Copy-stack coroutines alive on this thread: while there are none, a switch
+ * tests nothing else. */
+static _Thread_local unsigned copy_coros;
+#endif
 
 /* Saves the running context (from: NULL for the thread's stack) in *from_sp
  * and runs the one saved in *to_sp, which is to's (NULL: the thread's) */
 static inline void transfer(vow_coro *from, void **from_sp, vow_coro *to, void **to_sp) {
-  if ((from != NULL && from->copy) || (to != NULL && to->copy))
+#if COPY_STACKS
+  if (__builtin_expect(copy_coros != 0, 0) &&
+      ((from != NULL && from->copy) || (to != NULL && to->copy))) {
     copy_transfer(from, from_sp, to, to_sp);
-  else
-    vow__ctx_switch(from_sp, *to_sp);
+    return;
+  }
+#else
+  (void)from, (void)to;
+#endif
+  vow__ctx_switch(from_sp, *to_sp);
 }
 #endif
 
@@ -336,11 +359,6 @@ vow_coro *vow__coro_new(vow_stack_pool *pool, size_t stack_size, vow_coro_fn fn,
 
 /* ---- copy stacks (invariant 9) ---------------------------------------------- */
 
-/* ASan and TSan keep shadow state per stack address, which copying frames
- * in and out would leave describing the wrong frames; there (and with the
- * ucontext back-end, whose context hides the stack pointer) a copy-stack
- * coroutine is a plain one on the smallest stack (COPY_FALLBACK_SIZE). */
-#define COPY_STACKS (VOW_HAVE_ASM && !VOW_ASAN && !VOW_TSAN)
 #define COPY_FALLBACK_SIZE ((size_t)16 * 1024)
 
 static void copy_free(vow_coro *co);
@@ -495,6 +513,7 @@ static vow_coro *copy_new(vow_stack_pool *pool, vow_coro_fn fn, void *arg, const
   memcpy(co->saved, sp, co->saved_len);
   co->sp = copy_top(cs) - co->saved_len;
   cs->live++;
+  copy_coros++;
   return co;
 }
 
@@ -504,6 +523,7 @@ static void copy_free(vow_coro *co) {
   if (cs->occupant == co)
     cs->occupant = NULL;
   cs->live--;
+  copy_coros--;
   vow__stack_pool_dealloc(co->pool, co->saved);
   vow__stack_pool_dealloc(co->pool, co);
 }
