@@ -1086,7 +1086,7 @@ static void flat_phase(void) {
   out("\nFlat memory (vow, %d round%s each, medians): peak RSS must not grow with duration;\n"
       "live-set workloads must not use more memory per item at 2x than at 1x (+10%%).\n",
       flat_rounds, flat_rounds == 1 ? "" : "s");
-  out("%-18s %-9s %-24s %12s %12s  %s\n", "workload", "kind", "measure", "1x", "2x", "verdict");
+  out("%-24s %-9s %-24s %12s %12s  %s\n", "workload", "kind", "measure", "1x", "2x", "verdict");
   for (size_t j = 0; j < NJOBS; j++) {
     if (jobs[j].mem == MEM_NONE || !job_selected(&jobs[j])) continue;
     if (jobs[j].kind == K_HTTP_SERVER && !wrk_path[0]) continue;
@@ -1097,7 +1097,7 @@ static void flat_phase(void) {
     char a[32], b[32];
     fmt_num(a, sizeof a, fr.a);
     fmt_num(b, sizeof b, fr.b);
-    out("%-18s %-9s %-24s %12s %12s  %s\n", jobs[j].name, kind, measure, a, b, word);
+    out("%-24s %-9s %-24s %12s %12s  %s\n", jobs[j].name, kind, measure, a, b, word);
     if (f) fprintf(f, "%s,%s,\"%s\",%.6g,%.6g,%s\n", jobs[j].name, kind, measure, fr.a, fr.b,
                    word);
   }
