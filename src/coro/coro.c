@@ -559,6 +559,9 @@ vow_coro *vow__coro_new_copy(vow_stack_pool *pool, vow_coro_fn fn, void *arg, co
 }
 
 #if COPY_STACKS
+/* Out of line: __builtin_frame_address would give its callers a frame
+ * pointer (and the await path a few instructions more) if inlined. */
+static int copy_reserve(vow_coro *co) __attribute__((noinline));
 static int copy_reserve(vow_coro *co) {
   const char *here = __builtin_frame_address(0);
   size_t depth = (size_t)(copy_top(co->cs) - here);
