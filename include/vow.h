@@ -562,7 +562,8 @@ typedef struct vow_async_options {
    * function it starts, and anything it lends out, must live on the heap or
    * in static memory, not in its locals (arg_free helps). vow's own awaits
    * and results never point into a stack. Under ASan or TSan, and with the
-   * ucontext back-end, the function gets a plain 16 KiB stack instead. */
+   * ucontext back-end, the function gets a plain 16 KiB stack instead.
+   * Async functions only: generators ignore it. */
   int copy_stack;
 } vow_async_options;
 

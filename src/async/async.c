@@ -249,14 +249,17 @@ static int await_known(vow__frame *f, vow_value outcome, int rejected, vow_value
  * f's coroutine, where an await would be f's.
  * The jobs run in the same order as without this; f saves the switches to
  * the drain and back (an async call that awaits once: 6 switches -> 4).
- * Only when f runs right under the drain (in_job) and not tracing. Returns 1
+ * Only when f runs right under the drain (in_job), does not copy its stack,
+ * and nothing is traced. Returns 1
  * when f was resumed this way (its outcome is in f), 0 if it must yield. */
 /* Out of line: vow_await stays small enough to inline into the callers. */
 static int run_ahead(vow__frame *f) __attribute__((noinline));
 static int run_ahead(vow__frame *f) {
   vow_loop *loop = f->loop;
   vow__microtask_queue *q = &loop->micro;
-  if (!f->in_job || loop->trace) return 0;
+  /* Not from a copy-stack frame: the jobs would run deeper on the shared
+   * stack than the room its await made for its frames (vow__coro_reserve). */
+  if (!f->in_job || loop->trace || f->copy_stack) return 0;
   while (q->head != q->tail) {
     vow__task t = q->ring[q->head & (q->cap - 1)];
     if (P_STATE(f->awaiting) != VOW_PENDING) {
