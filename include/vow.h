@@ -551,7 +551,7 @@ typedef struct vow_async_options {
    * server's 100 k connections): 1 runs the function on the loop's one shared
    * stack, and while it is suspended only the part of that stack it used is
    * kept, copied out (libaco's copy stacks). A suspended function then costs
-   * about 760 bytes of memory in all, frame and promise included (a plain one
+   * about 730 bytes of memory in all, frame and promise included (a plain one
    * costs a 4 KiB page at least); resuming one costs two copies of its used
    * bytes on top of the context switch (BENCHMARKS.md, issue 15, has both).
    * stack_size is ignored: the shared stack has the loop's default size and a

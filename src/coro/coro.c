@@ -374,7 +374,7 @@ static void copy_free(vow_coro *co);
  * raises it (up to MAX_RESERVE_SLACK; deeper than that is not the switch
  * path but a function that suspended without reserving). */
 #define MAX_RESERVE_SLACK ((size_t)2048)
-static _Thread_local size_t reserve_slack = 192;
+static _Thread_local size_t reserve_slack = 128;
 
 static char *copy_top(const vow_copy_stack *cs) {
   return cs->stack.lo + cs->stack.size;
@@ -399,9 +399,9 @@ static void copy_evict(vow_copy_stack *cs) {
     /* The reserve underestimated what the switch path below it adds (it
      * depends on the build's inlining): learn, so that the next ones do not. */
     if (o->reserved_depth != 0 && len > o->reserved_depth &&
-        len - o->reserved_depth < MAX_RESERVE_SLACK && len - o->reserved_depth + 64 > reserve_slack)
-      reserve_slack = round_up(len - o->reserved_depth + 64, 64);
-    size_t cap = round_up(len, 64);
+        len - o->reserved_depth < MAX_RESERVE_SLACK && len - o->reserved_depth + 16 > reserve_slack)
+      reserve_slack = round_up(len - o->reserved_depth + 16, 16);
+    size_t cap = round_up(len, 16);
     void *buf = vow__stack_pool_realloc(o->pool, o->saved, cap);
     if (buf == NULL)
       copy_save_failed(o, len);
@@ -571,7 +571,7 @@ static int copy_reserve(vow_coro *co) {
   co->reserved_depth = depth;
   if (need <= co->saved_cap)
     return 0;
-  need = round_up(need, 64);
+  need = round_up(need, 16); /* malloc's granularity: a suspended function's memory is this */
   buf = vow__stack_pool_realloc(co->pool, co->saved, need);
   if (buf == NULL)
     return -1;
