@@ -257,9 +257,6 @@ static int run_ahead(vow__frame *f) __attribute__((noinline));
 static int run_ahead(vow__frame *f) {
   vow_loop *loop = f->loop;
   vow__microtask_queue *q = &loop->micro;
-  /* Not from a copy-stack frame: the jobs would run deeper on the shared
-   * stack than the room its await made for its frames (vow__coro_reserve). */
-  if (!f->in_job || loop->trace || f->copy_stack) return 0;
   while (q->head != q->tail) {
     vow__task t = q->ring[q->head & (q->cap - 1)];
     if (P_STATE(f->awaiting) != VOW_PENDING) {
@@ -276,6 +273,15 @@ static int run_ahead(vow__frame *f) {
   return 0;
 }
 
+/* Whether run_ahead has anything to do: the cheap test, inline. Not from a
+ * copy-stack frame: the jobs would run deeper on the shared stack than the
+ * room its await made for its frames (vow__coro_reserve). */
+static inline int may_run_ahead(const vow__frame *f) {
+  const vow__microtask_queue *q = &f->loop->micro;
+  return f->in_job && !f->copy_stack && !f->loop->trace && q->head != q->tail &&
+         q->ring[q->head & (q->cap - 1)].fn == awaited_settled_job;
+}
+
 /* await of a pending p (taken): PerformPromiseThen with handlers that resume
  * f, which holds p until then. */
 static int await_pending(vow__frame *f, vow_promise *p, vow_value *out) __attribute__((noinline));
@@ -286,7 +292,8 @@ static int await_pending(vow__frame *f, vow_promise *p, vow_value *out) {
     return VOW_ENOMEM;
   }
   f->awaiting = p;
-  if (!run_ahead(f)) vow__coro_yield(f->co); /* resumed by a reaction job, or the teardown */
+  if (!(may_run_ahead(f) && run_ahead(f)))
+    vow__coro_yield(f->co); /* resumed by a reaction job, or the teardown */
   vow__promise_unref(f->awaiting);
   f->awaiting = NULL;
   return resumed(f, out);
