@@ -123,6 +123,7 @@ static void unlink_stream(vow_stream *s) {
 
 static void stream_free(vow_stream *s) {
   unlink_stream(s);
+  vow_unref(s->reason); /* why it was closed: an idle timeout's or a signal's error */
   vow__buf_free(&s->in);
   vow__free(s->read_buf);
   vow__free(s);
