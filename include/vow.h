@@ -1041,7 +1041,8 @@ vow_asyncgen *vow_tcp_accept_iter(vow_tcp_server *server);
  * on. The promise (a new reference) fulfils when the listening socket is
  * closed; the server is freed once that is done and its iterators are
  * released: do not use the pointer after calling close (but closing twice is
- * harmless). */
+ * harmless). NULL when out of memory or on the wrong thread; out of memory,
+ * the server still closes. */
 vow_promise *vow_tcp_server_close(vow_tcp_server *server);
 
 /* A TCP stream's own settings and addresses (a stream from vow_tcp_connect or

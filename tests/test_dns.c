@@ -16,13 +16,10 @@
 #include <sys/socket.h>
 
 #include "io/dns.h"
+#include "log.h"
 #include "vow.h"
 
-static vow_loop *loop;
-
-static void setup(void) { cr_assert_eq(vow_loop_new(&loop, NULL), 0); }
-static void teardown(void) { vow_loop_free(loop); }
-TestSuite(dns, .init = setup, .fini = teardown, .timeout = 30);
+LOOP_SUITE(dns, NULL);
 
 static vow_value ignore(vow_loop *l, vow_value reason, void *ctx) {
   (void)l, (void)reason, (void)ctx;
@@ -47,8 +44,7 @@ static const char *text(vow_value v) {
   return buf;
 }
 
-Test(dns, localhost_gives_every_address_the_system_resolver_gives, .description =
-     "lookup('localhost', {all: true}) is getaddrinfo's whole list, in its order") {
+LOOP_TEST(dns, localhost_gives_every_address_the_system_resolver_gives) {
   struct addrinfo hints = {0}, *res;
   hints.ai_socktype = SOCK_STREAM;
   cr_assert_eq(getaddrinfo("localhost", NULL, &hints, &res), 0);
@@ -70,7 +66,7 @@ Test(dns, localhost_gives_every_address_the_system_resolver_gives, .description 
   vow_unref(v);
 }
 
-Test(dns, numeric_addresses_resolve_to_themselves_with_their_family) {
+LOOP_TEST(dns, numeric_addresses_resolve_to_themselves_with_their_family) {
   vow_dns_options pairs = {.pairs = 1};
   vow_value v;
   cr_assert_eq(settle(vow_dns_lookup(loop, "127.0.0.1", &pairs), &v), VOW_FULFILLED, "%s", text(v));
@@ -85,7 +81,7 @@ Test(dns, numeric_addresses_resolve_to_themselves_with_their_family) {
   vow_unref(v);
 }
 
-Test(dns, a_family_filters_the_addresses) {
+LOOP_TEST(dns, a_family_filters_the_addresses) {
   vow_dns_options v4 = {.family = 4, .pairs = 1};
   vow_value v;
   cr_assert_eq(settle(vow_dns_lookup(loop, "localhost", &v4), &v), VOW_FULFILLED, "%s", text(v));
@@ -100,7 +96,7 @@ Test(dns, a_family_filters_the_addresses) {
   vow_unref(v);
 }
 
-Test(dns, an_unknown_host_rejects_naming_it) {
+LOOP_TEST(dns, an_unknown_host_rejects_naming_it) {
   vow_value v;
   cr_assert_eq(settle(vow_dns_lookup(loop, "no..such.host", NULL), &v), VOW_REJECTED);
   int code = vow_error_code(v);
@@ -111,7 +107,7 @@ Test(dns, an_unknown_host_rejects_naming_it) {
   vow_unref(v);
 }
 
-Test(dns, bad_arguments_reject_with_einval) {
+LOOP_TEST(dns, bad_arguments_reject_with_einval) {
   vow_value v;
   cr_assert_eq(settle(vow_dns_lookup(loop, NULL, NULL), &v), VOW_REJECTED);
   cr_assert_eq(vow_error_code(v), VOW_EINVAL);
@@ -126,7 +122,7 @@ Test(dns, bad_arguments_reject_with_einval) {
   vow_unref(v);
 }
 
-Test(dns, a_signal_aborted_before_or_during_rejects_with_its_reason) {
+LOOP_TEST(dns, a_signal_aborted_before_or_during_rejects_with_its_reason) {
   vow_abort_signal *sig = vow_abort_signal_new(loop);
   vow_abort(sig, vow_error(VOW_EABORTED, "stop"));
   vow_dns_options o = {.signal = sig};
@@ -149,7 +145,7 @@ Test(dns, a_signal_aborted_before_or_during_rejects_with_its_reason) {
   vow_abort_signal_unref(sig);
 }
 
-Test(dns, a_loop_freed_with_a_lookup_pending_releases_it) {
+LOOP_TEST(dns, a_loop_freed_with_a_lookup_pending_releases_it) {
   vow_abort_signal *sig = vow_abort_signal_new(loop);
   vow_dns_options o = {.signal = sig};
   vow_promise *p = vow_dns_lookup(loop, "localhost", &o);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "faults.h"
+#include "log.h"
 #include "core/pool.h"
 #include "io/tcp.h"
 #include "vow.h"
@@ -70,11 +71,13 @@ static vow_value scenario(vow_loop *loop, void *arg) {
 
   vow_tcp_connect_options o = {.signal = sig, .timeout_ms = 20000, .nodelay = 1};
   vow_promise *closed = NULL;
+  int close_called = 0;
   if (vow_await(vow_tcp_connect(loop, "localhost", port, &o), &v) == 0) {
     char a[64];
     vow_tcp_local_address(vow_as_stream(v), a, sizeof a);
   } else if (listening) { /* nobody will come: closing ends the iterator */
     closed = vow_tcp_server_close(srv);
+    close_called = 1;
   }
   vow_unref(v);
   if (next) {
@@ -89,7 +92,8 @@ static vow_value scenario(vow_loop *loop, void *arg) {
   vow_await(vow_tcp_connect(loop, "127.0.0.1", refusing, NULL), &v), vow_unref(v);
   vow_tcp_connect_options quick = {.timeout_ms = 5};
   vow_await(vow_tcp_connect(loop, "127.0.0.1", silent, &quick), &v), vow_unref(v);
-  if (listening) vow_await(closed ? closed : vow_tcp_server_close(srv), NULL);
+  if (listening && !close_called) closed = vow_tcp_server_close(srv);
+  if (closed) vow_await(closed, NULL);
   vow_asyncgen_unref(accepts);
   vow_abort_signal_unref(sig);
   return vow_string("done");
@@ -138,6 +142,7 @@ Test(faults_tcp, every_allocation_can_fail, .timeout = 120) {
   long failed = fault_every_site(run_once, FAULT_ONCE);
   cr_assert_geq(failed + 1, total, "every allocation site was failed once (%ld of %ld)", failed, total);
   close_sockets();
+  TEST_LEAK_CHECK();
 }
 
 Test(faults_tcp, sustained_out_of_memory_from_every_point, .timeout = 120) {
@@ -147,4 +152,5 @@ Test(faults_tcp, sustained_out_of_memory_from_every_point, .timeout = 120) {
   long failed = fault_every_site(run_once, FAULT_FROM);
   cr_assert_geq(failed + 1, total, "memory ran out at every point (%ld of %ld)", failed, total);
   close_sockets();
+  TEST_LEAK_CHECK();
 }

@@ -28,6 +28,7 @@
 #include <uv.h>
 
 #include "io/tcp.h"
+#include "log.h"
 #include "vow.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -41,11 +42,7 @@
 #define UNDER_ASAN 0
 #endif
 
-static vow_loop *loop;
-
-static void setup(void) { cr_assert_eq(vow_loop_new(&loop, NULL), 0); }
-static void teardown(void) { vow_loop_free(loop); }
-TestSuite(tcp, .init = setup, .fini = teardown, .timeout = 30);
+LOOP_SUITE(tcp, NULL);
 
 static const char *text(vow_value v) {
   static char buf[4096];
@@ -162,9 +159,9 @@ static vow_value connect_and_accept(vow_loop *l, void *arg) {
   return vow_undefined();
 }
 
-Test(tcp, connect_and_accept_on_ipv4) { run(connect_and_accept, "127.0.0.1"); }
+LOOP_TEST(tcp, connect_and_accept_on_ipv4) { run(connect_and_accept, "127.0.0.1"); }
 
-Test(tcp, connect_and_accept_on_ipv6) {
+LOOP_TEST(tcp, connect_and_accept_on_ipv6) {
   if (!have_ipv6_loopback()) {
     cr_skip_test("this machine has no ::1");
   }
@@ -187,7 +184,7 @@ static vow_value connect_by_name(vow_loop *l, void *arg) {
   return vow_undefined();
 }
 
-Test(tcp, a_name_is_resolved_on_the_loop) { run(connect_by_name, NULL); }
+LOOP_TEST(tcp, a_name_is_resolved_on_the_loop) { run(connect_by_name, NULL); }
 
 /* ---- connects that fail ---------------------------------------------------------------- */
 
@@ -222,7 +219,7 @@ static vow_value failures(vow_loop *l, void *arg) {
   return vow_undefined();
 }
 
-Test(tcp, refused_bad_port_no_host_unknown_host_reject_naming_what_failed) { run(failures, NULL); }
+LOOP_TEST(tcp, refused_bad_port_no_host_unknown_host_reject_naming_what_failed) { run(failures, NULL); }
 
 static vow_value times_out(vow_loop *l, void *arg) {
   (void)arg;
@@ -258,7 +255,7 @@ static vow_value times_out(vow_loop *l, void *arg) {
   return vow_undefined();
 }
 
-Test(tcp, a_connect_that_hangs_times_out_or_aborts) { run(times_out, NULL); }
+LOOP_TEST(tcp, a_connect_that_hangs_times_out_or_aborts) { run(times_out, NULL); }
 
 /* ---- a name with several addresses (Node 20's autoSelectFamily) ------------------------ */
 
@@ -292,7 +289,7 @@ static vow_value tries_each_address(vow_loop *l, void *arg) {
   return vow_undefined();
 }
 
-Test(tcp, each_address_is_tried_in_turn) {
+LOOP_TEST(tcp, each_address_is_tried_in_turn) {
   if (!have_ipv6_loopback()) cr_skip_test("this machine has no ::1");
   run(tries_each_address, NULL);
 }
@@ -322,14 +319,14 @@ static vow_value gives_up_a_silent_address(vow_loop *l, void *arg) {
   return vow_undefined();
 }
 
-Test(tcp, a_silent_address_is_given_up_for_the_next) {
+LOOP_TEST(tcp, a_silent_address_is_given_up_for_the_next) {
   if (!have_ipv6_loopback()) cr_skip_test("this machine has no ::1");
   run(gives_up_a_silent_address, NULL);
 }
 
 /* ---- listening ---------------------------------------------------------------------------- */
 
-Test(tcp, listen_refuses_what_it_cannot_bind) {
+LOOP_TEST(tcp, listen_refuses_what_it_cannot_bind) {
   vow_tcp_server *srv, *other;
   cr_assert_eq(vow_tcp_listen(loop, "localhost", 0, NULL, &srv), VOW_EINVAL);
   cr_assert_null(srv);
@@ -361,13 +358,14 @@ static vow_value one_iterator(vow_loop *l, void *arg) {
   vow_value it;
   cr_assert_eq(vow_await(waiting, &it), 0);
   cr_assert(vow_iter_done(it));
+  vow_unref(it);
   cr_assert_null(vow_tcp_accept_iter(srv));
   vow_asyncgen_unref(first);
   cr_assert_eq(vow_await(closed, NULL), 0);
   return vow_undefined();
 }
 
-Test(tcp, one_accept_iterator_at_a_time) { run(one_iterator, NULL); }
+LOOP_TEST(tcp, one_accept_iterator_at_a_time) { run(one_iterator, NULL); }
 
 /* Connections wait in the backlog until the iterator asks; each next() takes one. */
 static vow_value backlog_waits(vow_loop *l, void *arg) {
@@ -393,7 +391,7 @@ static vow_value backlog_waits(vow_loop *l, void *arg) {
   return vow_undefined();
 }
 
-Test(tcp, connections_wait_until_the_iterator_asks) { run(backlog_waits, NULL); }
+LOOP_TEST(tcp, connections_wait_until_the_iterator_asks) { run(backlog_waits, NULL); }
 
 /* ---- reading and writing ------------------------------------------------------------------ */
 
@@ -477,12 +475,12 @@ static vow_value echo_round(vow_loop *l, void *arg) {
   return vow_undefined();
 }
 
-Test(tcp, echo_vow_to_vow_on_ipv4) {
+LOOP_TEST(tcp, echo_vow_to_vow_on_ipv4) {
   echo_case ec = {"127.0.0.1", 0};
   run(echo_round, &ec);
 }
 
-Test(tcp, echo_vow_to_vow_on_ipv6) {
+LOOP_TEST(tcp, echo_vow_to_vow_on_ipv6) {
   if (!have_ipv6_loopback()) cr_skip_test("this machine has no ::1");
   echo_case ec = {"::1", 0};
   run(echo_round, &ec);
@@ -520,7 +518,7 @@ static pid_t python_echo(int *port, int *out_fd) {
   return pid;
 }
 
-Test(tcp, echo_against_a_python3_server) {
+LOOP_TEST(tcp, echo_against_a_python3_server) {
   int port, out;
   pid_t pid = python_echo(&port, &out);
   if (port <= 0) {
@@ -575,7 +573,7 @@ static vow_value half_close(vow_loop *l, void *arg) {
   return vow_undefined();
 }
 
-Test(tcp, half_close_the_server_reads_the_end_then_answers) { run(half_close, NULL); }
+LOOP_TEST(tcp, half_close_the_server_reads_the_end_then_answers) { run(half_close, NULL); }
 
 /* 16 MiB through a reader that stalls: the writer awaits each 64 KiB write,
  * so while the reader sleeps the writer stops once the kernel's buffers are
@@ -668,7 +666,7 @@ static vow_value big_transfer(vow_loop *l, void *arg) {
   return vow_undefined();
 }
 
-Test(tcp, sixteen_mib_through_a_slow_reader_in_bounded_memory) { run(big_transfer, NULL); }
+LOOP_TEST(tcp, sixteen_mib_through_a_slow_reader_in_bounded_memory) { run(big_transfer, NULL); }
 
 /* ---- peers that misbehave ------------------------------------------------------------------ */
 
@@ -720,7 +718,7 @@ static vow_value reset_mid_read(vow_loop *l, void *arg) {
   return vow_undefined();
 }
 
-Test(tcp, a_peer_that_resets_mid_read_rejects_the_reader) { run(reset_mid_read, NULL); }
+LOOP_TEST(tcp, a_peer_that_resets_mid_read_rejects_the_reader) { run(reset_mid_read, NULL); }
 
 static vow_value write_after_close(vow_loop *l, void *arg) {
   (void)arg;
@@ -763,7 +761,7 @@ static vow_value write_after_close(vow_loop *l, void *arg) {
   return vow_undefined();
 }
 
-Test(tcp, writing_to_a_peer_that_went_away_rejects_with_epipe_not_sigpipe) {
+LOOP_TEST(tcp, writing_to_a_peer_that_went_away_rejects_with_epipe_not_sigpipe) {
   run(write_after_close, NULL);
   struct sigaction sa;
   sigaction(SIGPIPE, NULL, &sa);
@@ -805,11 +803,11 @@ static vow_value abort_and_idle(vow_loop *l, void *arg) {
   return vow_undefined();
 }
 
-Test(tcp, abort_during_a_read_and_an_idle_timeout_close_the_connection) { run(abort_and_idle, NULL); }
+LOOP_TEST(tcp, abort_during_a_read_and_an_idle_timeout_close_the_connection) { run(abort_and_idle, NULL); }
 
 /* ---- the loop's end ------------------------------------------------------------------------------ */
 
-Test(tcp, a_loop_freed_mid_connect_and_listening_releases_everything) {
+LOOP_TEST(tcp, a_loop_freed_mid_connect_and_listening_releases_everything) {
   int fds[16], n;
   int port = silent_port(fds, &n);
   vow_abort_signal *sig = vow_abort_signal_new(loop);

@@ -513,8 +513,7 @@ static void server_close_handle(vow_tcp_server *srv) {
 vow_promise *vow_tcp_server_close(vow_tcp_server *srv) {
   if (!srv || srv->torn || !vow__loop_on_owner(srv->loop)) return NULL;
   if (srv->closing) return srv->closed ? vow_promise_ref(srv->closed) : vow_resolved(srv->loop, vow_undefined());
-  vow_promise *p = vow_promise_new(srv->loop);
-  if (!p) return NULL;
+  vow_promise *p = vow_promise_new(srv->loop); /* out of memory: it closes all the same */
   srv->closed = vow_promise_ref(p);
   server_close_handle(srv);
   server_wake(srv); /* the iterator sees closing: done */
