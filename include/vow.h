@@ -1031,9 +1031,11 @@ int vow_tcp_server_port(const vow_tcp_server *server);
  * (as from vow_tcp_connect; the generator keeps no reference). Connections
  * are accepted only while the iterator asks for one: until then they wait in
  * the kernel's backlog. The generator is done once the server closes, and
- * rejects if accepting fails (UV_EMFILE "EMFILE: accept"). One iterator at a
- * time: a second one's first next() rejects with VOW_EBUSY while the first is
- * unfinished. NULL when out of memory or the server is closed. */
+ * rejects if accepting fails ("ENOBUFS: accept"). Out of descriptors (EMFILE),
+ * libuv closes the waiting connections rather than spin, as under Node: their
+ * clients see the connection closed, and the iterator waits on. One iterator
+ * at a time: a second one's first next() rejects with VOW_EBUSY while the
+ * first is unfinished. NULL when out of memory or the server is closed. */
 vow_asyncgen *vow_tcp_accept_iter(vow_tcp_server *server);
 
 /* server.close(): stops listening now and ends the iterator (done). Unlike

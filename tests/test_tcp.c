@@ -805,6 +805,55 @@ static vow_value abort_and_idle(vow_loop *l, void *arg) {
 
 LOOP_TEST(tcp, abort_during_a_read_and_an_idle_timeout_close_the_connection) { run(abort_and_idle, NULL); }
 
+/* Out of descriptors: accept4 fails with EMFILE, and libuv (as under Node)
+ * then accepts and closes the waiting connections with the descriptor it
+ * keeps in reserve, rather than spin on them. The client sees its
+ * connection closed; the server is unharmed, and accepts again once
+ * descriptors are back. */
+static vow_value out_of_descriptors(vow_loop *l, void *arg) {
+  (void)arg;
+  vow_tcp_server *srv;
+  cr_assert_eq(vow_tcp_listen(l, "127.0.0.1", 0, NULL, &srv), 0);
+  int port = vow_tcp_server_port(srv);
+  int fd = raw_client(port);
+  struct rlimit old, low;
+  cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+  int probe = open("/dev/null", O_RDONLY); /* the lowest free descriptor: the limit leaves none */
+  cr_assert_geq(probe, 0);
+  close(probe);
+  low = old;
+  low.rlim_cur = (rlim_t)probe;
+  cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+  vow_asyncgen *accepts = vow_tcp_accept_iter(srv);
+  vow_promise *next = vow_asyncgen_next(accepts, vow_undefined());
+  char byte;
+  ssize_t n;
+  while ((n = recv(fd, &byte, 1, MSG_DONTWAIT)) < 0 && errno == EAGAIN) /* until libuv drops it */
+    cr_assert_eq(vow_await(vow_delay(l, 5, vow_undefined()), NULL), 0);
+  cr_assert(n == 0 || errno == ECONNRESET, "the waiting client saw its connection closed");
+  cr_assert_eq(vow_promise_state(next), VOW_PENDING, "the server goes on waiting");
+  cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+  close(fd);
+
+  /* Descriptors are back: the same iterator accepts the next client. */
+  vow_value c, it;
+  cr_assert_eq(vow_await(vow_tcp_connect(l, "127.0.0.1", port, NULL), &c), 0);
+  cr_assert_eq(vow_await(next, &it), 0, "%s", text(it));
+  cr_assert(!vow_iter_done(it));
+  char a[64];
+  cr_assert_eq(vow_tcp_remote_address(vow_as_stream(vow_iter_value(it)), a, sizeof a),
+               vow_tcp_local_address(vow_as_stream(c), a, sizeof a));
+  vow_unref(it);
+  vow_unref(c);
+  vow_asyncgen_unref(accepts);
+  cr_assert_eq(vow_await(vow_tcp_server_close(srv), NULL), 0);
+  return vow_undefined();
+}
+
+LOOP_TEST(tcp, out_of_descriptors_the_waiting_client_is_closed_and_the_server_goes_on) {
+  run(out_of_descriptors, NULL);
+}
+
 /* ---- the loop's end ------------------------------------------------------------------------------ */
 
 LOOP_TEST(tcp, a_loop_freed_mid_connect_and_listening_releases_everything) {
