@@ -1,9 +1,10 @@
 /*
  * test_faults_tcp.c — allocation failure at every allocation site of DNS and
  * TCP (tests/faults.h): a scenario that looks a name up, listens, accepts,
- * connects by name, by address and by a list of addresses, is refused, times
- * out, closes its server, and then frees its loop with a connect, a lookup,
- * a listener and an accept pending — run with the 1st allocation failing,
+ * connects by name, by address and by a list of addresses, is refused, meets
+ * an unknown name (one glibc rejects without asking a server), times out,
+ * closes its server, and then frees its loop with a connect, a lookup, a
+ * listener and an accept pending — run with the 1st allocation failing,
  * then the 2nd, and so on, once failing one allocation and once failing
  * every allocation from there on. Each run must end without a crash, a hang
  * or a leak (pooled objects are counted; ASan builds check the heap).
@@ -90,6 +91,8 @@ static vow_value scenario(vow_loop *loop, void *arg) {
   const char *both[] = {"::1", "127.0.0.1"};
   vow_await(vow__tcp_connect_list(loop, "localhost", both, 2, port, NULL), &v), vow_unref(v);
   vow_await(vow_tcp_connect(loop, "127.0.0.1", refusing, NULL), &v), vow_unref(v);
+  vow_await(vow_dns_lookup(loop, "no..such.host", NULL), &v), vow_unref(v); /* rejected locally */
+  vow_await(vow_tcp_connect(loop, "no..such.host", 80, NULL), &v), vow_unref(v);
   vow_tcp_connect_options quick = {.timeout_ms = 5};
   vow_await(vow_tcp_connect(loop, "127.0.0.1", silent, &quick), &v), vow_unref(v);
   if (listening && !close_called) closed = vow_tcp_server_close(srv);
@@ -141,6 +144,7 @@ Test(faults_tcp, every_allocation_can_fail, .timeout = 120) {
   cr_assert_gt(total, 30, "the scenario makes allocations (%ld)", total);
   long failed = fault_every_site(run_once, FAULT_ONCE);
   cr_assert_geq(failed + 1, total, "every allocation site was failed once (%ld of %ld)", failed, total);
+  cr_log_info("%ld allocations, each failed once", total);
   close_sockets();
   TEST_LEAK_CHECK();
 }
@@ -151,6 +155,7 @@ Test(faults_tcp, sustained_out_of_memory_from_every_point, .timeout = 120) {
   long total = fault_allocations;
   long failed = fault_every_site(run_once, FAULT_FROM);
   cr_assert_geq(failed + 1, total, "memory ran out at every point (%ld of %ld)", failed, total);
+  cr_log_info("memory ran out from each of %ld points", failed);
   close_sockets();
   TEST_LEAK_CHECK();
 }
