@@ -123,7 +123,7 @@ static void unlink_stream(vow_stream *s) {
 
 static void stream_free(vow_stream *s) {
   unlink_stream(s);
-  vow_unref(s->reason); /* why it was closed: an idle timeout's or a signal's error */
+  vow_unref(s->reason);
   vow__buf_free(&s->in);
   vow__free(s->read_buf);
   vow__free(s);
@@ -406,12 +406,17 @@ static int next_chunk(vow_loop *loop, vow_stream *s, vow_value *out) {
       *out = vow_error_nomem();
       return VOW_ENOMEM;
     }
+    vow_promise *waiter = s->waiter;
     vow_value ignored;
-    int rc = vow_await(vow_promise_ref(s->waiter), &ignored);
+    int rc = vow_await(vow_promise_ref(waiter), &ignored);
     vow_unref(ignored);
-    if (rc == VOW_ECLOSING) {
-      *out = vow_error(VOW_ECLOSING, "the loop is being freed");
-      return VOW_ECLOSING;
+    if (s->waiter == waiter) { /* the await itself failed: nobody settled it */
+      vow_promise_unref(waiter);
+      s->waiter = NULL;
+    }
+    if (rc == VOW_ECLOSING || rc == VOW_ENOMEM) {
+      *out = rc == VOW_ENOMEM ? vow_error_nomem() : vow_error(VOW_ECLOSING, "the loop is being freed");
+      return rc;
     }
   }
 }
@@ -515,8 +520,8 @@ static vow_asyncgen *new_reader(vow_stream *s, size_t max_line) {
   r->s = vow_stream_ref(s);
   r->max_line = max_line;
   if (max_line) vow__lines_init(&r->lines, max_line);
-  static const vow_async_options chunk_opts = {0, "stream chunks", reader_release};
-  static const vow_async_options line_opts = {0, "stream lines", reader_release};
+  static const vow_async_options chunk_opts = {.name = "stream chunks", .arg_free = reader_release};
+  static const vow_async_options line_opts = {.name = "stream lines", .arg_free = reader_release};
   return vow_asyncgen_new_ex(s->loop, max_line ? lines_body : chunks_body, r,
                              max_line ? &line_opts : &chunk_opts);
 }
@@ -748,8 +753,9 @@ vow_promise *vow_stream_end(vow_stream *s) {
   if (!s || !vow__loop_usable(s->loop)) return NULL;
   if (s->ended) return s->end_done ? vow_promise_ref(s->end_done) : vow_resolved(s->loop, vow_undefined());
   if (s->state != S_OPEN) return vow_resolved(s->loop, vow_undefined());
+  /* As with close: out of memory there is no promise, but the end happens,
+   * or the peer would wait for it forever. */
   vow_promise *p = vow_promise_new(s->loop);
-  if (!p) return NULL;
   s->ended = 1;
   s->end_done = vow_promise_ref(p);
   if (s->is_fd) {
@@ -853,10 +859,9 @@ static void close_with(vow_stream *s, vow_value reason) {
 vow_promise *vow_stream_close(vow_stream *s) {
   if (!s || !vow__loop_usable(s->loop)) return NULL;
   if (s->state == S_CLOSED) return vow_resolved(s->loop, vow_undefined());
-  if (!s->close_done) {
-    s->close_done = vow_promise_new(s->loop);
-    if (!s->close_done) return NULL;
-  }
+  /* Out of memory there is no promise to return, but the stream closes all
+   * the same: a close that did nothing would leave its writes waiting. */
+  if (!s->close_done) s->close_done = vow_promise_new(s->loop);
   vow_promise *p = vow_promise_ref(s->close_done);
   vow_stream_ref(s);
   if (s->state == S_OPEN) {
