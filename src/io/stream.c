@@ -42,6 +42,7 @@ typedef struct wreq {
   vow_stream *s;
   vow_value chunk;      /* the bytes: a STRING */
   vow_promise *done;    /* settled when written */
+  size_t queued;        /* its bytes counted in queued_bytes (less what uv_try_write took) */
   struct wreq *next;
   int submitted;        /* handed to libuv */
 } wreq;
@@ -589,7 +590,7 @@ static void fd_write_next(vow_stream *s);
 /* A write finished (in order: it is the oldest one). */
 static void write_finished(vow_stream *s, int status) {
   wreq *w = writes_pop(s);
-  s->queued_bytes -= vow_str_len(w->chunk);
+  s->queued_bytes -= w->queued;
   if (status == 0) touch(s);
   if (!s->orphaned) {
     completion c = {w, status};
@@ -692,7 +693,8 @@ vow_promise *vow_stream_write_value(vow_stream *s, vow_value chunk) {
     w->submitted = 1;
   }
   writes_push(s, w);
-  s->queued_bytes += vow_str_len(chunk);
+  w->queued = b.len;
+  s->queued_bytes += w->queued;
   s->holds++;
   if (s->is_fd) fd_write_next(s);
   return p;
@@ -775,7 +777,7 @@ vow_promise *vow_stream_end(vow_stream *s) {
 static void drop_queued_writes(vow_stream *s) {
   while (s->writes) {
     wreq *w = writes_pop(s);
-    s->queued_bytes -= vow_str_len(w->chunk);
+    s->queued_bytes -= w->queued;
     s->cancelled_writes = 1;
     if (w->done) {
       if (!vow_is_undefined(s->reason)) settle(&w->done, vow_ref(s->reason), 1);
