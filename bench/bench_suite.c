@@ -107,6 +107,7 @@ static const job jobs[] = {
     {"http_server", 5, V | N, K_HTTP_SERVER, MEM_STREAM, "server under wrk -t1 -c64 for n seconds"},
     {"http_server_native", 5, NATIVE, K_HTTP_SERVER, MEM_NONE, "the same with Bun.serve / Deno.serve"},
     {"fs_read_10k", 10000, V | N, K_PLAIN, MEM_NONE, "readFile of 1 KiB files, 64 in flight"},
+    {"tcp_pingpong", 200000, V | N, K_PLAIN, MEM_STREAM, "TCP echo round trips, 64 connections, in-process server"},
 };
 #define NJOBS (sizeof jobs / sizeof jobs[0])
 #undef V
@@ -192,6 +193,9 @@ static const row rows[] = {
     {"11 readFile 10k small files, c=64", "us", COLS_VN("fs_read_10k", "us"), 2, 0, 0, 0, 0, 0},
     {"11 readFile, CPU per file", "us", COLS_VN("fs_read_10k", "cpu_us"), 0, 0, 0, 0, 0, 0},
     {"11 readFile peak RSS", "MiB", COLS_VN("fs_read_10k", "rss_hwm_mib"), 1, 0, 0, 0, 0, 0},
+    {"12 TCP ping-pong c=64, round trips/s", "k/s", COLS_VN("tcp_pingpong", "krtps"), 2, 0, 0, 1, 0, 0},
+    {"12 TCP ping-pong, CPU per round trip", "us", COLS_VN("tcp_pingpong", "cpu_us"), 0, 0, 0, 0, 0, 0},
+    {"12 TCP ping-pong peak RSS", "MiB", COLS_VN("tcp_pingpong", "rss_hwm_mib"), 1, 0, 0, 0, 0, 0},
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 

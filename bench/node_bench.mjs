@@ -15,6 +15,7 @@
 // node:http.
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 
 const [workload, nArg, windowArg, URL_ARG] = process.argv.slice(2);
@@ -327,6 +328,48 @@ function serveNative() {
   }
 }
 
+// 12. TCP ping-pong: an echo server in this process and 64 connections, each
+// sending a 64-byte message and waiting for its echo before the next, until n
+// round trips are done (the same shape as vow_bench.c's tcp_pingpong).
+async function tcpPingPong(n) {
+  const server = net.createServer((socket) => {
+    socket.on('data', (chunk) => socket.write(chunk)); // echo
+    socket.on('end', () => socket.end());
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  const message = Buffer.alloc(64, 'ping ');
+  let left = n;
+  let done = 0;
+  function client() {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1');
+      let got = 0;
+      const next = () => {
+        if (left === 0) { socket.end(); return resolve(); }
+        left--;
+        got = 0;
+        socket.write(message);
+      };
+      socket.on('connect', next);
+      socket.on('data', (chunk) => {
+        got += chunk.length;
+        if (got === message.length) { done++; next(); }
+      });
+      socket.on('error', reject);
+    });
+  }
+  const t0 = now();
+  const c0 = process.cpuUsage();
+  await Promise.all(Array.from({ length: 64 }, client));
+  const cpu = process.cpuUsage(c0);
+  const t1 = now();
+  await new Promise((resolve) => server.close(resolve));
+  if (done !== n) die(`tcp: ${done} of ${n} round trips done`);
+  const ns = (t1 - t0) * 1e6 / n;
+  return { krtps: 1e6 / ns, us: ns / 1000, cpu_us: (cpu.user + cpu.system) / n };
+}
+
 switch (workload) {
   case 'microtask':
     await microtaskPass(warm(N));
@@ -387,6 +430,9 @@ switch (workload) {
     break;
   case 'fs_read_10k':
     report(await fsRead(N));
+  case 'tcp_pingpong':
+    await tcpPingPong(warm(N));
+    report(await tcpPingPong(N));
     break;
   case 'serve':
     serve();

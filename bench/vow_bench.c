@@ -721,6 +721,118 @@ static void bench_fs_read(uint64_t n) {
   result_end();
 }
 
+/* ---- 12. TCP ping-pong: 64 connections, n round trips in all ---------------------
+ * vow's own echo server in this process (for await over each connection's
+ * chunks, every chunk written back) and 64 clients, each sending a 64-byte
+ * message and reading its echo before the next, until n round trips are
+ * done (the same shape as node_bench.mjs's tcpPingPong). */
+
+#define PP_CONNECTIONS 64
+#define PP_MESSAGE 64
+
+typedef struct pp_run {
+  int port;
+  uint64_t left, done;
+  uint64_t t0, t1, c0, c1;
+} pp_run;
+
+static vow_value pp_echo(vow_loop *loop, void *arg) {
+  (void)loop;
+  vow_stream *s = arg;
+  vow_for_await it;
+  vow_for_await_gen(&it, vow_stream_chunks(s));
+  VOW_FOR_AWAIT(&it, chunk) {
+    if (vow_await(vow_stream_write_value(s, vow_ref(chunk)), NULL) != 0) break;
+  }
+  vow_for_await_end(&it, NULL);
+  vow_await(vow_stream_end(s), NULL);
+  return vow_undefined();
+}
+
+static void pp_stream_unref(void *s) { vow_stream_unref(s); }
+
+static vow_value pp_server(vow_loop *loop, void *server) {
+  vow_for_await it;
+  vow_for_await_gen(&it, vow_tcp_accept_iter(server));
+  VOW_FOR_AWAIT(&it, conn) {
+    vow_async_options o = {.arg_free = pp_stream_unref};
+    vow_promise_unref(vow_async_ex(loop, pp_echo, vow_stream_ref(vow_as_stream(conn)), &o));
+  }
+  vow_for_await_end(&it, NULL);
+  return vow_undefined();
+}
+
+static vow_value pp_client(vow_loop *loop, void *arg) {
+  pp_run *r = arg;
+  vow_value conn;
+  if (vow_await(vow_tcp_connect(loop, "127.0.0.1", r->port, NULL), &conn) != 0)
+    bench_die("tcp connect: %s", vow_error_message(conn));
+  vow_stream *s = vow_as_stream(conn);
+  static const char message[PP_MESSAGE] = "ping ping ping ping ping ping ping ping ping ping ping ping ping";
+  vow_for_await replies;
+  vow_for_await_gen(&replies, vow_stream_chunks(s));
+  while (r->left > 0) {
+    r->left--;
+    if (vow_await(vow_stream_write(s, message, PP_MESSAGE), NULL) != 0) bench_die("tcp write failed");
+    size_t got = 0;
+    while (got < PP_MESSAGE) {
+      vow_value chunk;
+      if (vow_for_await_next(&replies, &chunk) <= 0) bench_die("tcp: the echo stopped");
+      got += vow_str_len(chunk);
+      vow_unref(chunk);
+    }
+    if (got != PP_MESSAGE) bench_die("tcp: %zu bytes came back for %d", got, PP_MESSAGE);
+    r->done++;
+  }
+  vow_for_await_end(&replies, NULL);
+  vow_unref(conn);
+  return vow_undefined();
+}
+
+/* Serves, runs the 64 clients to the end, closes the server: the timed part. */
+static vow_value pp_main(vow_loop *loop, void *arg) {
+  pp_run *r = arg;
+  vow_tcp_server *server;
+  int err = vow_tcp_listen(loop, "127.0.0.1", 0, NULL, &server);
+  if (err) bench_die("vow_tcp_listen: %s", vow_strerror(err));
+  r->port = vow_tcp_server_port(server);
+  vow_promise *serving = vow_async(loop, pp_server, server);
+  vow_value clients[PP_CONNECTIONS];
+  r->t0 = mono_ns(), r->c0 = cpu_ns();
+  for (int i = 0; i < PP_CONNECTIONS; i++) clients[i] = vow_promise_value(vow_async(loop, pp_client, r));
+  vow_value done;
+  if (vow_await(vow_all(loop, clients, PP_CONNECTIONS), &done) != 0) bench_die("tcp: a client failed");
+  vow_unref(done);
+  r->t1 = mono_ns(), r->c1 = cpu_ns();
+  vow_await(vow_tcp_server_close(server), NULL);
+  vow_await(serving, NULL);
+  return vow_undefined();
+}
+
+static double pp_pass(uint64_t n, double *cpu_per) {
+  vow_loop *loop = loop_make();
+  pp_run r = {.left = n};
+  vow_promise *p = vow_async(loop, pp_main, &r);
+  loop_run(loop);
+  if (vow_promise_state(p) != VOW_FULFILLED || r.done != n)
+    bench_die("tcp: %llu of %llu round trips done", (unsigned long long)r.done, (unsigned long long)n);
+  vow_promise_unref(p);
+  loop_free(loop);
+  if (cpu_per) *cpu_per = (double)(r.c1 - r.c0) / (double)n;
+  return (double)(r.t1 - r.t0) / (double)n;
+}
+
+static void bench_tcp_pingpong(uint64_t n) {
+  double cpu = 0;
+  pp_pass(warmup_size(n), NULL);
+  double ns = pp_pass(n, &cpu);
+  result_begin();
+  result_kv("krtps", 1e6 / ns);
+  result_kv("us", ns / 1000);
+  result_kv("cpu_us", cpu / 1000);
+  result_end();
+}
+
 /* ---- main ------------------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
@@ -749,6 +861,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(w, "suspended")) bench_suspended(a.n);
   else if (!strcmp(w, "http_client")) bench_http_client(a.n, a.url);
   else if (!strcmp(w, "fs_read_10k")) bench_fs_read(a.n);
+  else if (!strcmp(w, "tcp_pingpong")) bench_tcp_pingpong(a.n);
   else if (!strcmp(w, "serve")) serve();
   else bench_die("unknown workload '%s'", w);
   return 0;

@@ -1136,6 +1136,127 @@ vow_stream *vow_stderr(vow_loop *loop);
  * VOW_EINVAL (a UDP socket, or a kind that is not a byte stream), VOW_ENOMEM,
  * or libuv's error. */
 int vow_stream_open_fd(vow_loop *loop, int fd, vow_stream **out);
+/* ---- DNS --------------------------------------------------------------------
+ *
+ * dns.promises.lookup(host, {all: true, family}): the system resolver
+ * (getaddrinfo: /etc/hosts, then DNS) run on libuv's thread pool, so the loop
+ * never blocks on a name. Every address is returned, in the resolver's order
+ * (Node 20's verbatim order). A numeric address resolves to itself.
+ */
+typedef struct vow_dns_options {
+  int family;                 /* 0: IPv4 and IPv6; 4 or 6: only that family */
+  int pairs;                  /* fulfil with [address, family] pairs, ["::1",6],
+                                 instead of address strings */
+  vow_abort_signal *signal;   /* borrowed (a reference is kept while resolving); NULL: none */
+} vow_dns_options;
+
+/* Resolves host (copied). options may be NULL. Returns a new promise
+ * reference, fulfilled with an ARRAY of address STRINGs ("127.0.0.1", "::1")
+ * or of pairs; NULL only when out of memory or on the wrong thread. Rejects
+ * with VOW_EINVAL (no host, a family other than 0, 4, 6), UV_EAI_NONAME (an
+ * unknown name: "EAI_NONAME: getaddrinfo 'no.such.host': unknown node or
+ * service"), another UV_EAI_* code, VOW_ENOMEM, or the signal's reason. An
+ * abort stops the lookup if it has not started; one already running on a
+ * pool thread finishes there, unheard. */
+vow_promise *vow_dns_lookup(vow_loop *loop, const char *host, const vow_dns_options *options);
+
+/* ---- TCP --------------------------------------------------------------------
+ *
+ * net.connect and net.createServer, as promises: a connection is a vow_stream
+ * (read it with vow_stream_chunks or vow_stream_lines, write it with
+ * vow_stream_write, half-close it with vow_stream_end), and a server hands out
+ * its connections through an async iterator — for await (const c of server).
+ * IPv4 and IPv6 alike.
+ *
+ *   vow_value v;
+ *   if (vow_await(vow_tcp_connect(loop, "localhost", 6379, NULL), &v) == 0) {
+ *     vow_stream *redis = vow_as_stream(v);
+ *     vow_await(vow_stream_write(redis, "PING\r\n", 6), NULL);
+ *     ...
+ *   }
+ *   vow_unref(v);   // the last reference closes the connection
+ *
+ * Connecting resolves a name on the loop (vow_dns_lookup) and tries every
+ * address in turn, as Node 20's autoSelectFamily does: an address that
+ * refuses, or does not answer within attempt_timeout_ms while others remain,
+ * is given up for the next. When all fail, the rejection is the last
+ * address's error, with the one before it as its cause, and so on.
+ */
+typedef struct vow_tcp_server vow_tcp_server;
+
+typedef struct vow_tcp_connect_options {
+  int family;                   /* resolve to 0: any family, 4 or 6 only */
+  uint64_t timeout_ms;          /* for the whole connect, lookup included: then a
+                                   VOW_ETIMEDOUT rejection; 0: none (the kernel's) */
+  uint64_t attempt_timeout_ms;  /* per address when more remain (Node's
+                                   autoSelectFamilyAttemptTimeout); 0: 250 ms */
+  int nodelay;                  /* socket.setNoDelay(true) once connected */
+  vow_abort_signal *signal;     /* borrowed while connecting (a reference is
+                                   kept); abort rejects with its reason; NULL: none */
+} vow_tcp_connect_options;
+
+/* net.connect(port, host): host (a name or a numeric IPv4/IPv6 address,
+ * copied) and port (1-65535). options may be NULL. Returns a new promise
+ * reference, fulfilled with a POINTER value holding the connected stream
+ * (vow_as_stream; the value holds the stream's reference: keep the value, or
+ * vow_stream_ref the stream, as long as you use it); NULL only when out of
+ * memory or on the wrong thread. Rejects with an ERROR naming what failed:
+ * VOW_EINVAL (no host, a port out of range), UV_EAI_* (the name), then the
+ * connection's code — UV_ECONNREFUSED "ECONNREFUSED: connect 127.0.0.1:1",
+ * UV_ENETUNREACH, UV_EADDRNOTAVAIL... — VOW_ETIMEDOUT (timeout_ms), VOW_ENOMEM,
+ * or the signal's reason. An abort or a timeout closes the half-made socket. */
+vow_promise *vow_tcp_connect(vow_loop *loop, const char *host, int port,
+                             const vow_tcp_connect_options *options);
+
+typedef struct vow_tcp_listen_options {
+  int backlog;                  /* pending connections the kernel queues; 0: 511 (Node's) */
+  int ipv6_only;                /* on "::", refuse IPv4 clients (no dual stack) */
+} vow_tcp_listen_options;
+
+/* server.listen(port, host): binds host — a numeric address ("127.0.0.1",
+ * "::1", "0.0.0.0", "::"; NULL: "127.0.0.1"; resolve a name first with
+ * vow_dns_lookup) — and port (0: an ephemeral port, see vow_tcp_server_port).
+ * options may be NULL. Returns 0 with *out the server, or a negative code:
+ * VOW_EINVAL (not a numeric address, a port out of range), UV_EADDRINUSE,
+ * UV_EACCES, UV_EADDRNOTAVAIL, VOW_ENOMEM, VOW_ETHREAD. As in Node, a
+ * listening server keeps the loop running until vow_tcp_server_close (or
+ * vow_loop_free, which closes it). */
+int vow_tcp_listen(vow_loop *loop, const char *host, int port,
+                   const vow_tcp_listen_options *options, vow_tcp_server **out);
+
+/* server.address().port: the bound port, or VOW_EINVAL. */
+int vow_tcp_server_port(const vow_tcp_server *server);
+
+/* for await (const socket of server): an async generator (a new reference)
+ * yielding each accepted connection as a POINTER value holding its stream
+ * (as from vow_tcp_connect; the generator keeps no reference). Connections
+ * are accepted only while the iterator asks for one: until then they wait in
+ * the kernel's backlog. The generator is done once the server closes, and
+ * rejects if accepting fails ("ENOBUFS: accept"). Out of descriptors (EMFILE),
+ * libuv closes the waiting connections rather than spin, as under Node: their
+ * clients see the connection closed, and the iterator waits on. One iterator
+ * at a time: a second one's first next() rejects with VOW_EBUSY while the
+ * first is unfinished. NULL when out of memory or the server is closed. */
+vow_asyncgen *vow_tcp_accept_iter(vow_tcp_server *server);
+
+/* server.close(): stops listening now and ends the iterator (done). Unlike
+ * Node's, the connections already accepted are the caller's streams, and go
+ * on. The promise (a new reference) fulfils when the listening socket is
+ * closed; the server is freed once that is done and its iterators are
+ * released: do not use the pointer after calling close (but closing twice is
+ * harmless). NULL when out of memory or on the wrong thread; out of memory,
+ * the server still closes. */
+vow_promise *vow_tcp_server_close(vow_tcp_server *server);
+
+/* A TCP stream's own settings and addresses (a stream from vow_tcp_connect or
+ * an iterator; borrowed). Return 0 (the addresses: the port) or a negative
+ * code: VOW_EINVAL for a stream that is not TCP or is closed. */
+int vow_tcp_set_nodelay(vow_stream *s, int on);                   /* setNoDelay */
+int vow_tcp_set_keepalive(vow_stream *s, int on, unsigned delay_s); /* setKeepAlive */
+/* socket.remoteAddress / remotePort and localAddress / localPort: the numeric
+ * address is written to buf (46 bytes hold any), the port returned. */
+int vow_tcp_remote_address(vow_stream *s, char *buf, size_t cap);
+int vow_tcp_local_address(vow_stream *s, char *buf, size_t cap);
 
 /* ---- fetch ------------------------------------------------------------------
  *

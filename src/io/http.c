@@ -24,6 +24,7 @@ static void io_free(vow_loop *loop, void *state) {
   /* Servers first: their handlers may be awaiting fetches of the same loop,
    * and neither half's teardown runs user code, so the order is only tidy. */
   if (io->server) vow__server_teardown(loop, io->server);
+  if (io->net) vow__net_teardown(loop, io->net);
   if (io->fetch) vow__fetch_teardown(loop, io->fetch);
   vow__streams_teardown(loop, io);
   vow__free(io);

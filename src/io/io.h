@@ -21,6 +21,7 @@
 
 typedef struct vow__fetch_state vow__fetch_state;
 typedef struct vow__server_state vow__server_state;
+typedef struct vow__net_state vow__net_state;
 
 typedef struct vow__io {
   vow__fetch_state *fetch;    /* fetch.c, made by the first fetch */
@@ -28,6 +29,7 @@ typedef struct vow__io {
   vow_stream *streams;        /* stream.c: the open streams, for the teardown */
   vow_stream *stdio[3];       /* stdio.c: stdin, stdout, stderr once made (weak) */
   char *read_scratch;         /* stream.c: what libuv reads into, shared */
+  vow__net_state *net;        /* dns.c and tcp.c (io/dns.h), made by the first lookup or listen */
 } vow__io;
 
 /* The loop's I/O state, made on first use; NULL when out of memory. */
@@ -37,6 +39,7 @@ vow__io *vow__io_get(vow_loop *loop);
 void vow__fetch_teardown(vow_loop *loop, vow__fetch_state *st);
 void vow__server_teardown(vow_loop *loop, vow__server_state *st);
 void vow__streams_teardown(vow_loop *loop, vow__io *io);
+void vow__net_teardown(vow_loop *loop, vow__net_state *st);
 
 /* ---- header lists (http.c) --------------------------------------------------
  *

@@ -42,6 +42,7 @@ typedef struct wreq {
   vow_stream *s;
   vow_value chunk;      /* the bytes: a STRING */
   vow_promise *done;    /* settled when written */
+  size_t queued;        /* its bytes counted in queued_bytes (less what uv_try_write took) */
   struct wreq *next;
   int submitted;        /* handed to libuv */
 } wreq;
@@ -589,7 +590,7 @@ static void fd_write_next(vow_stream *s);
 /* A write finished (in order: it is the oldest one). */
 static void write_finished(vow_stream *s, int status) {
   wreq *w = writes_pop(s);
-  s->queued_bytes -= vow_str_len(w->chunk);
+  s->queued_bytes -= w->queued;
   if (status == 0) touch(s);
   if (!s->orphaned) {
     completion c = {w, status};
@@ -656,6 +657,23 @@ vow_promise *vow_stream_write_value(vow_stream *s, vow_value chunk) {
       return vow_rejected(s->loop, vow_ref(s->reason));
     return vow_rejected(s->loop, stream_error(s, refused, "write after end of"));
   }
+  /* Nothing queued: try the kernel first, as Node does (uv_try_write). A
+   * write it takes whole is done now, with no request and no poll change;
+   * what it leaves goes through uv_write, behind nothing, so order holds. */
+  uv_buf_t b = chunk_buf(chunk);
+  if (!s->is_fd && !s->writes && b.len) {
+    int n = uv_try_write(&s->h.stream, &b, 1);
+    if (n == (int)b.len) {
+      touch(s);
+      vow_unref(chunk);
+      return vow_resolved(s->loop, vow_undefined());
+    }
+    if (n > 0) b = uv_buf_init(b.base + n, b.len - (unsigned)n);
+    else if (n != UV_EAGAIN && n != UV_ENOSYS) {
+      vow_unref(chunk);
+      return vow_rejected(s->loop, stream_error(s, n, "write"));
+    }
+  }
   vow_promise *p = vow_promise_new(s->loop);
   wreq *w = p ? vow__calloc(1, sizeof *w) : NULL;
   if (!w) {
@@ -666,7 +684,6 @@ vow_promise *vow_stream_write_value(vow_stream *s, vow_value chunk) {
   *w = (wreq){.s = s, .chunk = chunk, .done = vow_promise_ref(p)};
   if (!s->is_fd) {
     w->uv.write.data = w;
-    uv_buf_t b = chunk_buf(chunk);
     int rc = uv_write(&w->uv.write, &s->h.stream, &b, 1, on_write);
     if (rc < 0) {
       settle(&w->done, stream_error(s, rc, "write"), 1);
@@ -676,7 +693,8 @@ vow_promise *vow_stream_write_value(vow_stream *s, vow_value chunk) {
     w->submitted = 1;
   }
   writes_push(s, w);
-  s->queued_bytes += vow_str_len(chunk);
+  w->queued = b.len;
+  s->queued_bytes += w->queued;
   s->holds++;
   if (s->is_fd) fd_write_next(s);
   return p;
@@ -759,7 +777,7 @@ vow_promise *vow_stream_end(vow_stream *s) {
 static void drop_queued_writes(vow_stream *s) {
   while (s->writes) {
     wreq *w = writes_pop(s);
-    s->queued_bytes -= vow_str_len(w->chunk);
+    s->queued_bytes -= w->queued;
     s->cancelled_writes = 1;
     if (w->done) {
       if (!vow_is_undefined(s->reason)) settle(&w->done, vow_ref(s->reason), 1);
