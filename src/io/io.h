@@ -25,6 +25,8 @@ typedef struct vow__server_state vow__server_state;
 typedef struct vow__io {
   vow__fetch_state *fetch;    /* fetch.c, made by the first fetch */
   vow__server_state *server;  /* server.c, made by the first listen */
+  struct vow_process *processes; /* process.c: children running or with an exec unsettled */
+  struct vow__signal_state *signals; /* signal.c, made by the first watch */
 } vow__io;
 
 /* The loop's I/O state, made on first use; NULL when out of memory. */
@@ -33,6 +35,9 @@ vow__io *vow__io_get(vow_loop *loop);
 /* Each half's teardown, called by the slot's destructor (http.c). */
 void vow__fetch_teardown(vow_loop *loop, vow__fetch_state *st);
 void vow__server_teardown(vow_loop *loop, vow__server_state *st);
+void vow__process_teardown(vow_loop *loop, struct vow_process *list); /* kills, reaps */
+void vow__signal_teardown(vow_loop *loop, struct vow__signal_state *st);
+const char *vow__signal_name(int signum); /* "SIGTERM"; "signal 40" (a static buffer) */
 
 /* ---- header lists (http.c) --------------------------------------------------
  *
