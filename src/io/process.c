@@ -451,11 +451,8 @@ static vow_value exec_result_value(exec_job *job) {
   r->out = vow_string_n(job->out[0].data ? job->out[0].data : "", job->out[0].len);
   r->err = vow_string_n(job->out[1].data ? job->out[1].data : "", job->out[1].len);
   r->status = job->p->status;
-  vow_value v = vow_pointer(r, exec_result_free);
-  if (v.kind != VOW_POINTER) {
-    exec_result_free(r);
-    return vow_error_nomem();
-  }
+  vow_value v = vow_pointer(r, exec_result_free); /* which frees r when it fails */
+  if (v.kind != VOW_POINTER) return vow_error_nomem();
   if (r->out.kind != VOW_STRING || r->err.kind != VOW_STRING) {
     vow_unref(v);
     return vow_error_nomem();
