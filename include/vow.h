@@ -119,6 +119,12 @@ int vow_set_allocator(const vow_allocator *allocator);
  *     then unhandled rejections are reported. So microtasks always run before the
  *     next macrotask, even between two timers that fire in the same turn.
  *
+ * SIGPIPE: a peer that goes away makes the next write to it raise SIGPIPE,
+ * whose default action kills the process. Like Node, vow_loop_new sets
+ * SIGPIPE to SIG_IGN when (and only when) it is at its default, so writes to
+ * a vanished peer fail with UV_EPIPE instead; a handler of yours, or your own
+ * SIG_IGN, is left untouched.
+ *
  * Lifecycle: vow_loop_new -> (schedule work) -> vow_loop_run -> vow_loop_free.
  * vow_loop_run may be called again after it returns, to run newly scheduled work.
  */
@@ -868,13 +874,12 @@ vow_stream *vow_as_stream(vow_value value);
  * reader. NULL only when out of memory. */
 vow_asyncgen *vow_stream_chunks(vow_stream *s);
 
-/* Its lines (readline): the chunks split at "
-", each line yielded as a
- * STRING without its "
-" (nor a "
-" before it); a last line without a
- * newline is yielded at the end. A line longer than max_line bytes (0: 64 KiB)
- * rejects with VOW_ETOOBIG rather than buffering without bound. */
+/* Its lines (readline): each line yielded as a STRING without its ending,
+ * which is "\n", "\r\n" or a lone "\r" as in Node's readline; a last line
+ * without an ending is yielded at the end. A line longer than max_line bytes
+ * (0: 64 KiB) rejects with VOW_ETOOBIG rather than buffering without bound.
+ * The same one-reader rule as vow_stream_chunks; bytes read past the line
+ * where the loop stopped are dropped with the generator. */
 vow_asyncgen *vow_stream_lines(vow_stream *s, size_t max_line);
 
 /* Writes len bytes (copied). Returns a new promise reference, fulfilled with
@@ -903,6 +908,35 @@ vow_promise *vow_stream_close(vow_stream *s);
 int vow_stream_set_timeout(vow_stream *s, uint64_t ms);
 int vow_stream_set_signal(vow_stream *s, vow_abort_signal *signal);
 
+/* ---- stdin, stdout, stderr, and any descriptor -------------------------------
+ *
+ * process.stdin, process.stdout and process.stderr: the loop's stream over
+ * descriptor 0, 1 or 2, made on the first call; every call returns a new
+ * reference to that same stream. What backs it is found at run time — a TTY,
+ * a pipe or socket (polled by libuv), or a regular file or device (read and
+ * written on libuv's thread pool, since files cannot be polled) — so
+ * `prog < file`, `cmd | prog` and a terminal read alike. Reading stdin keeps
+ * the loop alive only while a reader waits on it (Node keeps it alive while
+ * stdin flows). The descriptors themselves are never closed: the stream works
+ * on a duplicate. NULL when out of memory, on the wrong thread, or when the
+ * descriptor is closed or not a byte stream.
+ *
+ *   // for await (const line of readline.createInterface({input: process.stdin}))
+ *   vow_for_await it;
+ *   vow_for_await_gen(&it, vow_stream_lines(in, 0));
+ *   VOW_FOR_AWAIT(&it, line) ...
+ */
+vow_stream *vow_stdin(vow_loop *loop);
+vow_stream *vow_stdout(vow_loop *loop);
+vow_stream *vow_stderr(vow_loop *loop);
+
+/* A stream over any open descriptor fd (borrowed: the stream works on a
+ * duplicate, closed with it), backed as above. On success *out is a new
+ * reference and 0 is returned; otherwise UV_EBADF (fd is not open),
+ * VOW_EINVAL (a UDP socket, or a kind that is not a byte stream), VOW_ENOMEM,
+ * or libuv's error. */
+int vow_stream_open_fd(vow_loop *loop, int fd, vow_stream **out);
+
 /* ---- child processes -------------------------------------------------------
  *
  * Node's child_process, as promises: spawn a program with its argv, env, cwd
@@ -924,10 +958,8 @@ int vow_stream_set_signal(vow_stream *s, vow_abort_signal *signal);
  *     not to wait for it, like child.unref()); the vow_process lives at least
  *     until the child exits, however early the caller lets go of it.
  *   - A child's stdin/stdout/stderr made with VOW_STDIO_PIPE are vow_streams
- *     (above). Writing to a stdin the child has closed rejects with UV_EPIPE:
- *     the first pipe made sets SIGPIPE to be ignored in the process, if it
- *     was at its default (Node does the same at startup), so that such a
- *     write never kills the program.
+ *     (above). Writing to a stdin the child has closed rejects with UV_EPIPE,
+ *     never kills the program (the loop ignores SIGPIPE, as Node does).
  */
 typedef struct vow_process vow_process;
 

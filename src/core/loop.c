@@ -7,6 +7,7 @@
  * processTicksAndRejections. That single funnel is what makes "microtasks
  * before the next macrotask" true for every kind of callback.
  */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,8 +16,20 @@
 
 _Thread_local char vow__thread_mark;
 
+/* A peer that goes away makes the next write raise SIGPIPE, whose default
+ * action ends the process: Node ignores it at startup, and so does vow's
+ * first loop — but only where nobody chose otherwise (a handler, or an
+ * explicit SIG_IGN, is left as it is). Writes then fail with EPIPE. */
+static void ignore_sigpipe_by_default(void) {
+  struct sigaction sa;
+  if (sigaction(SIGPIPE, NULL, &sa) != 0 || sa.sa_handler != SIG_DFL) return;
+  sa.sa_handler = SIG_IGN;
+  sigaction(SIGPIPE, &sa, NULL);
+}
+
 int vow_loop_new(vow_loop **out, const vow_loop_options *options) {
   if (!out) return VOW_EINVAL;
+  ignore_sigpipe_by_default();
   *out = NULL;
   vow_loop *loop = vow__calloc(1, sizeof *loop);
   if (!loop) return VOW_ENOMEM;

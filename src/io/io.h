@@ -25,6 +25,9 @@ typedef struct vow__server_state vow__server_state;
 typedef struct vow__io {
   vow__fetch_state *fetch;    /* fetch.c, made by the first fetch */
   vow__server_state *server;  /* server.c, made by the first listen */
+  vow_stream *streams;        /* stream.c: the open streams, for the teardown */
+  vow_stream *stdio[3];       /* stdio.c: stdin, stdout, stderr once made (weak) */
+  char *read_scratch;         /* stream.c: what libuv reads into, shared */
   struct vow_process *processes; /* process.c: children running or with an exec unsettled */
   struct vow__signal_state *signals; /* signal.c, made by the first watch */
 } vow__io;
@@ -38,6 +41,7 @@ void vow__server_teardown(vow_loop *loop, vow__server_state *st);
 void vow__process_teardown(vow_loop *loop, struct vow_process *list); /* kills, reaps */
 void vow__signal_teardown(vow_loop *loop, struct vow__signal_state *st);
 const char *vow__signal_name(int signum); /* "SIGTERM"; "signal 40" (a static buffer) */
+void vow__streams_teardown(vow_loop *loop, vow__io *io);
 
 /* ---- header lists (http.c) --------------------------------------------------
  *

@@ -93,9 +93,7 @@ static vow_value errorf(int code, const char *fmt, ...) {
 /* ---- the process object ------------------------------------------------------------ */
 
 static void process_free(vow_process *p) {
-#ifdef VOW__STREAMS_LANDED
   for (int i = 0; i < 3; i++) vow_stream_unref(p->stdio[i]);
-#endif
   vow_promise_unref(p->exit);
   vow__free(p);
 }
@@ -237,8 +235,7 @@ static int watch_signal(vow_process *p, vow_abort_signal *signal) {
 /* ---- spawn --------------------------------------------------------------------------- */
 
 /* A pipe for the child's fd, as a stream: initialised here, filled by uv_spawn. */
-static int make_pipe(vow_process *p, int fd, uv_stdio_container_t *c) {
-#ifdef VOW__STREAMS_LANDED
+static int make_pipe(vow_process *p, int fd, const char *program, uv_stdio_container_t *c) {
   vow__uv_stream *h;
   vow_stream *s = vow__stream_alloc(p->loop, &h);
   if (!s) return VOW_ENOMEM;
@@ -248,17 +245,18 @@ static int make_pipe(vow_process *p, int fd, uv_stdio_container_t *c) {
     return err;
   }
   vow__stream_opened(s);
+  static const char *const names[3] = {"stdin", "stdout", "stderr"};
+  char name[96];
+  snprintf(name, sizeof name, "process '%s' %s", program, names[fd]);
+  vow__stream_set_name(s, name);
   p->stdio[fd] = s;
   c->flags = UV_CREATE_PIPE | (fd == 0 ? UV_READABLE_PIPE : UV_WRITABLE_PIPE);
   c->data.stream = &h->stream;
   return 0;
-#else
-  (void)p, (void)fd, (void)c;
-  return UV_ENOSYS; /* until stream.c lands (transitional) */
-#endif
 }
 
-static int stdio_container(vow_process *p, int fd, int mode, uv_stdio_container_t *c) {
+static int stdio_container(vow_process *p, int fd, int mode, const char *program,
+                           uv_stdio_container_t *c) {
   switch (mode) {
     case VOW_STDIO_INHERIT:
       c->flags = UV_INHERIT_FD;
@@ -268,25 +266,9 @@ static int stdio_container(vow_process *p, int fd, int mode, uv_stdio_container_
       c->flags = UV_IGNORE;
       return 0;
     case VOW_STDIO_PIPE:
-      return make_pipe(p, fd, c);
+      return make_pipe(p, fd, program, c);
     default:
       return VOW_EINVAL;
-  }
-}
-
-/* Writing to a pipe whose reader is gone raises SIGPIPE, whose default
- * action ends the program; an ignored SIGPIPE makes the write fail with
- * EPIPE instead, which the stream reports. Left alone if the program chose
- * a disposition of its own. */
-static void ignore_sigpipe(void) {
-  struct sigaction old;
-  if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
-      !(old.sa_flags & SA_SIGINFO)) {
-    struct sigaction ign;
-    memset(&ign, 0, sizeof ign);
-    ign.sa_handler = SIG_IGN;
-    sigemptyset(&ign.sa_mask);
-    sigaction(SIGPIPE, &ign, NULL);
   }
 }
 
@@ -304,8 +286,7 @@ int vow_process_spawn(vow_loop *loop, const vow_spawn_options *o, vow_process **
   if (!p) return VOW_ENOMEM;
   spawn_args a = {.argv = o->argv, .env = o->env, .cwd = o->cwd};
   int err = 0;
-  for (int i = 0; i < 3 && !err; i++) err = stdio_container(p, i, o->stdio[i], &a.stdio[i]);
-  if (!err && p->stdio[0]) ignore_sigpipe();
+  for (int i = 0; i < 3 && !err; i++) err = stdio_container(p, i, o->stdio[i], o->argv[0], &a.stdio[i]);
   if (!err) err = spawn_child(p, &a);
   if (!err) err = watch_signal(p, o->signal);
   if (err) {
