@@ -53,6 +53,20 @@ static vow_value scenario(vow_loop *loop, void *arg) {
     vow_await(vow_process_exit(p), &v), vow_unref(v);
     vow_process_unref(p);
   }
+  /* pipes: cat echoes what its stdin gets */
+  vow_spawn_options co = {.argv = ARGV("cat"), .stdio = {VOW_STDIO_PIPE, VOW_STDIO_PIPE, VOW_STDIO_PIPE}};
+  if (vow_process_spawn(loop, &co, &p) == 0) {
+    vow_await(vow_stream_write(vow_process_stdin(p), "meow\n", 5), &v), vow_unref(v);
+    vow_await(vow_stream_end(vow_process_stdin(p)), &v), vow_unref(v);
+    vow_for_await it;
+    if (vow_for_await_gen(&it, vow_stream_chunks(vow_process_stdout(p))) == 0) {
+      VOW_FOR_AWAIT(&it, chunk) (void)chunk;
+      vow_for_await_end(&it, NULL);
+    }
+    vow_process_kill(p, SIGTERM); /* in case its stdin never ended */
+    vow_await(vow_process_exit(p), &v), vow_unref(v);
+    vow_process_unref(p);
+  }
   /* signals: one SIGUSR1 reaches a promise, a listener and an AbortSignal,
    * which kills the sleeper it was given */
   vow_promise *sp = vow_signal_promise(loop, SIGUSR1);

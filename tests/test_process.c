@@ -393,6 +393,160 @@ Test(process, loop_freed_after_a_run_that_left_an_unreferenced_child) {
   TEST_LEAK_CHECK();
 }
 
+
+/* ---- pipes: stdin, stdout, stderr as streams ----------------------------------- */
+
+static vow_process *spawn_piped(const char *const *argv, int in, int out, int err) {
+  vow_spawn_options o = {.argv = argv, .stdio = {in, out, err}};
+  vow_process *p = NULL;
+  int e = vow_process_spawn(loop, &o, &p);
+  cr_assert_eq(e, 0, "spawn %s: %s", argv[0], vow_err_name(e));
+  return p;
+}
+
+/* Everything the stream gives until its end, as one string (a new reference),
+ * inside an async function. */
+static vow_value read_all(vow_stream *s) {
+  char buf[8192];
+  size_t len = 0;
+  vow_for_await it;
+  if (vow_for_await_gen(&it, vow_stream_chunks(s)) != 0) return vow_error_nomem();
+  VOW_FOR_AWAIT(&it, chunk) {
+    size_t n = vow_str_len(chunk);
+    if (len + n < sizeof buf) memcpy(buf + len, vow_str(chunk), n), len += n;
+  }
+  vow_value error;
+  if (vow_for_await_end(&it, &error) < 0) return error;
+  return vow_string_n(buf, len);
+}
+
+/*   const cat = spawn('cat'); cat.stdin.write('hello\n'); cat.stdin.end('world\n');
+ *   for await (const chunk of cat.stdout) out += chunk;   -> "hello\nworld\n", exit 0 */
+static vow_value cat_round_trip(vow_loop *l, void *arg) {
+  (void)l, (void)arg;
+  vow_process *cat = spawn_piped(ARGV("cat"), VOW_STDIO_PIPE, VOW_STDIO_PIPE, VOW_STDIO_INHERIT);
+  cr_assert_null(vow_process_stderr(cat), "stderr was inherited, not piped");
+  vow_value v;
+  cr_assert_eq(vow_await(vow_stream_write(vow_process_stdin(cat), "hello\n", 6), &v), 0);
+  cr_assert_eq(vow_await(vow_stream_write(vow_process_stdin(cat), "world\n", 6), &v), 0);
+  cr_assert_eq(vow_await(vow_stream_end(vow_process_stdin(cat)), &v), 0);
+  vow_value out = read_all(vow_process_stdout(cat));
+  cr_assert_str_eq(vow_str(out), "hello\nworld\n");
+  vow_unref(out);
+  cr_assert_eq(vow_await(vow_process_exit(cat), &v), 0);
+  cr_assert_eq(vow_exit_code(v), 0);
+  vow_process_unref(cat);
+  return vow_string("ok");
+}
+
+LOOP_TEST(process, pipes_write_stdin_read_stdout) {
+  vow_promise *p = vow_async(loop, cat_round_trip, NULL);
+  cr_assert_str_eq(vow_str(settle(p)), "ok");
+  vow_promise_unref(p);
+  ASSERT_NO_CHILDREN();
+}
+
+static vow_value count_lines(vow_loop *l, void *arg) {
+  (void)l, (void)arg;
+  vow_process *p = spawn_piped(ARGV("/bin/sh", "-c", "yes | head -n 2000; echo done >&2"),
+                               VOW_STDIO_IGNORE, VOW_STDIO_PIPE, VOW_STDIO_PIPE);
+  cr_assert_null(vow_process_stdin(p));
+  int lines = 0;
+  vow_for_await it;
+  vow_for_await_gen(&it, vow_stream_lines(vow_process_stdout(p), 0));
+  VOW_FOR_AWAIT(&it, line) {
+    cr_assert_str_eq(vow_str(line), "y");
+    lines++;
+  }
+  cr_assert_eq(vow_for_await_end(&it, NULL), 0);
+  vow_value err = read_all(vow_process_stderr(p));
+  cr_assert_str_eq(vow_str(err), "done\n");
+  vow_unref(err);
+  vow_value v;
+  vow_await(vow_process_exit(p), &v);
+  vow_process_unref(p);
+  return vow_int(lines);
+}
+
+LOOP_TEST(process, pipes_stdout_lines_and_stderr) {
+  vow_promise *p = vow_async(loop, count_lines, NULL);
+  cr_assert_eq(vow_as_int(settle(p)), 2000);
+  vow_promise_unref(p);
+  ASSERT_NO_CHILDREN();
+}
+
+/* A child that closes its stdin while we write: the write rejects with
+ * EPIPE, and SIGPIPE does not kill us. */
+static vow_value write_to_closed_stdin(vow_loop *l, void *arg) {
+  (void)l, (void)arg;
+  vow_process *p = spawn_piped(ARGV("/bin/sh", "-c", "exec 0<&-; echo closed; sleep 10"),
+                               VOW_STDIO_PIPE, VOW_STDIO_PIPE, VOW_STDIO_INHERIT);
+  vow_for_await it;
+  vow_for_await_gen(&it, vow_stream_lines(vow_process_stdout(p), 0));
+  vow_value line;
+  cr_assert_eq(vow_for_await_next(&it, &line), 1);
+  cr_assert_str_eq(vow_str(line), "closed");
+  vow_unref(line);
+  vow_for_await_end(&it, NULL);
+  static char big[256 * 1024];
+  vow_value v;
+  int err = 0;
+  for (int i = 0; i < 8 && err == 0; i++) { /* more than the pipe holds */
+    err = vow_await(vow_stream_write(vow_process_stdin(p), big, sizeof big), &v);
+    if (err) break;
+  }
+  cr_assert_eq(err, VOW_EREJECTED);
+  cr_assert_eq(vow_error_code(v), UV_EPIPE, "%s", vow_error_message(v));
+  vow_unref(v);
+  vow_process_kill(p, SIGTERM);
+  vow_await(vow_process_exit(p), &v);
+  cr_assert_eq(vow_exit_signal(v), SIGTERM);
+  vow_process_unref(p);
+  return vow_string("survived");
+}
+
+LOOP_TEST(process, pipes_epipe_rejects_without_sigpipe) {
+  vow_promise *p = vow_async(loop, write_to_closed_stdin, NULL);
+  cr_assert_str_eq(vow_str(settle(p)), "survived");
+  vow_promise_unref(p);
+  ASSERT_NO_CHILDREN();
+}
+
+static vow_value abort_piped(vow_loop *l, void *arg) {
+  vow_abort_signal *s = arg;
+  vow_spawn_options o = {.argv = ARGV("cat"), .stdio = {VOW_STDIO_PIPE, VOW_STDIO_PIPE, 0}, .signal = s};
+  vow_process *cat;
+  cr_assert_eq(vow_process_spawn(l, &o, &cat), 0);
+  vow_set_timeout(l, 5, abort_now, s);
+  vow_value out = read_all(vow_process_stdout(cat)); /* ends when cat dies */
+  cr_assert_str_eq(vow_str(out), "");
+  vow_unref(out);
+  vow_value v;
+  vow_await(vow_process_exit(cat), &v);
+  vow_process_unref(cat);
+  return v;
+}
+
+LOOP_TEST(process, pipes_end_when_an_abort_kills_the_child) {
+  vow_abort_signal *s = vow_abort_signal_new(loop);
+  vow_promise *p = vow_async(loop, abort_piped, s);
+  cr_assert_eq(vow_exit_signal(settle(p)), SIGTERM);
+  vow_promise_unref(p);
+  vow_abort_signal_unref(s);
+  ASSERT_NO_CHILDREN();
+}
+
+Test(process, loop_freed_with_a_piped_child_waiting_for_input) {
+  vow_process *cat = spawn_piped(ARGV("cat"), VOW_STDIO_PIPE, VOW_STDIO_PIPE, VOW_STDIO_PIPE);
+  vow_promise_unref(vow_stream_write(vow_process_stdin(cat), "unread", 6));
+  vow_asyncgen *reader = vow_stream_chunks(vow_process_stdout(cat));
+  vow_promise_unref(vow_asyncgen_next(reader, vow_undefined()));
+  vow_asyncgen_unref(reader);
+  after_free_no_children();
+  vow_process_unref(cat); /* its streams, closed with the loop, go with it */
+  TEST_LEAK_CHECK();
+}
+
 /* ---- readers ------------------------------------------------------------------ */
 
 Test(process, exit_readers_on_other_values_are_neutral) {
