@@ -56,14 +56,15 @@ static vow_value scenario(vow_loop *loop, void *arg) {
   /* pipes: cat echoes what its stdin gets */
   vow_spawn_options co = {.argv = ARGV("cat"), .stdio = {VOW_STDIO_PIPE, VOW_STDIO_PIPE, VOW_STDIO_PIPE}};
   if (vow_process_spawn(loop, &co, &p) == 0) {
-    vow_await(vow_stream_write(vow_process_stdin(p), "meow\n", 5), &v), vow_unref(v);
-    vow_await(vow_stream_end(vow_process_stdin(p)), &v), vow_unref(v);
+    int err = vow_await(vow_stream_write(vow_process_stdin(p), "meow\n", 5), &v);
+    vow_unref(v);
+    if (err == 0) err = vow_await(vow_stream_end(vow_process_stdin(p)), &v), vow_unref(v);
+    if (err) vow_process_kill(p, SIGTERM); /* cat would wait for the end of its input forever */
     vow_for_await it;
     if (vow_for_await_gen(&it, vow_stream_chunks(vow_process_stdout(p))) == 0) {
       VOW_FOR_AWAIT(&it, chunk) (void)chunk;
       vow_for_await_end(&it, NULL);
     }
-    vow_process_kill(p, SIGTERM); /* in case its stdin never ended */
     vow_await(vow_process_exit(p), &v), vow_unref(v);
     vow_process_unref(p);
   }
@@ -97,6 +98,7 @@ static void quiet(vow_loop *l, vow_promise *p, vow_value r, void *d) {
 }
 
 static int run_once(long n, fault_mode how) {
+  if (getenv("FAULT_TRACE")) fprintf(stderr, "run %ld\n", n);
   fault_arm(n, how);
   vow_loop *loop;
   if (vow_loop_new(&loop, NULL) == 0) {
