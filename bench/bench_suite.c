@@ -99,6 +99,7 @@ static const job jobs[] = {
     {"switch", 2000000, V, K_SWITCH, MEM_NONE, "coroutine context switch (bench_switch)"},
     {"http_client", 20000, V | N | R, K_HTTP_CLIENT, MEM_STREAM, "GETs, 64 at a time, against a vow server"},
     {"http_server", 5, V | N, K_HTTP_SERVER, MEM_STREAM, "server under wrk -t1 -c64 for n seconds"},
+    {"fs_read_10k", 10000, V | N, K_PLAIN, MEM_NONE, "readFile of 1 KiB files, 64 in flight"},
 };
 #define NJOBS (sizeof jobs / sizeof jobs[0])
 #undef V
@@ -157,6 +158,9 @@ static const row rows[] = {
     {"10 HTTP server (wrk), requests/s", "k/s", COLS_VN("http_server", "krps"), 1.5, 0, 0, 1},
     {"10 HTTP server, CPU per request", "us", COLS_VN("http_server", "cpu_us"), 0, 0, 0, 0},
     {"10 HTTP server, mean latency", "ms", COLS_VN("http_server", "lat_ms"), 0, 0, 0, 0},
+    {"11 readFile 10k small files, c=64", "us", COLS_VN("fs_read_10k", "us"), 2, 0, 0, 0},
+    {"11 readFile, CPU per file", "us", COLS_VN("fs_read_10k", "cpu_us"), 0, 0, 0, 0},
+    {"11 readFile peak RSS", "MiB", COLS_VN("fs_read_10k", "rss_hwm_mib"), 1, 0, 0, 0},
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 

@@ -270,6 +270,37 @@ function serve() {
   });
 }
 
+// 11. files: n small files (1 KiB), written untimed, then read whole with
+// fs/promises readFile by 64 async functions taking the next name in turn.
+async function fsReadPass(dir, n) {
+  const { readFile } = await import('node:fs/promises');
+  let next = 0, bytes = 0;
+  async function worker() {
+    while (next < n) {
+      const b = await readFile(`${dir}/f${next++}`);
+      bytes += b.length;
+    }
+  }
+  const t0 = now();
+  const c0 = process.cpuUsage();
+  await Promise.all(Array.from({ length: 64 }, worker));
+  const cpu = process.cpuUsage(c0);
+  const t1 = now();
+  if (bytes !== n * 1024) die(`fs: read ${bytes} bytes of ${n * 1024}`);
+  return { us: (t1 - t0) * 1e3 / n, cpu_us: (cpu.user + cpu.system) / n };
+}
+
+async function fsRead(n) {
+  const fs = await import('node:fs');
+  const dir = fs.mkdtempSync('/tmp/node-bench-fs-');
+  const data = Buffer.alloc(1024, 'v');
+  for (let i = 0; i < n; i++) fs.writeFileSync(`${dir}/f${i}`, data);
+  await fsReadPass(dir, warm(n));
+  const r = await fsReadPass(dir, n);
+  fs.rmSync(dir, { recursive: true });
+  return r;
+}
+
 switch (workload) {
   case 'microtask':
     await microtaskPass(warm(N));
@@ -327,6 +358,9 @@ switch (workload) {
     if (!URL_ARG) die('http_client needs the server URL');
     await httpPass(warm(N), URL_ARG);
     report(await httpPass(N, URL_ARG));
+    break;
+  case 'fs_read_10k':
+    report(await fsRead(N));
     break;
   case 'serve':
     serve();

@@ -17,6 +17,10 @@
 #define _GNU_SOURCE
 #include "bench_common.h"
 
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <vow.h>
 
 #include "core/loop.h" /* internal: vow__pool counters only (see above) */
@@ -620,6 +624,88 @@ static void serve(void) {
   loop_run(loop); /* until bench_suite kills the process */
 }
 
+/* ---- 11. files: read n small files, at most 64 in flight ------------------------------
+ * n files of FS_FILE_BYTES each, written (untimed) into a fresh directory
+ * under /tmp, then read whole by 64 async functions that each take the next
+ * name until none is left (the same shape as node_bench.mjs, with
+ * fs/promises readFile). The page cache is warm for both. */
+
+#define FS_CONCURRENCY 64
+#define FS_FILE_BYTES 1024
+
+typedef struct fs_run {
+  char dir[64];
+  uint64_t next, n, bytes;
+} fs_run;
+
+static void fs_path(const fs_run *f, uint64_t i, char *buf, size_t cap) {
+  snprintf(buf, cap, "%s/f%llu", f->dir, (unsigned long long)i);
+}
+
+static void fs_make_files(fs_run *f, uint64_t n) {
+  snprintf(f->dir, sizeof f->dir, "/tmp/vow-bench-fs-XXXXXX");
+  if (!mkdtemp(f->dir)) bench_die("mkdtemp");
+  char data[FS_FILE_BYTES], path[128];
+  memset(data, 'v', sizeof data);
+  for (uint64_t i = 0; i < n; i++) {
+    fs_path(f, i, path, sizeof path);
+    FILE *out = fopen(path, "wb");
+    if (!out || fwrite(data, 1, sizeof data, out) != sizeof data || fclose(out) != 0)
+      bench_die("cannot write %s", path);
+  }
+}
+
+static int fs_remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)flag, (void)ftw;
+  return remove(path);
+}
+
+static vow_value fs_worker(vow_loop *loop, void *arg) {
+  fs_run *f = arg;
+  char path[128];
+  while (f->next < f->n) {
+    fs_path(f, f->next++, path, sizeof path);
+    vow_value text;
+    if (vow_await(vow_fs_read_file(loop, path, NULL), &text) != 0)
+      bench_die("readFile %s: %s", path, vow_error_message(text));
+    f->bytes += vow_str_len(text);
+    vow_unref(text);
+  }
+  return vow_undefined();
+}
+
+static double fs_pass(fs_run *f, uint64_t n, double *cpu_per) {
+  vow_loop *loop = loop_make();
+  f->next = 0, f->n = n, f->bytes = 0;
+  vow_value workers[FS_CONCURRENCY];
+  uint64_t t0 = mono_ns(), c0 = cpu_ns();
+  for (int i = 0; i < FS_CONCURRENCY; i++)
+    workers[i] = vow_promise_value(vow_async(loop, fs_worker, f));
+  vow_promise *all = vow_all(loop, workers, FS_CONCURRENCY);
+  loop_run(loop);
+  uint64_t t1 = mono_ns(), c1 = cpu_ns();
+  if (vow_promise_state(all) != VOW_FULFILLED || f->bytes != n * FS_FILE_BYTES)
+    bench_die("fs: read %llu bytes of %llu", (unsigned long long)f->bytes,
+              (unsigned long long)(n * FS_FILE_BYTES));
+  vow_promise_unref(all);
+  loop_free(loop);
+  if (cpu_per) *cpu_per = (double)(c1 - c0) / (double)n;
+  return (double)(t1 - t0) / (double)n;
+}
+
+static void bench_fs_read(uint64_t n) {
+  fs_run f;
+  fs_make_files(&f, n);
+  double cpu = 0;
+  fs_pass(&f, warmup_size(n), NULL);
+  double ns = fs_pass(&f, n, &cpu);
+  nftw(f.dir, fs_remove_one, 16, FTW_DEPTH | FTW_PHYS);
+  result_begin();
+  result_kv("us", ns / 1000);
+  result_kv("cpu_us", cpu / 1000);
+  result_end();
+}
+
 /* ---- main ------------------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
@@ -640,6 +726,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(w, "immediate_chain")) bench_immediate(a.n, 1);
   else if (!strcmp(w, "suspended")) bench_suspended(a.n);
   else if (!strcmp(w, "http_client")) bench_http_client(a.n, a.url);
+  else if (!strcmp(w, "fs_read_10k")) bench_fs_read(a.n);
   else if (!strcmp(w, "serve")) serve();
   else bench_die("unknown workload '%s'", w);
   return 0;

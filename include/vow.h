@@ -119,14 +119,17 @@ int vow_set_allocator(const vow_allocator *allocator);
  *     then unhandled rejections are reported. So microtasks always run before the
  *     next macrotask, even between two timers that fire in the same turn.
  *
- * SIGPIPE: a peer that goes away makes the next write to it raise SIGPIPE,
- * whose default action kills the process. Like Node, vow_loop_new sets
- * SIGPIPE to SIG_IGN when (and only when) it is at its default, so writes to
- * a vanished peer fail with UV_EPIPE instead; a handler of yours, or your own
- * SIG_IGN, is left untouched.
- *
  * Lifecycle: vow_loop_new -> (schedule work) -> vow_loop_run -> vow_loop_free.
  * vow_loop_run may be called again after it returns, to run newly scheduled work.
+ *
+ * SIGPIPE: a write to a socket whose peer has gone raises SIGPIPE, whose
+ * default action kills the process, and libuv writes without MSG_NOSIGNAL.
+ * So vow_loop_new, like Node at startup, sets SIGPIPE to SIG_IGN when its
+ * disposition is the default (SIG_DFL); such writes then fail with EPIPE,
+ * which the server and fetch treat as a peer that left. A handler the program
+ * installed, or its own SIG_IGN, is left as it is (before or after
+ * vow_loop_new, the program's choice wins; a handler must then not exit on
+ * it). The disposition is process-wide and stays after vow_loop_free.
  */
 typedef struct vow_loop vow_loop;
 
@@ -172,7 +175,10 @@ int vow_loop_new(vow_loop **out, const vow_loop_options *options);
 /* Runs the loop until nothing is pending (no timers, immediates, I/O or
  * microtasks), then returns 0. Returns early with a negative code when the
  * run is stopped by an error: VOW_EUNHANDLED when a rejection went unhandled
- * under the default policy (section 7). VOW_EBUSY when called from a callback
+ * under the default policy (section 7), VOW_ENOMEM when a promise job could
+ * not be queued for want of memory. An error of that kind that happened
+ * between runs (in the caller's code before this call) is returned at once,
+ * by this run. VOW_EBUSY when called from a callback
  * of the same loop; VOW_ETHREAD from a thread that does not own it. */
 int vow_loop_run(vow_loop *loop);
 
@@ -908,6 +914,175 @@ vow_promise *vow_stream_close(vow_stream *s);
 int vow_stream_set_timeout(vow_stream *s, uint64_t ms);
 int vow_stream_set_signal(vow_stream *s, vow_abort_signal *signal);
 
+/* ---- files ------------------------------------------------------------------
+ *
+ * Node's fs/promises, in vow's style. Every call runs its system calls on
+ * libuv's thread pool — all of one call's calls in one pool job (readFile's
+ * open, fstat, read and close are one trip to the pool, not four) — and
+ * settles its promise on the loop's thread. Paths are copied; options are
+ * read during the call (a signal in them is kept with a reference).
+ *
+ * Errors reject with an ERROR value whose code is libuv's (UV_ENOENT,
+ * UV_EACCES, UV_EISDIR, UV_ENOSPC, UV_EFBIG...) and whose message is the one
+ * Node makes from the same libuv error — "CODE: description, syscall 'path'",
+ * to the byte — with the path added where Node leaves it out (read, write):
+ *   "ENOENT: no such file or directory, open 'x.txt'"
+ *   "EISDIR: illegal operation on a directory, read 'dir'"
+ *   "ENOENT: no such file or directory, rename 'a' -> 'b'"
+ * (rm of a directory without recursive says "EISDIR: illegal operation on a
+ * directory, rm 'dir'" where Node has its own ERR_FS_EISDIR wording.)
+ * A NULL path (or data) rejects with VOW_EINVAL. Each call returns a new
+ * promise reference; NULL only when out of memory or on the wrong thread.
+ *
+ * Cancellation: where options take a signal, an abort rejects the promise
+ * with the signal's reason. Work still queued for the pool is taken off the
+ * queue; work already running stops at its next chunk (1 MiB) and the
+ * promise settles once the pool thread has let go. An aborted write may have
+ * written part of its data — an atomic one never has: its target is either
+ * untouched or wholly replaced.
+ *
+ * A call cannot be stopped inside a system call: vow_loop_free waits for
+ * those still on the pool (so a read of a FIFO that never gets a writer
+ * keeps it waiting, as it keeps a pool thread in Node).
+ *
+ * Writes and disk limits: a full disk rejects with UV_ENOSPC. A process
+ * limited by RLIMIT_FSIZE (`ulimit -f`) gets SIGXFSZ, which kills it, unless
+ * it ignores that signal (signal(SIGXFSZ, SIG_IGN)): the write then rejects
+ * with UV_EFBIG. vow does not change signal dispositions for you.
+ */
+
+/* fs.readFile(path): the whole file, as a STRING of bytes (binary-safe:
+ * vow_str_len is its length). A file whose size is unknown in advance (a
+ * pipe, /proc) is read until its end. */
+typedef struct vow_fs_read_options {
+  vow_abort_signal *signal;  /* NULL: none */
+  size_t max_size;           /* bigger files reject with VOW_ETOOBIG; 0: the
+                                most a STRING holds, 4 GiB - 2 */
+} vow_fs_read_options;
+vow_promise *vow_fs_read_file(vow_loop *loop, const char *path, const vow_fs_read_options *options);
+
+/* fs.writeFile(path, data) and, with append, fs.appendFile. Fulfils with
+ * undefined once every byte is written. */
+typedef struct vow_fs_write_options {
+  vow_abort_signal *signal;  /* NULL: none */
+  int append;                /* add to the end instead of replacing */
+  int exclusive;             /* fail with UV_EEXIST if the file exists ('wx') */
+  int atomic;                /* write a temporary file beside path, fsync it,
+                                then rename it over path: readers see the old
+                                contents or the new, never a part, even after a
+                                crash. The new file gets `mode` (the old one's
+                                is not kept), and a symbolic link at path is
+                                replaced, not written through. On failure the
+                                temporary is removed. Not with append or
+                                exclusive (VOW_EINVAL) */
+  int fsync;                 /* fsync before fulfilling (atomic always does) */
+  unsigned mode;             /* of a new file, before the umask; 0: 0666 */
+} vow_fs_write_options;
+/* data (len bytes) is copied. */
+vow_promise *vow_fs_write_file(vow_loop *loop, const char *path, const void *data, size_t len,
+                               const vow_fs_write_options *options);
+/* The same with a STRING value (taken), written without a copy. */
+vow_promise *vow_fs_write_file_value(vow_loop *loop, const char *path, vow_value data,
+                                     const vow_fs_write_options *options);
+
+/* What a path is (stats.isFile(), isDirectory()...). */
+typedef enum vow_file_type {
+  VOW_FILE_UNKNOWN = 0,
+  VOW_FILE_REGULAR,
+  VOW_FILE_DIRECTORY,
+  VOW_FILE_SYMLINK,
+  VOW_FILE_FIFO,
+  VOW_FILE_SOCKET,
+  VOW_FILE_CHAR_DEVICE,
+  VOW_FILE_BLOCK_DEVICE
+} vow_file_type;
+
+/* fs.Stats. Times are nanoseconds since the epoch (Node's mtimeMs is
+ * mtime_ns / 1e6). */
+typedef struct vow_stat {
+  vow_file_type type;
+  uint32_t mode;        /* st_mode: the type and permission bits */
+  uint64_t size;        /* bytes */
+  uint64_t dev, ino, nlink, uid, gid, blocks;
+  int64_t atime_ns, mtime_ns, ctime_ns;
+} vow_stat;
+
+/* fs.stat(path) and fs.lstat(path) (which describes a symbolic link itself,
+ * not what it points to): a POINTER value read with vow_as_stat. */
+vow_promise *vow_fs_stat(vow_loop *loop, const char *path);
+vow_promise *vow_fs_lstat(vow_loop *loop, const char *path);
+/* The stat inside such a value (borrowed from it), or NULL. */
+const vow_stat *vow_as_stat(vow_value value);
+
+/* A directory entry (fs.Dirent): its name, and its type as the directory
+ * knows it (a symbolic link is VOW_FILE_SYMLINK, not followed). */
+typedef struct vow_dirent {
+  const char *name;
+  vow_file_type type;
+} vow_dirent;
+
+/* fs.opendir(path) as an async iterator: an async generator (a new
+ * reference, for VOW_FOR_AWAIT) that yields each entry of the directory as
+ * a POINTER value read with vow_as_dirent, in the directory's own order
+ * (not sorted), without "." and "..". Entries are read in batches of 64 on
+ * the pool, so a huge directory is never held in memory at once. An error
+ * (UV_ENOENT, UV_ENOTDIR: "ENOTDIR: not a directory, opendir 'x'") rejects
+ * the first next(), a NULL path too (VOW_EINVAL); an error while reading
+ * rejects the next() it happens in. Leaving the loop early closes the
+ * directory. NULL only when out of memory. */
+vow_asyncgen *vow_fs_readdir(vow_loop *loop, const char *path);
+/* The entry inside such a value (borrowed from it), or NULL. */
+const vow_dirent *vow_as_dirent(vow_value value);
+
+/* fs.mkdir(path, {recursive, mode}). Without recursive, fulfils with
+ * undefined and rejects with UV_EEXIST if path exists. With it (mkdir -p),
+ * missing parents are made too and an existing directory is fine; fulfils, as
+ * Node does, with the first directory it made (a STRING), or undefined when
+ * there was nothing to make. options may be NULL. */
+typedef struct vow_fs_mkdir_options {
+  int recursive;
+  unsigned mode;  /* before the umask; 0: 0777 */
+} vow_fs_mkdir_options;
+vow_promise *vow_fs_mkdir(vow_loop *loop, const char *path, const vow_fs_mkdir_options *options);
+
+/* fs.rm(path, {recursive, force}): removes a file or a symbolic link (never
+ * what it points to); a directory only with recursive (rm -r: its whole tree,
+ * links not followed), else UV_EISDIR. With force a missing path is not an
+ * error. Fulfils with undefined. options may be NULL. */
+typedef struct vow_fs_rm_options {
+  int recursive;
+  int force;
+} vow_fs_rm_options;
+vow_promise *vow_fs_rm(vow_loop *loop, const char *path, const vow_fs_rm_options *options);
+
+/* fs.rename(from, to): atomic within one file system (UV_EXDEV across them);
+ * replaces to if it exists. Fulfils with undefined. */
+vow_promise *vow_fs_rename(vow_loop *loop, const char *from, const char *to);
+
+/* fs.createReadStream(path, {start, signal}) and fs.createWriteStream(path,
+ * {flags: 'a' | 'wx', mode, start}): opens path on the pool and fulfils
+ * with a POINTER value holding a vow_stream (read it with vow_as_stream;
+ * vow_stream_ref it to keep it past the value). The stream owns the file:
+ * its last reference (the value holds one) or vow_stream_close closes it. Reading is the
+ * vow_stream contract above — chunks of up to 64 KiB, read from the file only
+ * while a reader waits, so a file of any size streams in constant memory;
+ * writes go out in order, each promise fulfilled once its bytes are in the
+ * file. Errors of the open reject ("ENOENT: no such file or directory, open
+ * 'x'", "EISDIR: ..., open 'dir'"); those of reads and writes reject the read
+ * or the write ("ENOSPC: write 'x'"). The signal aborts the open and, once
+ * open, closes the stream (section "streams"). */
+typedef struct vow_fs_stream_options {
+  vow_abort_signal *signal;  /* NULL: none */
+  int64_t start;             /* the byte to start reading or writing at; a
+                                writer given a start keeps what the file holds
+                                (Node's 'r+'), one without truncates it */
+  int append;                /* write: add to the end (not with start) */
+  int exclusive;             /* write: fail with UV_EEXIST if the file exists */
+  unsigned mode;             /* write: of a new file, before the umask; 0: 0666 */
+} vow_fs_stream_options;
+vow_promise *vow_fs_open_read(vow_loop *loop, const char *path, const vow_fs_stream_options *options);
+vow_promise *vow_fs_open_write(vow_loop *loop, const char *path, const vow_fs_stream_options *options);
+
 /* ---- stdin, stdout, stderr, and any descriptor -------------------------------
  *
  * process.stdin, process.stdout and process.stderr: the loop's stream over
@@ -1170,8 +1345,12 @@ vow_asyncgen *vow_response_body(vow_response *r);
  * keep-alive, Content-Length and chunked request bodies, and a handler that
  * runs as an async function per request — it may vow_await — and returns the
  * response (or a promise of one). Bad input never crashes it: a malformed
- * request gets 400, oversized headers 431, an oversized body 413, a client
- * that stalls 408, and the connection is closed. Pipelined requests on one
+ * request gets 400, too many or too large headers 431, an oversized body
+ * 413, a client that stalls 408, a version other than HTTP/1.0 and 1.1 505,
+ * and the connection is closed. The syntax is strict, as Node's parser and RFC 9112
+ * are: whitespace before a header's colon, a bare LF, obs-fold (a line that
+ * starts with whitespace), a control byte in a value, and a missing (HTTP/1.1)
+ * or repeated Host are all malformed. Pipelined requests on one
  * connection are handled one at a time and answered in order; a request
  * with "Expect: 100-continue" gets "100 Continue" before its body is read.
  */
@@ -1182,6 +1361,7 @@ typedef struct vow_server_options {
   const char *host;               /* NULL: "127.0.0.1" */
   int port;                       /* 0: an ephemeral port (see vow_server_port) */
   size_t max_header_bytes;        /* 0: 16 KiB */
+  size_t max_headers;             /* header lines in a request; 0: 2000 (more: 431) */
   size_t max_body_bytes;          /* 0: 1 MiB */
   uint64_t request_timeout_ms;    /* to receive a whole request; 0: 10 s */
   uint64_t keepalive_timeout_ms;  /* idle keep-alive connections close after; 0: 5 s */
@@ -1290,7 +1470,9 @@ int vow_loop_release(vow_loop *loop);
 
 /* Any thread: resolve or reject p with value (taken) on p's loop thread.
  * Takes one reference to p, which the caller obtained on the loop's thread
- * (so p cannot be freed meanwhile); it is released on the loop's thread. */
+ * (so p cannot be freed meanwhile); it is released on the loop's thread.
+ * Returns 0, VOW_EINVAL (NULL p) or VOW_ENOMEM; on an error value is
+ * released and the reference to p stays the caller's. */
 int vow_promise_resolve_threadsafe(vow_promise *p, vow_value value);
 int vow_promise_reject_threadsafe(vow_promise *p, vow_value reason);
 

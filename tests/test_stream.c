@@ -350,7 +350,8 @@ static vow_value aborted_reader(vow_loop *l, void *arg) {
   pair *p = arg;
   vow_abort_signal *sig = vow_abort_signal_new(l);
   cr_assert_eq(vow_stream_set_signal(p->rd, sig), 0);
-  vow_promise *next = vow_asyncgen_next(vow_stream_chunks(p->rd), vow_undefined());
+  vow_asyncgen *gen = vow_stream_chunks(p->rd);
+  vow_promise *next = vow_asyncgen_next(gen, vow_undefined());
   vow_abort(sig, vow_error(VOW_EABORTED, "user pressed stop"));
   vow_value v;
   cr_assert_eq(vow_await(next, &v), VOW_EREJECTED);
@@ -361,6 +362,7 @@ static vow_value aborted_reader(vow_loop *l, void *arg) {
   cr_assert_str_eq(vow_error_message(v), "user pressed stop");
   vow_unref(v);
   vow_abort_signal_unref(sig);
+  vow_asyncgen_unref(gen);
   return vow_undefined();
 }
 

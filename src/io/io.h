@@ -48,16 +48,20 @@ void vow__streams_teardown(vow_loop *loop, vow__io *io);
  * An ordered list of name/value pairs, owned (NUL-terminated copies, kept
  * with the items in one allocation: a pointer into a list is good until the
  * list's next add or clear).
- * Lookups ignore the case of names. A merging list joins a repeated name's
+ * Lookups ignore the case of names; a hash index makes each add and lookup
+ * O(1) expected, whatever names a peer sends. A merging list joins a repeated name's
  * values with ", " (what fetch's Headers.get and Node's req.headers give);
  * a plain list keeps every line (a response may send Set-Cookie twice). */
 typedef struct vow__header {
   char *name;
   char *value;
+  size_t name_len;
+  size_t value_len;
+  size_t value_room;      /* bytes value may fill in place, its NUL included */
 } vow__header;
 
 typedef struct vow__headers {
-  vow__header *items;     /* cap items, then text_cap bytes of text */
+  vow__header *items;     /* cap items, an index of 2 * cap slots, text_cap bytes of text */
   size_t len;
   size_t cap;
   size_t text_len;
@@ -85,6 +89,11 @@ void vow__buf_free(vow__buf *b);
 
 /* ---- inspection, for the tests ---------------------------------------------- */
 
+/* The work this thread's header lists did: names compared and bytes copied
+ * (by adds, lookups and growth). The tests check it stays linear in what the
+ * lists hold, whatever a peer sends. */
+extern _Thread_local size_t vow__headers_work;
+
 /* The most body bytes a response ever held buffered, waiting for its reader:
  * what backpressure bounds. */
 size_t vow__response_buffered_peak(const vow_response *r);
@@ -92,5 +101,8 @@ size_t vow__response_buffered_peak(const vow_response *r);
  * servers hold open right now. */
 size_t vow__fetch_active(vow_loop *loop);
 size_t vow__server_connections(const vow_server *server);
+/* The most received, not yet parsed bytes one of the server's connections
+ * ever held: what its read flow control bounds. */
+size_t vow__server_input_peak(const vow_server *server);
 
 #endif /* VOW_IO_H */

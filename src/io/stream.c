@@ -123,6 +123,7 @@ static void unlink_stream(vow_stream *s) {
 
 static void stream_free(vow_stream *s) {
   unlink_stream(s);
+  vow_unref(s->reason);
   vow__buf_free(&s->in);
   vow__free(s->read_buf);
   vow__free(s);
@@ -405,12 +406,17 @@ static int next_chunk(vow_loop *loop, vow_stream *s, vow_value *out) {
       *out = vow_error_nomem();
       return VOW_ENOMEM;
     }
+    vow_promise *waiter = s->waiter;
     vow_value ignored;
-    int rc = vow_await(vow_promise_ref(s->waiter), &ignored);
+    int rc = vow_await(vow_promise_ref(waiter), &ignored);
     vow_unref(ignored);
-    if (rc == VOW_ECLOSING) {
-      *out = vow_error(VOW_ECLOSING, "the loop is being freed");
-      return VOW_ECLOSING;
+    if (s->waiter == waiter) { /* the await itself failed: nobody settled it */
+      vow_promise_unref(waiter);
+      s->waiter = NULL;
+    }
+    if (rc == VOW_ECLOSING || rc == VOW_ENOMEM) {
+      *out = rc == VOW_ENOMEM ? vow_error_nomem() : vow_error(VOW_ECLOSING, "the loop is being freed");
+      return rc;
     }
   }
 }
