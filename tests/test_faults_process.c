@@ -98,7 +98,6 @@ static void quiet(vow_loop *l, vow_promise *p, vow_value r, void *d) {
 }
 
 static int run_once(long n, fault_mode how) {
-  if (getenv("FAULT_TRACE")) fprintf(stderr, "run %ld\n", n);
   fault_arm(n, how);
   vow_loop *loop;
   if (vow_loop_new(&loop, NULL) == 0) {
