@@ -678,6 +678,7 @@ typedef struct vow_for_await {
   int status;            /* 0 while iterating; then 0, or the error */
   int finished;
   vow_value error;       /* the rejection that ended the loop */
+  vow_value held;        /* VOW_FOR_AWAIT's value of the current pass */
 } vow_for_await;
 
 /* Prepares a loop over a generator (taken) or over n values (taken: promises
@@ -695,12 +696,16 @@ int vow_for_await_next(vow_for_await *it, vow_value *value);
  * receives the rejection that ended the loop, if any (a new reference). */
 int vow_for_await_end(vow_for_await *it, vow_value *error);
 
-/* The loop itself: v is a fresh variable for each value (released for you
- * at the end of each pass; vow_ref it to keep it). Leaving with break is fine:
- * call vow_for_await_end afterwards in every case. */
-#define VOW_FOR_AWAIT(it, v)                                               \
-  for (vow_value v = vow_undefined(); vow_for_await_next((it), &v) > 0;    \
-       vow_unref(v), v = vow_undefined())
+/* What VOW_FOR_AWAIT calls: vow_for_await_next, except that the cursor holds
+ * the value (borrowed by the caller) until the next step or the end. */
+int vow_for_await_step(vow_for_await *it, vow_value *value);
+
+/* The loop itself: v is a fresh variable for each value, borrowed from the
+ * cursor: released for you when the next pass begins, or — if the loop was
+ * left with break — by vow_for_await_end, which you call afterwards in every
+ * case. vow_ref it to keep it longer. */
+#define VOW_FOR_AWAIT(it, v) \
+  for (vow_value v = vow_undefined(); vow_for_await_step((it), &v) > 0;)
 
 
 
@@ -899,11 +904,14 @@ size_t vow_stream_write_queue(const vow_stream *s);
 
 /* Half-close (socket.end()): once the queued writes are out, the writing side
  * is shut down, so the peer reads end of stream; reading goes on. The promise
- * (a new reference) fulfils when the shutdown is done. */
+ * (a new reference) fulfils when the shutdown is done; out of memory the end
+ * still happens, and NULL is returned. On a pipe, which has one direction,
+ * the end closes the stream. */
 vow_promise *vow_stream_end(vow_stream *s);
 
 /* Closes both sides now (socket.destroy()). The promise (a new reference)
- * fulfils once the underlying handle is closed. Closing twice is harmless. */
+ * fulfils once the underlying handle is closed. Closing twice is harmless.
+ * Out of memory the stream still closes, and NULL is returned. */
 vow_promise *vow_stream_close(vow_stream *s);
 
 /* Bounds on a stream's life. An idle timeout (socket.setTimeout, but closing):

@@ -363,10 +363,7 @@ static vow_value consume_break(vow_loop *l, void *arg) {
   vow_for_await_gen(&it, vow_asyncgen_new(l, gen_cleanup, NULL));
   VOW_FOR_AWAIT(&it, x) {
     say_value(l, x, "x");
-    if (vow_as_int(x) == 2) {
-      vow_unref(x);
-      break;
-    }
+    if (vow_as_int(x) == 2) break;
   }
   vow_for_await_end(&it, NULL);
   LOG("after-break");
@@ -554,4 +551,36 @@ Test(async_run, runs_one_async_function_to_the_end) {
   vow_unref(r);
   cr_assert_eq(vow_run(NULL, NULL, NULL, NULL), VOW_EINVAL);
   TEST_LEAK_CHECK();
+}
+
+/* break out of VOW_FOR_AWAIT: the value of that pass is still released (by
+ * vow_for_await_end), and so is every other. */
+static int released;
+static void count_release(void *p) {
+  (void)p;
+  released++;
+}
+static vow_value break_releases(vow_loop *l, void *arg) {
+  (void)arg;
+  vow_value items[3];
+  for (int i = 0; i < 3; i++) items[i] = vow_pointer(&released, count_release);
+  vow_for_await it;
+  cr_assert_eq(vow_for_await_array(&it, l, items, 3), 0);
+  int passes = 0;
+  VOW_FOR_AWAIT(&it, v) {
+    cr_assert_not_null(vow_as_pointer(v));
+    if (++passes == 2) break;
+  }
+  cr_assert_eq(released, 1, "the first pass's value is released when the second begins");
+  cr_assert_eq(vow_for_await_end(&it, NULL), 0);
+  cr_assert_eq(released, 3, "the value of the pass left with break, and the one never reached");
+  return vow_undefined();
+}
+
+LOOP_TEST(async, breaking_out_of_for_await_releases_the_value_of_that_pass) {
+  released = 0;
+  vow_promise *p = vow_async(loop, break_releases, NULL);
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_eq(vow_promise_state(p), VOW_FULFILLED);
+  vow_promise_unref(p);
 }

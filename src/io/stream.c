@@ -737,8 +737,9 @@ vow_promise *vow_stream_end(vow_stream *s) {
   if (!s || !vow__loop_usable(s->loop)) return NULL;
   if (s->ended) return s->end_done ? vow_promise_ref(s->end_done) : vow_resolved(s->loop, vow_undefined());
   if (s->state != S_OPEN) return vow_resolved(s->loop, vow_undefined());
+  /* As with close: out of memory there is no promise, but the end happens,
+   * or the peer would wait for it forever. */
   vow_promise *p = vow_promise_new(s->loop);
-  if (!p) return NULL;
   s->ended = 1;
   s->end_done = vow_promise_ref(p);
   if (s->is_fd) {
@@ -842,10 +843,9 @@ static void close_with(vow_stream *s, vow_value reason) {
 vow_promise *vow_stream_close(vow_stream *s) {
   if (!s || !vow__loop_usable(s->loop)) return NULL;
   if (s->state == S_CLOSED) return vow_resolved(s->loop, vow_undefined());
-  if (!s->close_done) {
-    s->close_done = vow_promise_new(s->loop);
-    if (!s->close_done) return NULL;
-  }
+  /* Out of memory there is no promise to return, but the stream closes all
+   * the same: a close that did nothing would leave its writes waiting. */
+  if (!s->close_done) s->close_done = vow_promise_new(s->loop);
   vow_promise *p = vow_promise_ref(s->close_done);
   vow_stream_ref(s);
   if (s->state == S_OPEN) {
