@@ -100,6 +100,7 @@ static const job jobs[] = {
     {"http_client", 20000, V | N | R, K_HTTP_CLIENT, MEM_STREAM, "GETs, 64 at a time, against a vow server"},
     {"http_server", 5, V | N, K_HTTP_SERVER, MEM_STREAM, "server under wrk -t1 -c64 for n seconds"},
     {"fs_read_10k", 10000, V | N, K_PLAIN, MEM_NONE, "readFile of 1 KiB files, 64 in flight"},
+    {"spawn_true", 2000, V | N, K_PLAIN, MEM_NONE, "spawn /bin/true and await its exit, 4 at a time"},
 };
 #define NJOBS (sizeof jobs / sizeof jobs[0])
 #undef V
@@ -161,6 +162,9 @@ static const row rows[] = {
     {"11 readFile 10k small files, c=64", "us", COLS_VN("fs_read_10k", "us"), 2, 0, 0, 0},
     {"11 readFile, CPU per file", "us", COLS_VN("fs_read_10k", "cpu_us"), 0, 0, 0, 0},
     {"11 readFile peak RSS", "MiB", COLS_VN("fs_read_10k", "rss_hwm_mib"), 1, 0, 0, 0},
+    {"12 spawn+wait /bin/true, c=4", "/s", COLS_VN("spawn_true", "per_s"), 2, 0, 0, 1},
+    {"12 spawn, CPU per child", "us", COLS_VN("spawn_true", "cpu_us"), 0, 0, 0, 0},
+    {"12 spawn peak RSS", "MiB", COLS_VN("spawn_true", "rss_hwm_mib"), 1, 0, 0, 0},
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 
