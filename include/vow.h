@@ -1230,8 +1230,9 @@ typedef struct vow_exec_options {
  *                  "exec 'false': exited with code 1", "exec 'sh': killed by
  *                  SIGKILL"; its cause is the exec result, output included
  *                  (the readers above accept the error itself);
- *   VOW_ETOOBIG    stdout or stderr passed max_output: the child was killed;
- *   VOW_ETIMEDOUT  timeout_ms passed: the child was killed;
+ *   VOW_ETOOBIG    stdout or stderr passed max_output: the child was killed
+ *                  (the cause holds the result: the output up to the limit);
+ *   VOW_ETIMEDOUT  timeout_ms passed: the child was killed (the cause: as above);
  *   the signal's reason, when it aborted: the child was killed;
  *   VOW_EINVAL     no argv, an empty argv[0], a bad kill_signal;
  *   UV_ENOENT...   the child could not start: "ENOENT: spawn 'nosuch'"

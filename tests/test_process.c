@@ -144,6 +144,10 @@ LOOP_TEST(process, exec_over_max_output_kills_the_child) {
   vow_exec_options o = {.max_output = 1000};
   vow_promise *p = vow_exec(loop, ARGV("yes"), &o); /* would write forever */
   expect_rejection(p, VOW_ETOOBIG, "exec 'yes': stdout is larger than 1000 bytes");
+  vow_value r = vow_promise_result(p); /* what was collected, up to the limit, as e.stdout */
+  cr_assert_eq(vow_str_len(vow_exec_stdout(r)), 1000);
+  cr_assert_eq(memcmp(vow_str(vow_exec_stdout(r)), "y\ny\n", 4), 0);
+  cr_assert_eq(vow_exit_signal(r), SIGTERM, "killed with the kill signal");
   vow_promise_unref(p);
   ASSERT_NO_CHILDREN();
 }
@@ -165,6 +169,7 @@ LOOP_TEST(process, exec_timeout_kills_and_rejects) {
   vow_exec_options o = {.timeout_ms = 20};
   vow_promise *p = vow_exec(loop, ARGV("sleep", "10"), &o);
   expect_rejection(p, VOW_ETIMEDOUT, "exec 'sleep': timed out after 20 ms");
+  cr_assert_eq(vow_exit_signal(vow_promise_result(p)), SIGTERM, "err.killed, err.signal SIGTERM");
   vow_promise_unref(p);
   ASSERT_NO_CHILDREN();
 }
@@ -180,6 +185,7 @@ LOOP_TEST(process, exec_abort_kills_and_rejects_with_the_reason) {
   vow_promise *p = vow_exec(loop, ARGV("sleep", "10"), &o);
   vow_set_timeout(loop, 5, abort_now, s);
   expect_rejection(p, VOW_EABORTED, "This operation was aborted");
+  cr_assert(vow_is_undefined(vow_error_cause(vow_promise_result(p))), "the signal's reason, as it is");
   vow_promise_unref(p);
   /* An already aborted signal: nothing starts. */
   p = vow_exec(loop, ARGV("sleep", "10"), &o);

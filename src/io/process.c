@@ -397,6 +397,7 @@ struct exec_job {
   vow_timer timer;
   uint64_t timeout_ms;
   vow_value failure;     /* the first reason to reject, if any: limit, timeout, abort */
+  int own_failure;       /* failure is exec's own (a limit), not a signal's reason */
   char name[];           /* argv[0], for messages */
 };
 
@@ -420,8 +421,8 @@ static void close_pipes(exec_job *job) {
 }
 
 /* Kills the child and remembers why (reason taken), if nothing came first. */
-static void exec_fail(exec_job *job, vow_value reason) {
-  if (job->failure.kind == VOW_UNDEFINED) job->failure = reason;
+static void exec_fail(exec_job *job, vow_value reason, int own) {
+  if (job->failure.kind == VOW_UNDEFINED) job->failure = reason, job->own_failure = own;
   else vow_unref(reason);
   vow_process_kill(job->p, job->p->kill_signal);
 }
@@ -444,12 +445,20 @@ static vow_value exec_result_value(exec_job *job) {
 /* How the job ends: a value to fulfil with, or (*ok = 0) a reason. */
 static vow_value exec_outcome(exec_job *job, int *ok) {
   *ok = 0;
+  vow_value result = exec_result_value(job);
   if (job->failure.kind != VOW_UNDEFINED) {
     vow_value f = job->failure;
     job->failure = vow_undefined();
-    return f;
+    /* A limit of exec's own carries what was collected, as Node's error
+     * does (e.stdout); an abort rejects with the signal's reason as it is. */
+    if (!job->own_failure || result.kind != VOW_POINTER) {
+      vow_unref(result);
+      return f;
+    }
+    vow_value with = vow_error_with_cause(vow_error_code(f), vow_error_message(f), result);
+    vow_unref(f);
+    return with;
   }
-  vow_value result = exec_result_value(job);
   if (result.kind == VOW_ERROR) return result;
   int64_t s = job->p->status;
   if (s == 0) {
@@ -498,7 +507,7 @@ static void exec_exited(exec_job *job) {
 }
 
 static void exec_abort(exec_job *job, vow_value reason) {
-  exec_fail(job, vow_ref(reason));
+  exec_fail(job, vow_ref(reason), 0);
 }
 
 static void on_timeout(vow_loop *loop, void *arg) {
@@ -506,7 +515,7 @@ static void on_timeout(vow_loop *loop, void *arg) {
   exec_job *job = arg;
   job->timer = 0;
   exec_fail(job, errorf(VOW_ETIMEDOUT, "exec '%s': timed out after %llu ms", job->name,
-                        (unsigned long long)job->timeout_ms));
+                        (unsigned long long)job->timeout_ms), 1);
 }
 
 static int pipe_index(exec_job *job, uv_handle_t *h) {
@@ -542,15 +551,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     if (job->out[i].len <= job->max_output) return;
     job->out[i].len = job->max_output;
     exec_fail(job, errorf(VOW_ETOOBIG, "exec '%s': %s is larger than %zu bytes", job->name,
-                          i == 0 ? "stdout" : "stderr", job->max_output));
+                          i == 0 ? "stdout" : "stderr", job->max_output), 1);
   } else if (nread == UV_ENOBUFS) {
     exec_fail(job, errorf(VOW_ENOMEM, "exec '%s': no memory for its %s", job->name,
-                          i == 0 ? "stdout" : "stderr"));
+                          i == 0 ? "stdout" : "stderr"), 1);
   } else if (nread == 0) {
     return;
   } else if (nread != UV_EOF) {
     exec_fail(job, errorf((int)nread, "%s: exec '%s': reading its %s", vow_err_name((int)nread),
-                          job->name, i == 0 ? "stdout" : "stderr"));
+                          job->name, i == 0 ? "stdout" : "stderr"), 1);
   }
   uv_read_stop(s);
   job->reading[i] = 0;
@@ -619,7 +628,8 @@ vow_promise *vow_exec(vow_loop *loop, const char *const *argv, const vow_exec_op
   job->p = p;
   p->exec = job;
   job->promise = vow_promise_ref(promise);
-  if (watch_signal(p, o->signal) != 0) exec_fail(job, errorf(VOW_ENOMEM, "exec '%s': out of memory", argv[0]));
+  if (watch_signal(p, o->signal) != 0)
+    exec_fail(job, errorf(VOW_ENOMEM, "exec '%s': out of memory", argv[0]), 1);
   for (int i = 0; i < 2; i++) {
     job->reading[i] = uv_read_start((uv_stream_t *)&job->pipes[i], on_alloc, on_read) == 0;
   }
@@ -627,7 +637,7 @@ vow_promise *vow_exec(vow_loop *loop, const char *const *argv, const vow_exec_op
     job->timer = vow_set_timeout(loop, o->timeout_ms, on_timeout, job);
     if (job->timer < 0) {
       job->timer = 0;
-      exec_fail(job, errorf(VOW_ENOMEM, "exec '%s': out of memory", argv[0]));
+      exec_fail(job, errorf(VOW_ENOMEM, "exec '%s': out of memory", argv[0]), 1);
     }
   }
   return promise;
