@@ -1135,8 +1135,10 @@ int vow_stream_open_fd(vow_loop *loop, int fd, vow_stream **out);
  *     rejections the same way.
  *   - No zombie, ever: libuv reaps each child when it exits while the loop
  *     runs. vow_loop_free, with children still running, kills them (SIGKILL)
- *     and waits for them. A child whose loop does not run (nor is freed) is
- *     not reaped until it does.
+ *     and waits for them. Between runs a child that exits waits to be reaped
+ *     by the next run (or the free). After vow_loop_free a vow_process the
+ *     caller still holds may only be read (pid), killed (UV_ESRCH) and
+ *     released.
  *   - A running child keeps vow_loop_run going (vow_process_loop_unref says
  *     not to wait for it, like child.unref()); the vow_process lives at least
  *     until the child exits, however early the caller lets go of it.
