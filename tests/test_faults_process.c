@@ -42,6 +42,8 @@ static vow_value scenario(vow_loop *loop, void *arg) {
   await_exec(loop, ARGV("/bin/sh", "-c", "echo hi; echo err >&2; head -c 10000 /dev/zero"), NULL);
   await_exec(loop, ARGV("/bin/sh", "-c", "exit 2"), NULL);
   await_exec(loop, ARGV("vow-no-such-program"), NULL);
+  await_exec(loop, ARGV(""), NULL); /* VOW_EINVAL */
+  vow_await(vow_signal_promise(loop, SIGKILL), &v), vow_unref(v); /* cannot be watched */
   vow_exec_options small = {.max_output = 100};
   await_exec(loop, ARGV("yes"), &small);
   vow_exec_options quick = {.timeout_ms = 1};
