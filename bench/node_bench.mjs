@@ -1,12 +1,18 @@
-// node_bench.mjs - the suite's workloads in JavaScript, for Node.js 20.
+// node_bench.mjs - the suite's workloads in JavaScript, for Node.js 20, Bun and Deno.
 //
 //   node --expose-gc node_bench.mjs <workload> <n> [window_ms] [url]
+//   bun node_bench.mjs <workload> <n> [window_ms] [url]
+//   deno run --allow-all --v8-flags=--expose-gc node_bench.mjs <workload> <n> [window_ms] [url]
 //
 // The same programs as vow_bench.c (read them side by side), one workload per
 // process, a warm-up pass of a tenth of the size first, and one RESULT line
 // on stdout (see bench_common.h). --expose-gc is used only by the *_heap and
-// suspended workloads, which collect garbage before reading heapUsed; the
-// timed workloads never call gc().
+// suspended workloads, which collect garbage before reading heapUsed (Bun has
+// Bun.gc instead); the timed workloads never call gc(). The same file runs
+// unchanged in the three runtimes: only node: modules and what Bun and Deno
+// also provide (process, performance, /proc); `serve_native` is the HTTP
+// server through the runtime's own API (Bun.serve, Deno.serve) instead of
+// node:http.
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { performance } from 'node:perf_hooks';
@@ -14,7 +20,7 @@ import { performance } from 'node:perf_hooks';
 const [workload, nArg, windowArg, URL_ARG] = process.argv.slice(2);
 const N = Number(nArg);
 const WINDOW = Number(windowArg ?? 1000);
-if (!workload || !(N >= 1 || workload === 'serve')) {
+if (!workload || !(N >= 1 || workload.startsWith('serve'))) {
   console.error('usage: node node_bench.mjs <workload> <n> [window_ms]');
   process.exit(64);
 }
@@ -31,9 +37,11 @@ const die = (msg) => {
   console.error(`bench: ${msg}`);
   process.exit(2);
 };
+const collect = globalThis.gc ?? (globalThis.Bun ? () => globalThis.Bun.gc(true) : null);
 function heapUsed() {
-  globalThis.gc();
-  globalThis.gc();
+  if (!collect) die('no gc(): run node and deno with --expose-gc');
+  collect();
+  collect();
   return process.memoryUsage().heapUsed;
 }
 // CPU time of the process (all threads: the GC's helpers count) per op.
@@ -301,6 +309,24 @@ async function fsRead(n) {
   return r;
 }
 
+// 10'. The same server through the runtime's own HTTP API.
+function serveNative() {
+  const handler = () =>
+    new Response('hello world\n', { headers: { 'content-type': 'text/plain; charset=utf-8' } });
+  if (globalThis.Bun) {
+    const server = globalThis.Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: handler });
+    process.stdout.write(`PORT ${server.port}\n`);
+  } else if (globalThis.Deno) {
+    globalThis.Deno.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      onListen: ({ port }) => process.stdout.write(`PORT ${port}\n`),
+    }, handler);
+  } else {
+    die('serve_native: neither Bun.serve nor Deno.serve (Node has only node:http)');
+  }
+}
+
 // spawn_true: spawn /bin/true and await its exit, 4 at a time (vow_bench's spawn_true).
 async function spawnPass(n) {
   const { spawn } = await import('node:child_process');
@@ -393,6 +419,9 @@ switch (workload) {
     break;
   case 'serve':
     serve();
+    break;
+  case 'serve_native':
+    serveNative();
     break;
   default:
     die(`unknown workload '${workload}'`);

@@ -27,6 +27,15 @@
 
 /* ---- helpers ------------------------------------------------------------------ */
 
+/* Workloads named *_small run their async functions in the small-memory mode
+ * (vow_async_options.copy_stack): asynccall, await_interleaved, suspended. */
+static int copy_stacks;
+
+static vow_promise *start(vow_loop *loop, vow_async_fn fn, void *arg) {
+  vow_async_options o = {.copy_stack = copy_stacks};
+  return vow_async_ex(loop, fn, arg, &o);
+}
+
 static vow_loop *loop_make(void) {
   vow_loop *loop = NULL;
   int err = vow_loop_new(&loop, NULL);
@@ -276,8 +285,8 @@ static double interleaved_pass(uint64_t n) {
   vow_loop *loop = loop_make();
   uint64_t half = n / 2;
   uint64_t t0 = mono_ns();
-  vow_promise *a = vow_async(loop, await_body, &half);
-  vow_promise *b = vow_async(loop, await_body, &half);
+  vow_promise *a = start(loop, await_body, &half);
+  vow_promise *b = start(loop, await_body, &half);
   loop_run(loop);
   uint64_t t1 = mono_ns();
   expect_int(a, (int64_t)half, "interleaved awaits");
@@ -314,7 +323,7 @@ static vow_value call_many(vow_loop *loop, void *arg) {
   int64_t sum = 0;
   for (uint64_t i = 0; i < n; i++) {
     vow_value v;
-    if (vow_await(vow_async(loop, awaits_once, NULL), &v) != 0) bench_die("async call");
+    if (vow_await(start(loop, awaits_once, NULL), &v) != 0) bench_die("async call");
     sum += vow_as_int(v);
     vow_unref(v);
   }
@@ -518,17 +527,21 @@ static void bench_suspended(uint64_t n) {
   vow_promise **ps = malloc(n * sizeof *ps);
   if (!gate || !ps) bench_die("allocation");
   /* Warm up the machinery (and the stack pool's cache) with one call. */
-  vow_promise_unref(vow_async(loop, wait_gate, gate));
+  vow_promise_unref(start(loop, wait_gate, gate));
   long rss0 = status_kb("VmRSS");
   double h0 = live_heap(loop);
+  uint64_t t0 = mono_ns();
   for (uint64_t i = 0; i < n; i++) {
-    ps[i] = vow_async(loop, wait_gate, gate);
+    ps[i] = start(loop, wait_gate, gate);
     if (!ps[i] || vow_promise_state(ps[i]) != VOW_PENDING) bench_die("vow_async");
   }
+  uint64_t t1 = mono_ns();
   long rss1 = status_kb("VmRSS");
   double h1 = live_heap(loop);
+  uint64_t t2 = mono_ns();
   vow_promise_resolve(gate, vow_int(1));
   loop_run(loop);
+  uint64_t t3 = mono_ns();
   for (uint64_t i = 0; i < n; i++) {
     expect_int(ps[i], 1, "suspended");
     vow_promise_unref(ps[i]);
@@ -539,6 +552,8 @@ static void bench_suspended(uint64_t n) {
   result_begin();
   result_kv("rss_b", (double)(rss1 - rss0) * 1024.0 / (double)n);
   result_kv("heap_b", (h1 - h0) / (double)n);
+  result_kv("start_ns", (double)(t1 - t0) / (double)n);  /* call until the first await */
+  result_kv("resume_ns", (double)(t3 - t2) / (double)n); /* resumed, finished, settled */
   result_end();
 }
 
@@ -762,7 +777,14 @@ static void bench_spawn_true(uint64_t n) {
 int main(int argc, char **argv) {
   bench_start();
   bench_args a = bench_parse(argc, argv, "<workload> <n> [window_ms]");
-  const char *w = a.workload;
+  char name[64];
+  snprintf(name, sizeof name, "%s", a.workload);
+  size_t len = strlen(name);
+  if (len > 6 && !strcmp(name + len - 6, "_small")) {
+    copy_stacks = 1;
+    name[len - 6] = 0;
+  }
+  const char *w = name;
   if (!strcmp(w, "microtask")) bench_microtask(a.n);
   else if (!strcmp(w, "then")) bench_then(a.n);
   else if (!strcmp(w, "then_heap")) bench_then_heap(a.n);

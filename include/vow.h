@@ -560,6 +560,24 @@ typedef struct vow_async_options {
                          after the body returned, or when the body will never
                          run (the call failed, its coroutine could not be made,
                          or a generator was released before or during its run) */
+  /* Small-memory mode, for async functions that are many and shallow (a
+   * server's 100 k connections): 1 runs the function on the loop's one shared
+   * stack, and while it is suspended only the part of that stack it used is
+   * kept, copied out (libaco's copy stacks). A suspended function then costs
+   * about 730 bytes of memory in all, frame and promise included (a plain one
+   * costs a 4 KiB page at least); resuming one costs two copies of its used
+   * bytes on top of the context switch (BENCHMARKS.md, issue 15, has both).
+   * stack_size is ignored: the shared stack has the loop's default size and a
+   * guard page, and overflowing it aborts with the usual message. The rule
+   * that comes with it (libaco's): no one but the function itself may use a
+   * pointer into its stack, because while another copy-stack function runs,
+   * that one's frames are where this one's were. So the arg of an async
+   * function it starts, and anything it lends out, must live on the heap or
+   * in static memory, not in its locals (arg_free helps). vow's own awaits
+   * and results never point into a stack. Under ASan or TSan, and with the
+   * ucontext back-end, the function gets a plain 16 KiB stack instead.
+   * Async functions only: generators ignore it. */
+  int copy_stack;
 } vow_async_options;
 
 /* (async () => fn(arg))(): runs fn now on a new coroutine, until it first

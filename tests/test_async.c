@@ -584,3 +584,76 @@ LOOP_TEST(async, breaking_out_of_for_await_releases_the_value_of_that_pass) {
   cr_assert_eq(vow_promise_state(p), VOW_FULFILLED);
   vow_promise_unref(p);
 }
+
+/* ---- an awaiting caller runs the callee's resumption itself (run_ahead) ---- */
+
+/* async function callee(n) { await null; log('callee' + n); return n }
+ * async function caller() { await null; log('caller');
+ *   for (let n = 1; n <= 2; n++) log('got' + await callee(n));
+ *   try { await callee(-3) } catch (e) { log('caught' + e) }; return 7 }   (callee throws n < 0)
+ * caller(); ticks(6)     node: caller t1 callee1 t2 got1 t3 callee2 t4 got2 t5 callee-3 t6 caught-3
+ * caller() alone         node: caller callee1 got1 callee2 got2 callee-3 caught-3
+ * With nothing else queued, the caller runs the callee's resumption and takes
+ * its own instead of switching to the drain (async.c, run_ahead); with the
+ * ticks between them it may not, and the order must stay Node's either way. */
+static vow_value callee(vow_loop *l, void *arg) {
+  (void)l;
+  cr_assert_eq(vow_await_value(vow_null(), NULL), 0);
+  LOG("callee%d", (int)(intptr_t)arg);
+  if ((intptr_t)arg < 0) return vow_throw(vow_int((intptr_t)arg));
+  return vow_int((intptr_t)arg);
+}
+static vow_value caller(vow_loop *l, void *arg) {
+  (void)arg;
+  vow_value v;
+  cr_assert_eq(vow_await_value(vow_null(), NULL), 0);
+  LOG("caller");
+  for (intptr_t n = 1; n <= 2; n++) {
+    cr_assert_eq(vow_await(vow_async(l, callee, (void *)n), &v), 0);
+    LOG("got%d", (int)vow_as_int(v));
+  }
+  /* a rejection taken the same way */
+  cr_assert_eq(vow_await(vow_async(l, callee, (void *)(intptr_t)-3), &v), VOW_EREJECTED);
+  LOG("caught%d", (int)vow_as_int(v));
+  return vow_int(7);
+}
+LOOP_TEST(async, caller_awaiting_a_callee_keeps_nodes_order) {
+  vow_promise *p = vow_async(loop, caller, NULL);
+  ticks(6);
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_str_eq(LOG_TEXT(), "caller t1 callee1 t2 got1 t3 callee2 t4 got2 t5 callee-3 t6 caught-3");
+  cr_assert_eq(vow_as_int(vow_promise_result(p)), 7);
+  drop(p);
+  log_reset();
+  p = vow_async(loop, caller, NULL); /* alone: every await of a callee runs ahead */
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_str_eq(LOG_TEXT(), "caller callee1 got1 callee2 got2 callee-3 caught-3");
+  cr_assert_eq(vow_as_int(vow_promise_result(p)), 7);
+  drop(p);
+}
+
+/* A then handler queued ahead of the callee's resumption runs from the
+ * drain, not inside the awaiting caller: an await there is refused ("await
+ * is only valid in async functions").
+ *   Promise.resolve().then(() => log('handler')); const p = callee(1); log('got' + await p)
+ *                                              node: handler callee1 got1 */
+static vow_value handler_tries_await(vow_loop *l, vow_value v, void *d) {
+  (void)l, (void)d;
+  LOG("handler%s", vow_await_value(vow_null(), NULL) == VOW_ENOTASYNC ? "" : "-awaited!");
+  return v;
+}
+static vow_value caller_with_handler(vow_loop *l, void *arg) {
+  (void)arg;
+  vow_value v;
+  cr_assert_eq(vow_await_value(vow_null(), NULL), 0); /* now resumed by a job: may run ahead */
+  then_drop(vow_resolved(l, vow_undefined()), handler_tries_await, NULL, NULL);
+  vow_promise *p = vow_async(l, callee, (void *)(intptr_t)1);
+  cr_assert_eq(vow_await(p, &v), 0);
+  LOG("got%d", (int)vow_as_int(v));
+  return v;
+}
+LOOP_TEST(async, run_ahead_never_runs_a_handler_inside_the_caller) {
+  drop(vow_async(loop, caller_with_handler, NULL));
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_str_eq(LOG_TEXT(), "handler callee1 got1");
+}

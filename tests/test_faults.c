@@ -30,7 +30,7 @@
 
 #include "core/alloc.h"
 #include "core/pool.h"
-#include "faults.h"
+#include "fault_scenarios.h"
 #include "log.h"
 #include "vow.h"
 
@@ -119,9 +119,6 @@ static vow_value scenario(vow_loop *loop, void *arg) {
   return vow_string("done");
 }
 
-static void quiet(vow_loop *l, vow_promise *p, vow_value r, void *d) {
-  (void)l, (void)p, (void)r, (void)d;
-}
 
 /* ---- timers: intervals, immediates, unref, many timeouts ---- */
 
@@ -388,87 +385,21 @@ static vow_value pool_growth(vow_loop *loop, void *arg) {
   return made == POOLED ? vow_string("done") : vow_string("short");
 }
 
-/* ---- the driver ---- */
+/* ---- the scenarios (the driver is tests/fault_scenarios.h) ---- */
 
-typedef struct scenario_def {
-  const char *name;
-  vow_async_fn fn;
-  vow_loop_options options;
-} scenario_def;
+/* Timers never sleep, and stacks are small: thousands of runs stay fast. */
+#define VIRTUAL_SMALL_STACKS {.virtual_clock = 1, .stack_size = 64 * 1024}
 
-static const scenario_def *current;
-
-/* One run of the current scenario with the given failure point (0: none); any
- * outcome is fine, ending with nothing leaked is what matters. A run may not
- * end with its scenario forever pending and no error: that is a lost wakeup. */
-static int run_once(long n, fault_mode how) {
-  fault_arm(n, how);
-  vow_loop *loop;
-  vow_loop_options opts = current->options;
-  if (vow_loop_new(&loop, &opts) == 0) {
-    vow_on_unhandled_rejection(loop, quiet, NULL);
-    vow_promise *p = vow_async(loop, current->fn, NULL);
-    int rc = vow_loop_run(loop);
-    if (n == 0)
-      cr_assert_str_eq(vow_str(vow_promise_result(p)), "done", "%s: %s", current->name,
-                       vow_str(vow_promise_result(p)));
-    cr_assert(!p || rc != 0 || vow_promise_state(p) != VOW_PENDING,
-              "%s: the run ended with its promise pending (allocation %ld failed, %s)",
-              current->name, n, how == FAULT_FROM ? "and on" : "once");
-    vow_promise_unref(p);
-    cr_assert_eq(vow_loop_free(loop), 0, "%s: the loop frees after a failure at allocation %ld",
-                 current->name, n);
-  }
-  long live = fault_live;
-  fault_disarm();
-  cr_assert_eq(live, 0, "%s: %ld blocks leaked after a failure at allocation %ld (%s)",
-               current->name, live, n, how == FAULT_FROM ? "and on" : "once");
-  cr_assert_eq(vow__pool_leaked, 0, "%s: pooled objects leaked after a failure at allocation %ld",
-               current->name, n);
-  return 0;
-}
-
-/* Fails every allocation of the scenario once, then runs out of memory from
- * every point on. */
-static void every_site_both_modes(const scenario_def *s) {
-  current = s;
-  run_once(0, FAULT_ONCE); /* the scenario works at all */
-  long total = fault_allocations;
-  cr_assert_gt(total, 0, "%s makes allocations", s->name);
-  long failed = fault_every_site(run_once, FAULT_ONCE);
-  cr_assert_geq(failed + 1, total, "%s: every allocation was failed once (%ld of %ld)", s->name,
-                failed, total);
-  failed = fault_every_site(run_once, FAULT_FROM);
-  cr_assert_geq(failed + 1, total, "%s: memory ran out at every point (%ld of %ld)", s->name,
-                failed, total);
-  TEST_LEAK_CHECK();
-}
-
-static const scenario_def touring = {"scenario", scenario, {.virtual_clock = 1, .stack_size = 64 * 1024}};
+static const fault_scenario touring = {.name = "scenario", .fn = scenario, .options = VIRTUAL_SMALL_STACKS};
 
 Test(faults, every_allocation_can_fail) {
-  current = &touring;
-  run_once(0, FAULT_ONCE); /* the scenario works at all */
-  long total = fault_allocations;
+  long total = fault_scenario_check(&touring);
   cr_assert_gt(total, 50, "the scenario makes allocations (%ld)", total);
-  long failed = fault_every_site(run_once, FAULT_ONCE);
-  cr_assert_geq(failed + 1, total, "every allocation site was failed once (%ld of %ld)", failed, total);
-  TEST_LEAK_CHECK();
-}
-
-/* Sustained out-of-memory: from allocation n on, nothing can be had. */
-Test(faults, sustained_out_of_memory_from_every_point) {
-  current = &touring;
-  run_once(0, FAULT_ONCE);
-  long total = fault_allocations;
-  long failed = fault_every_site(run_once, FAULT_FROM);
-  cr_assert_geq(failed + 1, total, "memory ran out at every point (%ld of %ld)", failed, total);
-  TEST_LEAK_CHECK();
 }
 
 Test(faults, timers) {
-  static const scenario_def s = {"timers", timers, {.virtual_clock = 1, .stack_size = 64 * 1024}};
-  every_site_both_modes(&s);
+  static const fault_scenario s = {.name = "timers", .fn = timers, .options = VIRTUAL_SMALL_STACKS};
+  fault_scenario_check(&s);
 }
 
 Test(faults, trace_started_and_from_the_environment) {
@@ -476,38 +407,37 @@ Test(faults, trace_started_and_from_the_environment) {
   char env[64];
   snprintf(env, sizeof env, "%s/env.json", trace_dir);
   setenv("VOW_TRACE", env, 1); /* the first loop traces to env.json, the next to env.json.2... */
-  static const scenario_def s = {"trace", traced, {.virtual_clock = 1, .stack_size = 64 * 1024}};
-  every_site_both_modes(&s);
+  static const fault_scenario s = {.name = "trace", .fn = traced, .options = VIRTUAL_SMALL_STACKS};
+  fault_scenario_check(&s);
   unsetenv("VOW_TRACE");
   remove_trace_dir();
 }
 
 Test(faults, every_allocation_can_fail_while_tracing) {
   cr_assert_not_null(mkdtemp(trace_dir));
-  static const scenario_def s = {"scenario traced", scenario_traced,
-                                 {.virtual_clock = 1, .stack_size = 64 * 1024}};
-  every_site_both_modes(&s);
+  static const fault_scenario s = {.name = "scenario traced", .fn = scenario_traced, .options = VIRTUAL_SMALL_STACKS};
+  fault_scenario_check(&s);
   remove_trace_dir();
 }
 
 Test(faults, work_posts_and_threadsafe_settling) {
-  static const scenario_def s = {"threads", threads, {.virtual_clock = 1, .stack_size = 64 * 1024}};
-  every_site_both_modes(&s);
+  static const fault_scenario s = {.name = "threads", .fn = threads, .options = VIRTUAL_SMALL_STACKS};
+  fault_scenario_check(&s);
 }
 
 Test(faults, cancellation) {
-  static const scenario_def s = {"cancellation", cancellation, {.virtual_clock = 1, .stack_size = 64 * 1024}};
-  every_site_both_modes(&s);
+  static const fault_scenario s = {.name = "cancellation", .fn = cancellation, .options = VIRTUAL_SMALL_STACKS};
+  fault_scenario_check(&s);
 }
 
 Test(faults, retry_channel_generator_values) {
-  static const scenario_def s = {"beyond", beyond, {.virtual_clock = 1, .stack_size = 64 * 1024}};
-  every_site_both_modes(&s);
+  static const fault_scenario s = {.name = "beyond", .fn = beyond, .options = VIRTUAL_SMALL_STACKS};
+  fault_scenario_check(&s);
 }
 
 Test(faults, pool_grows_to_huge_chunks) {
-  static const scenario_def s = {"pool", pool_growth, {.virtual_clock = 1, .stack_size = 64 * 1024}};
-  every_site_both_modes(&s);
+  static const fault_scenario s = {.name = "pool", .fn = pool_growth, .options = VIRTUAL_SMALL_STACKS};
+  fault_scenario_check(&s);
 }
 
 /* ---- the threadsafe calls, from another thread ----
@@ -644,7 +574,7 @@ Test(faults, coroutine_stacks_that_cannot_be_mapped) {
   fault_arm(0, FAULT_ONCE);
   vow_loop *loop;
   cr_assert_eq(vow_loop_new(&loop, NULL), 0);
-  vow_on_unhandled_rejection(loop, quiet, NULL); /* p is rejected, and nobody awaits it */
+  vow_on_unhandled_rejection(loop, fault_quiet, NULL); /* p is rejected, and nobody awaits it */
   args_freed = 0;
   vow_async_options huge = {.stack_size = (size_t)-1 / 2, .arg_free = count_arg_free};
   vow_promise *p = vow_async_ex(loop, never_runs, NULL, &huge);

@@ -24,7 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "faults.h"
+#include "fault_scenarios.h"
 #include "log.h"
 #include "vow.h"
 
@@ -124,52 +124,26 @@ static vow_value scenario(vow_loop *loop, void *arg) {
   return v;
 }
 
-static void quiet(vow_loop *l, vow_promise *p, vow_value r, void *d) {
-  (void)l, (void)p, (void)r, (void)d;
-}
-
 static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
   (void)st, (void)flag, (void)ftw;
   return remove(path);
 }
 
-/* One run with the given failure point (0: none), in a fresh directory. */
-static int run_once(long n, fault_mode how) {
+static void make_dir(void) {
   snprintf(dir, sizeof dir, "/tmp/vow-test-faults-fs-XXXXXX");
   cr_assert_not_null(mkdtemp(dir));
-  fault_arm(n, how);
-  vow_loop *loop;
-  vow_loop_options opts = {.stack_size = 64 * 1024};
-  if (vow_loop_new(&loop, &opts) == 0) {
-    vow_on_unhandled_rejection(loop, quiet, NULL);
-    vow_promise *p = vow_async(loop, scenario, NULL);
-    vow_loop_run(loop);
-    if (n == 0) cr_assert_str_eq(vow_str(vow_promise_result(p)), "done");
-    vow_promise_unref(p);
-    cr_assert_eq(vow_loop_free(loop), 0, "the loop frees after a failure at allocation %ld", n);
-  }
-  fault_disarm();
-  cr_assert_eq(vow__pool_leaked, 0, "pooled objects leaked after a failure at allocation %ld", n);
-  nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
-  return 0;
 }
+static void remove_dir(void) { nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS); }
+
+/* Each run in a fresh directory. */
+static const fault_scenario files = {.name = "files", .fn = scenario,
+                                     .options = {.stack_size = 64 * 1024},
+                                     .before = make_dir, .after = remove_dir};
 
 TestSuite(faults_fs, .timeout = 120);
 
-Test(faults_fs, every_allocation_can_fail) {
-  run_once(0, FAULT_ONCE);
-  long total = fault_allocations;
+Test(faults_fs, every_allocation_can_fail_once_and_for_good) {
+  long total = fault_scenario_check(&files);
   cr_assert_gt(total, 40, "the scenario makes allocations (%ld)", total);
-  long failed = fault_every_site(run_once, FAULT_ONCE);
   fprintf(stderr, "faults_fs: %ld allocations in the scenario, each failed in its own run\n", total);
-  cr_assert_geq(failed + 1, total, "every allocation site was failed once (%ld of %ld)", failed, total);
-  TEST_LEAK_CHECK();
-}
-
-Test(faults_fs, sustained_out_of_memory_from_every_point) {
-  run_once(0, FAULT_ONCE);
-  long total = fault_allocations;
-  long failed = fault_every_site(run_once, FAULT_FROM);
-  cr_assert_geq(failed + 1, total, "memory ran out at every point (%ld of %ld)", failed, total);
-  TEST_LEAK_CHECK();
 }

@@ -8,12 +8,11 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
-#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "faults.h"
+#include "fault_scenarios.h"
 #include "log.h"
 #include "vow.h"
 
@@ -111,52 +110,19 @@ static vow_value scenario(vow_loop *l, void *arg) {
   return vow_string("done");
 }
 
-static void quiet(vow_loop *l, vow_promise *p, vow_value r, void *d) {
-  (void)l, (void)p, (void)r, (void)d;
-}
-
-static int run_once(long n, fault_mode how) {
-  if (getenv("FAULT_TRACE")) fprintf(stderr, "run %ld %d\n", n, (int)how);
-  fault_arm(n, how);
-  vow_loop *loop;
-  vow_loop_options opts = {.virtual_clock = 1, .stack_size = 64 * 1024};
-  if (vow_loop_new(&loop, &opts) == 0) {
-    vow_on_unhandled_rejection(loop, quiet, NULL);
-    vow_promise *p = vow_async(loop, scenario, NULL);
-    vow_loop_run(loop);
-    if (n == 0) cr_assert_str_eq(vow_str(vow_promise_result(p)), "done");
-    vow_promise_unref(p);
-    cr_assert_eq(vow_loop_free(loop), 0, "the loop frees after a failure at allocation %ld", n);
-  }
-  fault_disarm();
-  cr_assert_eq(vow__pool_leaked, 0, "pooled objects leaked after a failure at allocation %ld", n);
-  return 0;
-}
-
 static void make_file(void) {
   snprintf(file_path, sizeof file_path, "/tmp/vow-faults-stream-XXXXXX");
   int fd = mkstemp(file_path);
   cr_assert_geq(fd, 0);
   close(fd);
 }
+static void remove_file(void) { unlink(file_path); }
 
-Test(faults_stream, every_allocation_can_fail) {
-  make_file();
-  run_once(0, FAULT_ONCE);
-  long total = fault_allocations;
+static const fault_scenario streams = {
+    .name = "streams", .fn = scenario, .options = {.virtual_clock = 1, .stack_size = 64 * 1024},
+    .before = make_file, .after = remove_file};
+
+Test(faults_stream, every_allocation_can_fail_once_and_for_good) {
+  long total = fault_scenario_check(&streams);
   cr_assert_gt(total, 20, "the scenario makes allocations (%ld)", total);
-  long failed = fault_every_site(run_once, FAULT_ONCE);
-  cr_assert_geq(failed + 1, total, "every allocation was failed once (%ld of %ld)", failed, total);
-  unlink(file_path);
-  TEST_LEAK_CHECK();
-}
-
-Test(faults_stream, sustained_out_of_memory_from_every_point) {
-  make_file();
-  run_once(0, FAULT_ONCE);
-  long total = fault_allocations;
-  long failed = fault_every_site(run_once, FAULT_FROM);
-  cr_assert_geq(failed + 1, total, "memory ran out at every point (%ld of %ld)", failed, total);
-  unlink(file_path);
-  TEST_LEAK_CHECK();
 }

@@ -169,7 +169,7 @@ static void resume(vow_asyncgen *g) {
     g->self_ref = 1;
     vow_asyncgen_ref(g);
   }
-  if (!g->f.co && vow__frame_start(&g->f, g->f.loop, FRAME_GENERATOR, gen_body, g->stack_size,
+  if (!g->f.co && vow__frame_start(&g->f, g->f.loop, FRAME_GENERATOR, gen_body, g->stack_size, 0,
                                    g->name) != 0) {
     g->state = G_DONE;
     complete_step(g, vow_error(VOW_ENOMEM, "cannot allocate a coroutine stack"), 1, 1);

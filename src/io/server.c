@@ -790,7 +790,7 @@ static vow_value swallow(vow_loop *loop, vow_value v, void *ctx) {
 static void dispatch(conn *c) {
   vow_request *r = c->req;
   r->refs++; /* the coroutine's, released by request_release */
-  vow_async_options o = {c->srv->stack_size, "http handler", request_release};
+  vow_async_options o = {.stack_size = c->srv->stack_size, .name = "http handler", .arg_free = request_release};
   vow_promise *p = vow_async_ex(c->srv->loop, request_main, r, &o);
   if (!p || vow_promise_state(p) == VOW_REJECTED) { /* no coroutine: the body never ran */
     /* request_release already dropped the coroutine's reference (arg_free

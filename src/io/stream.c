@@ -520,8 +520,8 @@ static vow_asyncgen *new_reader(vow_stream *s, size_t max_line) {
   r->s = vow_stream_ref(s);
   r->max_line = max_line;
   if (max_line) vow__lines_init(&r->lines, max_line);
-  static const vow_async_options chunk_opts = {0, "stream chunks", reader_release};
-  static const vow_async_options line_opts = {0, "stream lines", reader_release};
+  static const vow_async_options chunk_opts = {.name = "stream chunks", .arg_free = reader_release};
+  static const vow_async_options line_opts = {.name = "stream lines", .arg_free = reader_release};
   return vow_asyncgen_new_ex(s->loop, max_line ? lines_body : chunks_body, r,
                              max_line ? &line_opts : &chunk_opts);
 }
