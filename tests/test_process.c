@@ -383,6 +383,17 @@ Test(process, loop_freed_with_children_exited_but_not_reaped) {
   TEST_LEAK_CHECK();
 }
 
+Test(process, a_process_held_past_its_loop_is_plain_memory) {
+  vow_process *p = spawn_ok(ARGV("/bin/true"), NULL, 0);
+  cr_assert_eq(exit_of(p), 0); /* exited and reaped; its exit promise lives on */
+  after_free_no_children();
+  cr_assert_null(vow_process_exit(p));
+  cr_assert_eq(vow_process_kill(p, SIGTERM), UV_ESRCH);
+  cr_assert_gt(vow_process_pid(p), 0);
+  vow_process_unref(p); /* the loop already released what it held of it */
+  TEST_LEAK_CHECK();
+}
+
 static void free_while_running(vow_loop *l, void *arg) {
   (void)l, (void)arg;
   vow_loop *me = loop;

@@ -3,11 +3,12 @@
  * stdio fd; the exit as a promise; kill, also when an AbortSignal aborts;
  * and exec, which collects a child's output within a size and a time limit.
  *
- * A vow_process holds its uv_process_t. Its life:
+ * A vow_process holds its uv_process_t. From the spawn to its free it is on
+ * the loop's list (vow__io.processes), where the loop's teardown finds it
+ * to reap its child and release its exit promise. Its life:
  *
- *   running  uv_spawn succeeded and the child has not been reaped: the
- *            process is on the loop's list (vow__io.processes), where the
- *            loop's teardown finds it, and its handle is open;
+ *   running  uv_spawn succeeded and the child has not been reaped: its
+ *            handle is open;
  *   exited   libuv reaped the child and called on_exit: the exit promise is
  *            fulfilled and the handle closes. The reference the open handle
  *            holds goes in the close callback.
@@ -53,7 +54,7 @@ struct vow_process {
   vow_loop *loop;
   uint32_t refs;
   int running;              /* spawned and not yet reaped */
-  int listed;               /* on the loop's list: running, or its exec job unsettled */
+  int listed;               /* on the loop's list (until freed, or the loop is) */
   int64_t status;           /* the exit INT, once exited */
   vow_promise *exit;        /* fulfilled at the exit; NULL after the teardown */
   vow_abort_signal *signal; /* options.signal, until the exit */
@@ -61,7 +62,7 @@ struct vow_process {
   int kill_signal;
   vow_stream *stdio[3];     /* the pipes, for VOW_STDIO_PIPE */
   exec_job *exec;           /* the job that made it, if vow_exec did */
-  vow_process *prev, *next; /* on the loop's list while running */
+  vow_process *prev, *next; /* on the loop's list, from the spawn to the free */
 };
 
 /* What spawn needs beyond the public options: exec's own pipes. */
@@ -92,7 +93,10 @@ static vow_value errorf(int code, const char *fmt, ...) {
 
 /* ---- the process object ------------------------------------------------------------ */
 
+static void unlink_process(vow_process *p);
+
 static void process_free(vow_process *p) {
+  unlink_process(p);
   for (int i = 0; i < 3; i++) vow_stream_unref(p->stdio[i]);
   vow_promise_unref(p->exit);
   vow__free(p);
@@ -111,7 +115,7 @@ static void handle_closed(uv_handle_t *h) {
   vow_process_unref(h->data);
 }
 
-static void link_running(vow_process *p) {
+static void link_process(vow_process *p) {
   vow__io *io = vow__io_get(p->loop); /* made before the spawn: never NULL here */
   p->next = io->processes;
   if (p->next) p->next->prev = p;
@@ -119,7 +123,7 @@ static void link_running(vow_process *p) {
   p->listed = 1;
 }
 
-static void unlink_running(vow_process *p) {
+static void unlink_process(vow_process *p) {
   if (!p->listed) return;
   vow__io *io = vow__loop_ext(p->loop, VOW__EXT_IO);
   if (p->prev) p->prev->next = p->next;
@@ -142,8 +146,7 @@ static void exited_task(vow_loop *loop, void *arg) {
   vow_process *p = arg;
   drop_signal(p);
   vow_promise_resolve(p->exit, vow_int(p->status));
-  if (p->exec) exec_exited(p->exec); /* may settle it, which unlinks p */
-  else unlink_running(p);
+  if (p->exec) exec_exited(p->exec);
   uv_close((uv_handle_t *)&p->handle, handle_closed);
 }
 
@@ -200,7 +203,7 @@ static int spawn_child(vow_process *p, spawn_args *a) {
     return err;
   }
   p->running = 1;
-  link_running(p);
+  link_process(p);
   return 0;
 }
 
@@ -487,7 +490,6 @@ static void exec_settle(vow_loop *loop, void *arg) {
   vow_promise_unref(promise);
   close_pipes(job);
   job->p->exec = NULL;
-  unlink_running(job->p);
   vow_process_unref(job->p);
   job->p = NULL;
   job_release(job); /* the unsettled job's */
@@ -657,8 +659,10 @@ static void exec_teardown(exec_job *job) {
 
 /* Kills and reaps every child still running, so none is left a zombie, and
  * closes the handles (whose callbacks, in the loop's last turn, only free).
- * The list also holds exec jobs whose child exited but whose pipes are
- * still open (a grandchild can hold them): they close too. */
+ * Every process lets go of its exit promise, which belongs to the loop; a
+ * process the caller still holds is plain memory from here on. Exec jobs
+ * whose child exited but whose pipes are still open (a grandchild can hold
+ * them) close too. */
 void vow__process_teardown(vow_loop *loop, vow_process *list) {
   (void)loop;
   while (list) {
