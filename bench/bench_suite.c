@@ -108,6 +108,7 @@ static const job jobs[] = {
     {"http_server_native", 5, NATIVE, K_HTTP_SERVER, MEM_NONE, "the same with Bun.serve / Deno.serve"},
     {"fs_read_10k", 10000, V | N, K_PLAIN, MEM_NONE, "readFile of 1 KiB files, 64 in flight"},
     {"tcp_pingpong", 200000, V | N, K_PLAIN, MEM_STREAM, "TCP echo round trips, 64 connections, in-process server"},
+    {"spawn_true", 2000, V | N, K_PLAIN, MEM_NONE, "spawn /bin/true and await its exit, 4 at a time"},
 };
 #define NJOBS (sizeof jobs / sizeof jobs[0])
 #undef V
@@ -196,6 +197,9 @@ static const row rows[] = {
     {"12 TCP ping-pong c=64, round trips/s", "k/s", COLS_VN("tcp_pingpong", "krtps"), 2, 0, 0, 1, 0, 0},
     {"12 TCP ping-pong, CPU per round trip", "us", COLS_VN("tcp_pingpong", "cpu_us"), 0, 0, 0, 0, 0, 0},
     {"12 TCP ping-pong peak RSS", "MiB", COLS_VN("tcp_pingpong", "rss_hwm_mib"), 1, 0, 0, 0, 0, 0},
+    {"13 spawn+wait /bin/true, c=4", "/s", COLS_VN("spawn_true", "per_s"), 2, 0, 0, 1, 0, 0},
+    {"13 spawn, CPU per child", "us", COLS_VN("spawn_true", "cpu_us"), 0, 0, 0, 0, 0, 0},
+    {"13 spawn peak RSS", "MiB", COLS_VN("spawn_true", "rss_hwm_mib"), 1, 0, 0, 0, 0, 0},
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 

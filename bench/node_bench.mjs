@@ -370,6 +370,31 @@ async function tcpPingPong(n) {
   return { krtps: 1e6 / ns, us: ns / 1000, cpu_us: (cpu.user + cpu.system) / n };
 }
 
+// spawn_true: spawn /bin/true and await its exit, 4 at a time (vow_bench's spawn_true).
+async function spawnPass(n) {
+  const { spawn } = await import('node:child_process');
+  let next = 0, ok = 0;
+  async function worker() {
+    while (next < n) {
+      next++;
+      const child = spawn('/bin/true', [], { stdio: 'ignore' });
+      const code = await new Promise((resolve, reject) => {
+        child.on('exit', resolve);
+        child.on('error', reject);
+      });
+      if (code === 0) ok++;
+    }
+  }
+  const t0 = now();
+  const c0 = process.cpuUsage();
+  await Promise.all(Array.from({ length: 4 }, worker));
+  const cpu = process.cpuUsage(c0);
+  const t1 = now();
+  if (ok !== n) die(`spawn: ${ok} of ${n} exited 0`);
+  const us = (t1 - t0) * 1e3 / n;
+  return { per_s: 1e6 / us, us, cpu_us: (cpu.user + cpu.system) / n };
+}
+
 switch (workload) {
   case 'microtask':
     await microtaskPass(warm(N));
@@ -433,6 +458,10 @@ switch (workload) {
   case 'tcp_pingpong':
     await tcpPingPong(warm(N));
     report(await tcpPingPong(N));
+    break;
+  case 'spawn_true':
+    await spawnPass(warm(N));
+    report(await spawnPass(N));
     break;
   case 'serve':
     serve();

@@ -833,6 +833,57 @@ static void bench_tcp_pingpong(uint64_t n) {
   result_end();
 }
 
+/* ---- spawn_true: spawn /bin/true and await its exit, 4 at a time ----------------------- */
+
+enum { SPAWN_CONCURRENCY = 4 };
+
+typedef struct spawn_run {
+  uint64_t next, n, ok;
+} spawn_run;
+
+static vow_value spawn_worker(vow_loop *loop, void *arg) {
+  spawn_run *r = arg;
+  static const char *const argv[] = {"/bin/true", NULL};
+  vow_spawn_options o = {.argv = argv, .stdio = {VOW_STDIO_IGNORE, VOW_STDIO_IGNORE, VOW_STDIO_IGNORE}};
+  while (r->next < r->n) {
+    r->next++;
+    vow_process *p;
+    if (vow_process_spawn(loop, &o, &p) != 0) bench_die("spawn /bin/true failed");
+    vow_value exit;
+    if (vow_await(vow_process_exit(p), &exit) == 0 && vow_exit_code(exit) == 0) r->ok++;
+    vow_process_unref(p);
+  }
+  return vow_undefined();
+}
+
+static double spawn_pass(uint64_t n, double *cpu_per) {
+  vow_loop *loop = loop_make();
+  spawn_run r = {0, n, 0};
+  vow_value workers[SPAWN_CONCURRENCY];
+  uint64_t t0 = mono_ns(), c0 = cpu_ns();
+  for (int i = 0; i < SPAWN_CONCURRENCY; i++)
+    workers[i] = vow_promise_value(vow_async(loop, spawn_worker, &r));
+  vow_promise *all = vow_all(loop, workers, SPAWN_CONCURRENCY);
+  loop_run(loop);
+  uint64_t t1 = mono_ns(), c1 = cpu_ns();
+  if (vow_promise_state(all) != VOW_FULFILLED || r.ok != n)
+    bench_die("spawn: %llu of %llu exited 0", (unsigned long long)r.ok, (unsigned long long)n);
+  vow_promise_unref(all);
+  loop_free(loop);
+  if (cpu_per) *cpu_per = (double)(c1 - c0) / (double)n;
+  return (double)(t1 - t0) / (double)n;
+}
+
+static void bench_spawn_true(uint64_t n) {
+  spawn_pass(warmup_size(n), NULL);
+  double cpu = 0, ns = spawn_pass(n, &cpu);
+  result_begin();
+  result_kv("per_s", 1e9 / ns);
+  result_kv("us", ns / 1000);
+  result_kv("cpu_us", cpu / 1000);
+  result_end();
+}
+
 /* ---- main ------------------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
@@ -862,6 +913,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(w, "http_client")) bench_http_client(a.n, a.url);
   else if (!strcmp(w, "fs_read_10k")) bench_fs_read(a.n);
   else if (!strcmp(w, "tcp_pingpong")) bench_tcp_pingpong(a.n);
+  else if (!strcmp(w, "spawn_true")) bench_spawn_true(a.n);
   else if (!strcmp(w, "serve")) serve();
   else bench_die("unknown workload '%s'", w);
   return 0;

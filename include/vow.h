@@ -71,7 +71,8 @@ extern "C" {
   X(EHTTP,     -5015, "the server answered with an HTTP error status")          \
   X(ETOOBIG,   -5016, "the body is larger than the limit")                      \
   X(ETLS,      -5017, "TLS handshake or certificate failure")                   \
-  X(EPROTO,    -5018, "malformed or unexpected HTTP message")
+  X(EPROTO,    -5018, "malformed or unexpected HTTP message")                   \
+  X(EEXIT,     -5019, "the child process failed: a non-zero exit, or killed by a signal")
 
 enum {
 #define VOW__ERRNO_ENUM(name, code, text) VOW_##name = (code),
@@ -1257,6 +1258,175 @@ int vow_tcp_set_keepalive(vow_stream *s, int on, unsigned delay_s); /* setKeepAl
  * address is written to buf (46 bytes hold any), the port returned. */
 int vow_tcp_remote_address(vow_stream *s, char *buf, size_t cap);
 int vow_tcp_local_address(vow_stream *s, char *buf, size_t cap);
+
+/* ---- child processes -------------------------------------------------------
+ *
+ * Node's child_process, as promises: spawn a program with its argv, env, cwd
+ * and what its stdin, stdout and stderr are; read its output as streams; its
+ * exit is a promise. vow_exec is execFile: it collects the output, within a
+ * size limit and a time limit.
+ *
+ *   - The program (argv[0]) is looked up in PATH when it has no '/'. Nothing
+ *     goes through a shell: to run a pipeline, run /bin/sh -c "yes | head".
+ *   - The exit is an INT value: the exit code (0-255) when the child exited,
+ *     or minus the signal's number when a signal killed it (-15: SIGTERM).
+ *     vow_exit_code and vow_exit_signal read it, and read exec's results and
+ *     rejections the same way.
+ *   - No zombie, ever: libuv reaps each child when it exits while the loop
+ *     runs. vow_loop_free, with children still running, kills them (SIGKILL)
+ *     and waits for them. Between runs a child that exits waits to be reaped
+ *     by the next run (or the free). After vow_loop_free a vow_process the
+ *     caller still holds may only be read (pid), killed (UV_ESRCH) and
+ *     released.
+ *   - A running child keeps vow_loop_run going (vow_process_loop_unref says
+ *     not to wait for it, like child.unref()); the vow_process lives at least
+ *     until the child exits, however early the caller lets go of it.
+ *   - A child's stdin/stdout/stderr made with VOW_STDIO_PIPE are vow_streams
+ *     (above). Writing to a stdin the child has closed rejects with UV_EPIPE,
+ *     never kills the program (the loop ignores SIGPIPE, as Node does).
+ */
+typedef struct vow_process vow_process;
+
+/* What a child's stdin, stdout or stderr is. 0, the default, shares ours. */
+enum {
+  VOW_STDIO_INHERIT = 0, /* the parent's own fd 0, 1 or 2 ('inherit') */
+  VOW_STDIO_PIPE,        /* a pipe, read or written as a vow_stream ('pipe') */
+  VOW_STDIO_IGNORE       /* /dev/null ('ignore') */
+};
+
+typedef struct vow_spawn_options {
+  const char *const *argv;  /* the program and its arguments, NULL-terminated;
+                               argv[0] must be a non-empty string */
+  const char *const *env;   /* "NAME=value" strings, NULL-terminated; NULL: ours */
+  const char *cwd;          /* the child's working directory; NULL: ours */
+  int stdio[3];             /* VOW_STDIO_* for stdin, stdout, stderr */
+  vow_abort_signal *signal; /* when it aborts, the child is killed with
+                               kill_signal; borrowed (a reference is kept
+                               until the child exits); NULL: none */
+  int kill_signal;          /* for signal (and vow_exec's limits); 0: SIGTERM */
+} vow_spawn_options;
+
+/* spawn(argv[0], argv.slice(1), options). The strings are only read during
+ * the call. On success *out is the process (one reference, the caller's;
+ * release it with vow_process_unref) and 0 is returned. Otherwise *out is
+ * NULL and the code says why: VOW_EINVAL (no options or argv, an empty
+ * argv[0], a bad stdio mode or kill_signal), VOW_EABORTED (signal already
+ * aborted: nothing was started), VOW_ENOMEM, VOW_ETHREAD, VOW_ECLOSING, or
+ * the system's (UV_ENOENT: no such program or cwd; UV_EACCES; UV_EAGAIN).
+ * vow_exec gives the same failures as rejections whose message names the
+ * program. */
+int vow_process_spawn(vow_loop *loop, const vow_spawn_options *options, vow_process **out);
+
+vow_process *vow_process_ref(vow_process *p); /* returns p; NULL-safe */
+void vow_process_unref(vow_process *p);       /* NULL-safe; the child runs on */
+
+/* child.pid; 0 for NULL. It stays readable after the exit, but the number may
+ * then belong to another process: signal the child with vow_process_kill. */
+int vow_process_pid(const vow_process *p);
+
+/* The child's stdin (writable), stdout and stderr (readable), for those made
+ * with VOW_STDIO_PIPE, else NULL. Borrowed from the process (vow_stream_ref
+ * one to keep it longer). Ending stdin (vow_stream_end) is how a child like
+ * cat learns that its input is over. */
+vow_stream *vow_process_stdin(vow_process *p);
+vow_stream *vow_process_stdout(vow_process *p);
+vow_stream *vow_process_stderr(vow_process *p);
+
+/* once(child, 'exit'): a promise (a new reference; the same promise every
+ * time) fulfilled with the exit INT when the child has exited. It never
+ * rejects; it is NULL after vow_loop_free, or for NULL. Output may still be
+ * waiting in stdout and stderr when it fulfils: read them to their end. */
+vow_promise *vow_process_exit(vow_process *p);
+
+/* child.kill(signum): sends signum (SIGTERM, SIGKILL, SIGINT...; 0 tests that
+ * the child is alive). Returns 0, UV_ESRCH once the child has exited (no
+ * signal is then sent: its pid may be another process's), VOW_EINVAL (NULL,
+ * or signum out of range), VOW_ETHREAD. */
+int vow_process_kill(vow_process *p, int signum);
+
+/* child.unref() / child.ref(): whether vow_loop_run waits for the child's
+ * exit (it does by default). Return 0, or VOW_EINVAL for NULL. */
+int vow_process_loop_unref(vow_process *p);
+int vow_process_loop_ref(vow_process *p);
+
+/* execFile(argv[0], argv.slice(1), options): runs the program with stdin
+ * from /dev/null, collects its stdout and stderr, and waits for its exit and
+ * the end of both. */
+typedef struct vow_exec_options {
+  const char *const *env;   /* as vow_spawn_options */
+  const char *cwd;
+  vow_abort_signal *signal; /* aborting kills the child with kill_signal and
+                               rejects with the signal's reason; borrowed */
+  int kill_signal;          /* 0: SIGTERM */
+  size_t max_output;        /* a limit on each of stdout and stderr; 0: 1 MiB */
+  uint64_t timeout_ms;      /* 0: none */
+} vow_exec_options;
+
+/* argv and options (may be NULL) are only read during the call. Returns a
+ * new promise reference (NULL only when out of memory, or on the wrong
+ * thread). It fulfils, when the child exited with code 0, with a POINTER
+ * value: the exec result, which vow_exec_stdout, vow_exec_stderr,
+ * vow_exit_code and vow_exit_signal read. It rejects with an ERROR:
+ *   VOW_EEXIT      the child exited with another code, or a signal killed it:
+ *                  "exec 'false': exited with code 1", "exec 'sh': killed by
+ *                  SIGKILL"; its cause is the exec result, output included
+ *                  (the readers above accept the error itself);
+ *   VOW_ETOOBIG    stdout or stderr passed max_output: the child was killed
+ *                  (the cause holds the result: the output up to the limit);
+ *   VOW_ETIMEDOUT  timeout_ms passed: the child was killed (the cause: as above);
+ *   the signal's reason, when it aborted: the child was killed;
+ *   VOW_EINVAL     no argv, an empty argv[0], a bad kill_signal;
+ *   UV_ENOENT...   the child could not start: "ENOENT: spawn 'nosuch'"
+ *                  (and "(cwd 'dir')" when a cwd was given).
+ * When the child is killed for a limit or an abort, the promise still waits
+ * for it to exit, so it never leaves one behind. */
+vow_promise *vow_exec(vow_loop *loop, const char *const *argv, const vow_exec_options *options);
+
+/* Readers of an exit INT, of exec's result and of its VOW_EEXIT rejection
+ * (all borrowed). vow_exit_code: the exit code, or -1 when a signal killed
+ * the child (or for another value); vow_exit_signal: the signal, or 0. */
+int vow_exit_code(vow_value exit);
+int vow_exit_signal(vow_value exit);
+/* The collected output, a STRING (borrowed from result); undefined for
+ * another value. */
+vow_value vow_exec_stdout(vow_value result);
+vow_value vow_exec_stderr(vow_value result);
+
+/* ---- signals -------------------------------------------------------------------
+ *
+ * process.on('SIGINT') and friends, for the pattern every server and tool
+ * needs: Ctrl-C aborts everything. A signal watched here is delivered to the
+ * loop as a macrotask, never inside the signal handler. Watching takes the
+ * signal away from its default action (terminating the program) until the
+ * last watcher of it is gone, as in Node. Watchers never keep vow_loop_run
+ * going by themselves (the loop keeps no reference from them): a program
+ * waiting for Ctrl-C waits because of its other work (a server, a child).
+ */
+
+/* once(process, 'SIGINT'): a promise (a new reference) fulfilled with
+ * signum as an INT the first time it arrives; then the watch ends. A promise
+ * rejected with VOW_EINVAL when signum cannot be watched (SIGKILL, SIGSTOP, out
+ * of range); NULL only when out of memory or on the wrong thread. */
+vow_promise *vow_signal_promise(vow_loop *loop, int signum);
+
+/* An AbortSignal (a new reference) that aborts the first time one of the n
+ * signals (signums, read during the call) arrives, with an error
+ * VOW_EABORTED "interrupted by SIGINT". Then, or when it is aborted for
+ * another reason, it stops watching them all. NULL when out of memory, on
+ * the wrong thread, or when n is 0 or a signal cannot be watched.
+ *   vow_abort_signal *stop = vow_signal_abort(loop, (int[]){SIGINT, SIGTERM}, 2);
+ *   ... hand stop to every fetch, child, stream and timeout of the program */
+vow_abort_signal *vow_signal_abort(vow_loop *loop, const int *signums, size_t n);
+
+/* process.on(signum, fn): fn(loop, signum, data) runs each time signum
+ * arrives (data borrowed) until vow_signal_off. Several deliveries of one
+ * signal before the loop gets to them may run fn once. Returns a listener id
+ * (> 0), or VOW_EINVAL (NULL fn, or a signal that cannot be watched),
+ * VOW_ENOMEM, VOW_ETHREAD. */
+typedef void (*vow_signal_fn)(vow_loop *loop, int signum, void *data);
+int64_t vow_signal_on(vow_loop *loop, int signum, vow_signal_fn fn, void *data);
+/* Removes a listener (also from inside its own fn): 1 if it was there, 0 if not. */
+int vow_signal_off(vow_loop *loop, int64_t id);
 
 /* ---- fetch ------------------------------------------------------------------
  *

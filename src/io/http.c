@@ -26,6 +26,8 @@ static void io_free(vow_loop *loop, void *state) {
   if (io->server) vow__server_teardown(loop, io->server);
   if (io->net) vow__net_teardown(loop, io->net);
   if (io->fetch) vow__fetch_teardown(loop, io->fetch);
+  if (io->processes) vow__process_teardown(loop, io->processes); /* before their pipes close */
+  if (io->signals) vow__signal_teardown(loop, io->signals);
   vow__streams_teardown(loop, io);
   vow__free(io);
 }

@@ -30,6 +30,8 @@ typedef struct vow__io {
   vow_stream *stdio[3];       /* stdio.c: stdin, stdout, stderr once made (weak) */
   char *read_scratch;         /* stream.c: what libuv reads into, shared */
   vow__net_state *net;        /* dns.c and tcp.c (io/dns.h), made by the first lookup or listen */
+  struct vow_process *processes; /* process.c: children running or with an exec unsettled */
+  struct vow__signal_state *signals; /* signal.c, made by the first watch */
 } vow__io;
 
 /* The loop's I/O state, made on first use; NULL when out of memory. */
@@ -38,6 +40,9 @@ vow__io *vow__io_get(vow_loop *loop);
 /* Each half's teardown, called by the slot's destructor (http.c). */
 void vow__fetch_teardown(vow_loop *loop, vow__fetch_state *st);
 void vow__server_teardown(vow_loop *loop, vow__server_state *st);
+void vow__process_teardown(vow_loop *loop, struct vow_process *list); /* kills, reaps */
+void vow__signal_teardown(vow_loop *loop, struct vow__signal_state *st);
+const char *vow__signal_name(int signum); /* "SIGTERM"; "signal 40" (a static buffer) */
 void vow__streams_teardown(vow_loop *loop, vow__io *io);
 void vow__net_teardown(vow_loop *loop, vow__net_state *st);
 

@@ -1,0 +1,688 @@
+/*
+ * process.c — child processes: spawn with argv, env, cwd and a mode per
+ * stdio fd; the exit as a promise; kill, also when an AbortSignal aborts;
+ * and exec, which collects a child's output within a size and a time limit.
+ *
+ * A vow_process holds its uv_process_t. From the spawn to its free it is on
+ * the loop's list (vow__io.processes), where the loop's teardown finds it
+ * to reap its child and release its exit promise. Its life:
+ *
+ *   running  uv_spawn succeeded and the child has not been reaped: its
+ *            handle is open;
+ *   exited   libuv reaped the child and called on_exit: the exit promise is
+ *            fulfilled and the handle closes. The reference the open handle
+ *            holds goes in the close callback.
+ *
+ * Invariants:
+ *   - no zombie: a child is reaped either by libuv's SIGCHLD watcher while
+ *     the loop runs (on_exit), or by the teardown, which kills it (SIGKILL)
+ *     and waits for it. The handle is closed only after one of the two,
+ *     because closing it takes the child off the list of children libuv
+ *     reaps;
+ *   - no signal is sent once the child is reaped (`running` is 0): its pid
+ *     may already be another process's;
+ *   - references: the caller's, and one while the handle is open; an exec
+ *     job holds the caller's reference of the process it made;
+ *   - every libuv callback that may settle a promise enters through
+ *     vow__loop_enter; after the teardown, callbacks only free memory.
+ *
+ * An exec job reads the child's stdout and stderr through pipes of its own
+ * (not vow_streams: it only ever collects), into buffers that grow up to
+ * the limit and no further. It settles once three things have happened: the
+ * exit, and the end of each pipe — Node's 'close', not 'exit', so no output
+ * is lost — and closes the pipes then.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "core/alloc.h"
+#include "io/io.h"
+#include "io/stream.h"
+#include "promise/value.h"
+
+#define DEFAULT_MAX_OUTPUT ((size_t)1 << 20)
+enum { READ_CHUNK = 64 * 1024, MAX_SIGNAL = 64 };
+
+typedef struct exec_job exec_job;
+
+struct vow_process {
+  uv_process_t handle;
+  vow_loop *loop;
+  uint32_t refs;
+  int running;              /* spawned and not yet reaped */
+  int listed;               /* on the loop's list (until freed, or the loop is) */
+  int64_t status;           /* the exit INT, once exited */
+  vow_promise *exit;        /* fulfilled at the exit; NULL after the teardown */
+  vow_abort_signal *signal; /* options.signal, until the exit */
+  int64_t listener;
+  int kill_signal;
+  vow_stream *stdio[3];     /* the pipes, for VOW_STDIO_PIPE */
+  exec_job *exec;           /* the job that made it, if vow_exec did */
+  vow_process *prev, *next; /* on the loop's list, from the spawn to the free */
+};
+
+/* What spawn needs beyond the public options: exec's own pipes. */
+typedef struct spawn_args {
+  const char *const *argv;
+  const char *const *env;
+  const char *cwd;
+  uv_stdio_container_t stdio[3];
+  vow_abort_signal *signal;
+  int kill_signal;
+} spawn_args;
+
+static void exec_exited(exec_job *job);
+static void exec_abort(exec_job *job, vow_value reason);
+static void exec_teardown(exec_job *job);
+
+/* ---- messages ---------------------------------------------------------------------- */
+
+static vow_value errorf(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static vow_value errorf(int code, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return vow_error(code, msg);
+}
+
+/* ---- the process object ------------------------------------------------------------ */
+
+static void unlink_process(vow_process *p);
+
+static void process_free(vow_process *p) {
+  unlink_process(p);
+  for (int i = 0; i < 3; i++) vow_stream_unref(p->stdio[i]);
+  vow_promise_unref(p->exit);
+  vow__free(p);
+}
+
+vow_process *vow_process_ref(vow_process *p) {
+  if (p) p->refs++;
+  return p;
+}
+
+void vow_process_unref(vow_process *p) {
+  if (p && --p->refs == 0) process_free(p);
+}
+
+static void handle_closed(uv_handle_t *h) {
+  vow_process_unref(h->data);
+}
+
+static void link_process(vow_process *p) {
+  vow__io *io = vow__io_get(p->loop); /* made before the spawn: never NULL here */
+  p->next = io->processes;
+  if (p->next) p->next->prev = p;
+  io->processes = p;
+  p->listed = 1;
+}
+
+static void unlink_process(vow_process *p) {
+  if (!p->listed) return;
+  vow__io *io = vow__loop_ext(p->loop, VOW__EXT_IO);
+  if (p->prev) p->prev->next = p->next;
+  else if (io) io->processes = p->next;
+  if (p->next) p->next->prev = p->prev;
+  p->prev = p->next = NULL;
+  p->listed = 0;
+}
+
+static void drop_signal(vow_process *p) {
+  if (p->listener > 0) vow_abort_signal_off(p->signal, p->listener);
+  p->listener = 0;
+  vow_abort_signal_unref(p->signal);
+  p->signal = NULL;
+}
+
+/* The child was reaped: the exit promise fulfils, the handle closes. */
+static void exited_task(vow_loop *loop, void *arg) {
+  (void)loop;
+  vow_process *p = arg;
+  drop_signal(p);
+  vow_promise_resolve(p->exit, vow_int(p->status));
+  if (p->exec) exec_exited(p->exec);
+  uv_close((uv_handle_t *)&p->handle, handle_closed);
+}
+
+static void on_exit(uv_process_t *h, int64_t status, int term_signal) {
+  vow_process *p = h->data;
+  p->running = 0;
+  p->status = term_signal ? -(int64_t)term_signal : status;
+  vow__loop_enter(p->loop, exited_task, p);
+}
+
+static void on_abort(vow_loop *loop, vow_value reason, void *data) {
+  (void)loop;
+  vow_process *p = data;
+  p->listener = 0; /* it ran: the signal drops it */
+  if (p->running) uv_process_kill(&p->handle, p->kill_signal);
+  if (p->exec) exec_abort(p->exec, reason);
+}
+
+static int bad_signal(int signum) {
+  return signum < 0 || signum > MAX_SIGNAL;
+}
+
+/* argv checks shared by spawn and exec: NULL when fine, else what is wrong. */
+static const char *argv_problem(const char *const *argv) {
+  if (!argv || !argv[0]) return "argv is empty";
+  if (!argv[0][0]) return "argv[0] is an empty string";
+  return NULL;
+}
+
+/* libuv's options are not const-qualified; it only reads them. */
+static char **unconst(const char *const *v) {
+  char **r;
+  memcpy(&r, &v, sizeof r);
+  return r;
+}
+
+/* Spawns the child for p (allocated, refs 1, loop set). On failure returns
+ * the code and p is untouched but for its closed handle's reference. */
+static int spawn_child(vow_process *p, spawn_args *a) {
+  uv_process_options_t uo = {
+      .exit_cb = on_exit,
+      .file = a->argv[0],
+      .args = unconst(a->argv),
+      .env = a->env ? unconst(a->env) : NULL,
+      .cwd = a->cwd,
+      .stdio_count = 3,
+      .stdio = a->stdio,
+  };
+  p->handle.data = p;
+  int err = uv_spawn(&p->loop->uv, &p->handle, &uo);
+  p->refs++; /* the handle's, open either way */
+  if (err) {
+    uv_close((uv_handle_t *)&p->handle, handle_closed);
+    return err;
+  }
+  p->running = 1;
+  link_process(p);
+  return 0;
+}
+
+/* A process with its exit promise, or NULL when out of memory. */
+static vow_process *process_new(vow_loop *loop, int kill_signal) {
+  vow_process *p = vow__calloc(1, sizeof *p);
+  if (!p) return NULL;
+  p->exit = vow_promise_new(loop);
+  if (!p->exit) {
+    vow__free(p);
+    return NULL;
+  }
+  p->loop = loop;
+  p->refs = 1;
+  p->kill_signal = kill_signal ? kill_signal : SIGTERM;
+  return p;
+}
+
+/* Watches a.signal for p; returns 0 or VOW_ENOMEM (the child is then killed). */
+static int watch_signal(vow_process *p, vow_abort_signal *signal) {
+  if (!signal) return 0;
+  p->signal = vow_abort_signal_ref(signal);
+  int64_t id = vow_abort_signal_on(signal, on_abort, p);
+  if (id < 0) {
+    uv_process_kill(&p->handle, SIGKILL);
+    return VOW_ENOMEM;
+  }
+  p->listener = id;
+  return 0;
+}
+
+/* ---- spawn --------------------------------------------------------------------------- */
+
+/* A pipe for the child's fd, as a stream: initialised here, filled by uv_spawn. */
+static int make_pipe(vow_process *p, int fd, const char *program, uv_stdio_container_t *c) {
+  vow__uv_stream *h;
+  vow_stream *s = vow__stream_alloc(p->loop, &h);
+  if (!s) return VOW_ENOMEM;
+  int err = uv_pipe_init(&p->loop->uv, &h->pipe, 0);
+  if (err) {
+    vow__stream_discard(s);
+    return err;
+  }
+  vow__stream_opened(s);
+  static const char *const names[3] = {"stdin", "stdout", "stderr"};
+  char name[96];
+  snprintf(name, sizeof name, "process '%s' %s", program, names[fd]);
+  vow__stream_set_name(s, name);
+  p->stdio[fd] = s;
+  c->flags = UV_CREATE_PIPE | (fd == 0 ? UV_READABLE_PIPE : UV_WRITABLE_PIPE);
+  c->data.stream = &h->stream;
+  return 0;
+}
+
+static int stdio_container(vow_process *p, int fd, int mode, const char *program,
+                           uv_stdio_container_t *c) {
+  switch (mode) {
+    case VOW_STDIO_INHERIT:
+      c->flags = UV_INHERIT_FD;
+      c->data.fd = fd;
+      return 0;
+    case VOW_STDIO_IGNORE:
+      c->flags = UV_IGNORE;
+      return 0;
+    case VOW_STDIO_PIPE:
+      return make_pipe(p, fd, program, c);
+    default:
+      return VOW_EINVAL;
+  }
+}
+
+int vow_process_spawn(vow_loop *loop, const vow_spawn_options *o, vow_process **out) {
+  if (!out) return VOW_EINVAL;
+  *out = NULL;
+  if (!loop || !o || argv_problem(o->argv) || bad_signal(o->kill_signal)) return VOW_EINVAL;
+  for (int i = 0; i < 3; i++) {
+    if (o->stdio[i] < VOW_STDIO_INHERIT || o->stdio[i] > VOW_STDIO_IGNORE) return VOW_EINVAL;
+  }
+  if (!vow__loop_on_owner(loop)) return VOW_ETHREAD;
+  if (loop->closing) return VOW_ECLOSING;
+  if (o->signal && vow_abort_signal_aborted(o->signal)) return VOW_EABORTED;
+  vow_process *p = vow__io_get(loop) ? process_new(loop, o->kill_signal) : NULL;
+  if (!p) return VOW_ENOMEM;
+  spawn_args a = {.argv = o->argv, .env = o->env, .cwd = o->cwd};
+  int err = 0;
+  for (int i = 0; i < 3 && !err; i++) err = stdio_container(p, i, o->stdio[i], o->argv[0], &a.stdio[i]);
+  if (!err) err = spawn_child(p, &a);
+  if (!err) err = watch_signal(p, o->signal);
+  if (err) {
+    vow_process_unref(p); /* the pipes close with it; a started child is killed and reaped */
+    return err;
+  }
+  *out = p;
+  return 0;
+}
+
+int vow_process_pid(const vow_process *p) {
+  return p ? p->handle.pid : 0;
+}
+
+vow_stream *vow_process_stdin(vow_process *p) { return p ? p->stdio[0] : NULL; }
+vow_stream *vow_process_stdout(vow_process *p) { return p ? p->stdio[1] : NULL; }
+vow_stream *vow_process_stderr(vow_process *p) { return p ? p->stdio[2] : NULL; }
+
+vow_promise *vow_process_exit(vow_process *p) {
+  return p ? vow_promise_ref(p->exit) : NULL;
+}
+
+int vow_process_kill(vow_process *p, int signum) {
+  if (!p || bad_signal(signum)) return VOW_EINVAL;
+  if (!p->running) return UV_ESRCH; /* also once the loop is gone: p->loop is then stale */
+  if (!vow__loop_on_owner(p->loop)) return VOW_ETHREAD;
+  return uv_process_kill(&p->handle, signum);
+}
+
+int vow_process_loop_unref(vow_process *p) {
+  if (!p) return VOW_EINVAL;
+  if (!uv_is_closing((uv_handle_t *)&p->handle)) uv_unref((uv_handle_t *)&p->handle);
+  return 0;
+}
+
+int vow_process_loop_ref(vow_process *p) {
+  if (!p) return VOW_EINVAL;
+  if (!uv_is_closing((uv_handle_t *)&p->handle)) uv_ref((uv_handle_t *)&p->handle);
+  return 0;
+}
+
+/* ---- reading an exit ----------------------------------------------------------------- */
+
+typedef struct exec_result {
+  vow_value out, err; /* STRINGs */
+  int64_t status;     /* the exit INT */
+} exec_result;
+
+static void exec_result_free(void *ptr) {
+  exec_result *r = ptr;
+  vow_unref(r->out);
+  vow_unref(r->err);
+  vow__free(r);
+}
+
+/* The exec result in v (a result, or a VOW_EEXIT error caused by one), or NULL. */
+static const exec_result *as_result(vow_value v) {
+  if (v.kind == VOW_ERROR) v = vow_error_cause(v);
+  if (v.kind != VOW_POINTER || !v.as.obj) return NULL;
+  const vow__pointer *ptr = (const vow__pointer *)v.as.obj;
+  return ptr->destroy == exec_result_free ? ptr->ptr : NULL;
+}
+
+/* The exit INT in v; *found is 0 when v holds none. */
+static int64_t status_of(vow_value v, int *found) {
+  const exec_result *r = as_result(v);
+  *found = 1;
+  if (r) return r->status;
+  if (v.kind == VOW_INT) return v.as.i;
+  *found = 0;
+  return 0;
+}
+
+int vow_exit_code(vow_value exit) {
+  int found;
+  int64_t s = status_of(exit, &found);
+  return found && s >= 0 ? (int)s : -1;
+}
+
+int vow_exit_signal(vow_value exit) {
+  int found;
+  int64_t s = status_of(exit, &found);
+  return found && s < 0 ? (int)-s : 0;
+}
+
+vow_value vow_exec_stdout(vow_value result) {
+  const exec_result *r = as_result(result);
+  return r ? r->out : vow_undefined();
+}
+
+vow_value vow_exec_stderr(vow_value result) {
+  const exec_result *r = as_result(result);
+  return r ? r->err : vow_undefined();
+}
+
+/* ---- exec ---------------------------------------------------------------------------- */
+
+struct exec_job {
+  vow_loop *loop;
+  vow_process *p;        /* the caller's reference of the process */
+  vow_promise *promise;  /* NULL once settled (or after the teardown) */
+  uv_pipe_t pipes[2];    /* the child's stdout and stderr */
+  vow__buf out[2];
+  int reading[2];        /* the pipe has not ended */
+  int exited;
+  uint32_t refs;         /* one per open pipe, one until settled */
+  size_t max_output;
+  vow_timer timer;
+  uint64_t timeout_ms;
+  vow_value failure;     /* the first reason to reject, if any: limit, timeout, abort */
+  int own_failure;       /* failure is exec's own (a limit), not a signal's reason */
+  char name[];           /* argv[0], for messages */
+};
+
+static void job_release(exec_job *job) {
+  if (--job->refs > 0) return;
+  vow__buf_free(&job->out[0]);
+  vow__buf_free(&job->out[1]);
+  vow_unref(job->failure);
+  vow__free(job);
+}
+
+static void pipe_closed(uv_handle_t *h) {
+  job_release(h->data);
+}
+
+static void close_pipes(exec_job *job) {
+  for (int i = 0; i < 2; i++) {
+    if (!uv_is_closing((uv_handle_t *)&job->pipes[i]))
+      uv_close((uv_handle_t *)&job->pipes[i], pipe_closed);
+  }
+}
+
+/* Kills the child and remembers why (reason taken), if nothing came first. */
+static void exec_fail(exec_job *job, vow_value reason, int own) {
+  if (job->failure.kind == VOW_UNDEFINED) job->failure = reason, job->own_failure = own;
+  else vow_unref(reason);
+  vow_process_kill(job->p, job->p->kill_signal);
+}
+
+static vow_value exec_result_value(exec_job *job) {
+  exec_result *r = vow__malloc(sizeof *r);
+  if (!r) return vow_error_nomem();
+  r->out = vow_string_n(job->out[0].data ? job->out[0].data : "", job->out[0].len);
+  r->err = vow_string_n(job->out[1].data ? job->out[1].data : "", job->out[1].len);
+  r->status = job->p->status;
+  vow_value v = vow_pointer(r, exec_result_free); /* which frees r when it fails */
+  if (v.kind != VOW_POINTER) return vow_error_nomem();
+  if (r->out.kind != VOW_STRING || r->err.kind != VOW_STRING) {
+    vow_unref(v);
+    return vow_error_nomem();
+  }
+  return v;
+}
+
+/* How the job ends: a value to fulfil with, or (*ok = 0) a reason. */
+static vow_value exec_outcome(exec_job *job, int *ok) {
+  *ok = 0;
+  vow_value result = exec_result_value(job);
+  if (job->failure.kind != VOW_UNDEFINED) {
+    vow_value f = job->failure;
+    job->failure = vow_undefined();
+    /* A limit of exec's own carries what was collected, as Node's error
+     * does (e.stdout); an abort rejects with the signal's reason as it is. */
+    if (!job->own_failure || result.kind != VOW_POINTER) {
+      vow_unref(result);
+      return f;
+    }
+    vow_value with = vow_error_with_cause(vow_error_code(f), vow_error_message(f), result);
+    vow_unref(f);
+    return with;
+  }
+  if (result.kind == VOW_ERROR) return result;
+  int64_t s = job->p->status;
+  if (s == 0) {
+    *ok = 1;
+    return result;
+  }
+  char what[64];
+  if (s > 0) snprintf(what, sizeof what, "exited with code %d", (int)s);
+  else snprintf(what, sizeof what, "killed by %s", vow__signal_name((int)-s));
+  char msg[512];
+  snprintf(msg, sizeof msg, "exec '%s': %s", job->name, what);
+  return vow_error_with_cause(VOW_EEXIT, msg, result);
+}
+
+static void exec_settle(vow_loop *loop, void *arg) {
+  (void)loop;
+  exec_job *job = arg;
+  if (!job->promise) return;
+  vow_clear_timer(job->loop, job->timer);
+  int ok;
+  vow_value v = exec_outcome(job, &ok);
+  vow_promise *promise = job->promise;
+  job->promise = NULL;
+  if (ok) vow_promise_resolve(promise, v);
+  else vow_promise_reject(promise, v);
+  vow_promise_unref(promise);
+  close_pipes(job);
+  job->p->exec = NULL;
+  vow_process_unref(job->p);
+  job->p = NULL;
+  job_release(job); /* the unsettled job's */
+}
+
+/* Settles once the child exited and both pipes ended. Called from inside
+ * a loop entry (the exit) or not (a pipe's read callback). */
+static void maybe_settle(exec_job *job, int entered) {
+  if (!job->exited || job->reading[0] || job->reading[1] || !job->promise) return;
+  if (entered) exec_settle(job->loop, job);
+  else vow__loop_enter(job->loop, exec_settle, job);
+}
+
+static void exec_exited(exec_job *job) {
+  job->exited = 1;
+  maybe_settle(job, 1);
+}
+
+static void exec_abort(exec_job *job, vow_value reason) {
+  exec_fail(job, vow_ref(reason), 0);
+}
+
+static void on_timeout(vow_loop *loop, void *arg) {
+  (void)loop;
+  exec_job *job = arg;
+  job->timer = 0;
+  exec_fail(job, errorf(VOW_ETIMEDOUT, "exec '%s': timed out after %llu ms", job->name,
+                        (unsigned long long)job->timeout_ms), 1);
+}
+
+static int pipe_index(exec_job *job, uv_handle_t *h) {
+  return h == (uv_handle_t *)&job->pipes[0] ? 0 : 1;
+}
+
+/* Reads straight into the buffer's free tail, offering no more than one
+ * byte past the limit: that byte, if it comes, is how the limit is seen. */
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  exec_job *job = h->data;
+  vow__buf *b = &job->out[pipe_index(job, h)];
+  size_t want = job->max_output + 1 - b->len;
+  if (want > READ_CHUNK) want = READ_CHUNK;
+  *buf = uv_buf_init(NULL, 0);
+  if (b->cap - b->len < want) {
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap - b->len < want) cap *= 2;
+    char *d = vow__realloc(b->data, cap);
+    if (!d) return; /* libuv reports UV_ENOBUFS to on_read */
+    b->data = d;
+    b->cap = cap;
+  }
+  *buf = uv_buf_init(b->data + b->len, (unsigned)want);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  (void)buf;
+  exec_job *job = s->data;
+  int i = pipe_index(job, (uv_handle_t *)s);
+  if (nread > 0) {
+    job->out[i].len += (size_t)nread;
+    if (job->out[i].len <= job->max_output) return;
+    job->out[i].len = job->max_output;
+    exec_fail(job, errorf(VOW_ETOOBIG, "exec '%s': %s is larger than %zu bytes", job->name,
+                          i == 0 ? "stdout" : "stderr", job->max_output), 1);
+  } else if (nread == UV_ENOBUFS) {
+    exec_fail(job, errorf(VOW_ENOMEM, "exec '%s': no memory for its %s", job->name,
+                          i == 0 ? "stdout" : "stderr"), 1);
+  } else if (nread == 0) {
+    return;
+  } else if (nread != UV_EOF) {
+    exec_fail(job, errorf((int)nread, "%s: exec '%s': reading its %s", vow_err_name((int)nread),
+                          job->name, i == 0 ? "stdout" : "stderr"), 1);
+  }
+  uv_read_stop(s);
+  job->reading[i] = 0;
+  maybe_settle(job, 0);
+}
+
+static vow_promise *rejected_now(vow_promise *p, vow_value reason) {
+  vow_promise_reject(p, reason);
+  return p;
+}
+
+static vow_value spawn_error(int err, const char *name, const char *cwd) {
+  if (cwd) return errorf(err, "%s: spawn '%s' (cwd '%s')", vow_err_name(err), name, cwd);
+  return errorf(err, "%s: spawn '%s'", vow_err_name(err), name);
+}
+
+static exec_job *job_new(vow_loop *loop, const char *name, const vow_exec_options *o) {
+  size_t len = strlen(name) + 1;
+  exec_job *job = vow__calloc(1, sizeof *job + len);
+  if (!job) return NULL;
+  memcpy(job->name, name, len);
+  job->loop = loop;
+  job->refs = 1;
+  job->max_output = o->max_output ? o->max_output : DEFAULT_MAX_OUTPUT;
+  job->timeout_ms = o->timeout_ms;
+  for (int i = 0; i < 2; i++) {
+    uv_pipe_init(&loop->uv, &job->pipes[i], 0);
+    job->pipes[i].data = job;
+    job->refs++;
+  }
+  return job;
+}
+
+vow_promise *vow_exec(vow_loop *loop, const char *const *argv, const vow_exec_options *options) {
+  static const vow_exec_options defaults = {0};
+  const vow_exec_options *o = options ? options : &defaults;
+  vow_promise *promise = vow_promise_new(loop); /* checks the loop and the thread */
+  if (!promise) return NULL;
+  const char *problem = argv_problem(argv);
+  if (problem) return rejected_now(promise, errorf(VOW_EINVAL, "exec: %s", problem));
+  if (bad_signal(o->kill_signal))
+    return rejected_now(promise, errorf(VOW_EINVAL, "exec '%s': no signal %d", argv[0], o->kill_signal));
+  if (o->signal && vow_abort_signal_aborted(o->signal))
+    return rejected_now(promise, vow_ref(vow_abort_signal_reason(o->signal)));
+  if (o->timeout_ms > VOW_TIMEOUT_MAX)
+    return rejected_now(promise, errorf(VOW_EINVAL, "exec '%s': timeout above the maximum", argv[0]));
+  vow_process *p = vow__io_get(loop) ? process_new(loop, o->kill_signal) : NULL;
+  exec_job *job = p ? job_new(loop, argv[0], o) : NULL;
+  if (!job) {
+    vow_process_unref(p);
+    return rejected_now(promise, errorf(VOW_ENOMEM, "exec '%s': out of memory", argv[0]));
+  }
+  spawn_args a = {.argv = argv, .env = o->env, .cwd = o->cwd};
+  a.stdio[0].flags = UV_IGNORE;
+  for (int i = 0; i < 2; i++) {
+    a.stdio[i + 1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    a.stdio[i + 1].data.stream = (uv_stream_t *)&job->pipes[i];
+  }
+  int err = spawn_child(p, &a);
+  if (err) {
+    close_pipes(job);
+    job_release(job);
+    vow_process_unref(p);
+    return rejected_now(promise, spawn_error(err, argv[0], o->cwd));
+  }
+  job->p = p;
+  p->exec = job;
+  job->promise = vow_promise_ref(promise);
+  if (watch_signal(p, o->signal) != 0)
+    exec_fail(job, errorf(VOW_ENOMEM, "exec '%s': out of memory", argv[0]), 1);
+  for (int i = 0; i < 2; i++) {
+    job->reading[i] = uv_read_start((uv_stream_t *)&job->pipes[i], on_alloc, on_read) == 0;
+  }
+  if (o->timeout_ms) {
+    job->timer = vow_set_timeout(loop, o->timeout_ms, on_timeout, job);
+    if (job->timer < 0) {
+      job->timer = 0;
+      exec_fail(job, errorf(VOW_ENOMEM, "exec '%s': out of memory", argv[0]), 1);
+    }
+  }
+  return promise;
+}
+
+/* ---- loop teardown --------------------------------------------------------------------- */
+
+static void exec_teardown(exec_job *job) {
+  vow_promise_unref(job->promise);
+  job->promise = NULL;
+  close_pipes(job);
+  vow_process *p = job->p;
+  job->p = NULL;
+  job_release(job);
+  vow_process_unref(p); /* may be the last reference */
+}
+
+/* Kills and reaps every child still running, so none is left a zombie, and
+ * closes the handles (whose callbacks, in the loop's last turn, only free).
+ * Every process lets go of its exit promise, which belongs to the loop; a
+ * process the caller still holds is plain memory from here on. Exec jobs
+ * whose child exited but whose pipes are still open (a grandchild can hold
+ * them) close too. */
+void vow__process_teardown(vow_loop *loop, vow_process *list) {
+  (void)loop;
+  while (list) {
+    vow_process *p = list;
+    list = p->next;
+    p->prev = p->next = NULL;
+    p->listed = 0;
+    if (p->running) {
+      kill(p->handle.pid, SIGKILL);
+      int status;
+      while (waitpid(p->handle.pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      p->running = 0;
+      uv_close((uv_handle_t *)&p->handle, handle_closed);
+    }
+    drop_signal(p);
+    vow_promise_unref(p->exit);
+    p->exit = NULL;
+    exec_job *job = p->exec;
+    p->exec = NULL;
+    if (job) exec_teardown(job); /* last: it may free p */
+  }
+}
