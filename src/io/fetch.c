@@ -50,6 +50,12 @@
 
 enum { HIGH_WATER = 256 * 1024 };
 #define DEFAULT_MAX_BODY ((size_t)64 << 20)
+/* A response's head: 16 KiB as Node's fetch (undici's maxHeaderSize), 2000
+ * lines as Node's maxHeadersCount; never more bytes than curl takes (it fails
+ * a head beyond 300 KiB as a receive error, which would read as a reset). */
+#define DEFAULT_MAX_HEADER_BYTES ((size_t)16 << 10)
+#define MAX_HEADER_BYTES ((size_t)256 << 10)
+#define DEFAULT_MAX_HEADERS ((size_t)2000)
 
 enum { READER_NONE, READER_TEXT, READER_STREAM };
 enum { BODY_OPEN, BODY_DONE, BODY_FAILED };
@@ -122,6 +128,8 @@ struct vow_response {
   int redirect;
   int reject_http_errors;
   size_t max_body;
+  size_t max_header_bytes, max_headers;
+  size_t header_bytes, header_count; /* of the response arriving */
   int doomed;             /* to be stopped when curl returns */
   uint64_t span;          /* the transfer on the trace's timeline, 0 if untraced */
   char errbuf[CURL_ERROR_SIZE];
@@ -215,6 +223,15 @@ static vow_value errorf(int code, const char *fmt, ...) {
   return e;
 }
 
+/* Whether the request went out. If it did, a URL or a protocol curl cannot
+ * handle was in the reply (HTTP/0.9, an unknown version, a redirect's
+ * Location), which is the server's fault, not the caller's. */
+static int request_sent(CURL *easy) {
+  long bytes = 0;
+  curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &bytes);
+  return bytes > 0;
+}
+
 /* Which of vow's codes a curl failure is. */
 static int error_code(CURL *easy, CURLcode code) {
   switch (code) {
@@ -250,9 +267,13 @@ static int error_code(CURL *easy, CURLcode code) {
       return VOW_ETLS;
     case CURLE_URL_MALFORMAT:
     case CURLE_UNSUPPORTED_PROTOCOL:
-      return VOW_EINVAL;
+      return request_sent(easy) ? VOW_EPROTO : VOW_EINVAL;
     case CURLE_OUT_OF_MEMORY:
       return VOW_ENOMEM;
+#if LIBCURL_VERSION_NUM >= 0x080600
+    case CURLE_TOO_LARGE:
+      return VOW_ETOOBIG;
+#endif
     default:
       return VOW_EPROTO; /* too many redirects, a weird reply, HTTP/2 framing... */
   }
@@ -266,6 +287,12 @@ static void set_error(vow_response *x, vow_value reason) {
 
 /* The rejection for a curl failure: the code, the URL and curl's words. */
 static vow_value curl_error(vow_response *x, CURLcode code) {
+  /* curl (before 8.6's CURLE_TOO_LARGE) reports a header line longer than
+   * it buffers as out of memory: while a reply's headers arrive, that is
+   * what the code means. */
+  if (code == CURLE_OUT_OF_MEMORY && !x->final && request_sent(x->easy))
+    return errorf(VOW_ETOOBIG, "fetch %s: a response header line is longer than %d bytes", x->url,
+                  CURL_MAX_HTTP_HEADER);
   int err = error_code(x->easy, code);
   const char *what = curl_easy_strerror(code);
   if (x->errbuf[0] && strcmp(x->errbuf, what) != 0)
@@ -334,6 +361,7 @@ vow_response *vow_as_response(vow_value v) {
  * one may come before the final one). */
 static int status_line(vow_response *x, const char *line, size_t len) {
   vow__headers_clear(&x->headers);
+  x->header_bytes = x->header_count = 0;
   x->has_location = 0;
   x->status = 0;
   if (x->status_text != x->status_small) vow__free(x->status_text);
@@ -391,17 +419,37 @@ static int headers_end(vow_response *x) {
   return 0;
 }
 
+/* Counts a line of the response's head against the limits (a header line
+ * if header). Returns 0, or sets x->error and returns -1. */
+static int head_limits(vow_response *x, size_t len, int header) {
+  x->header_bytes += len;
+  if (x->header_bytes > x->max_header_bytes) {
+    set_error(x, errorf(VOW_ETOOBIG, "fetch %s: the response headers are larger than %zu bytes",
+                        x->url, x->max_header_bytes));
+    return -1;
+  }
+  if (header && ++x->header_count > x->max_headers) {
+    set_error(x, errorf(VOW_ETOOBIG, "fetch %s: the response has more than %zu headers", x->url,
+                        x->max_headers));
+    return -1;
+  }
+  return 0;
+}
+
 static size_t on_header(char *data, size_t size, size_t n, void *userp) {
   vow_response *x = userp;
   size_t len = size * n;
   if (x->final) return len; /* trailers */
   if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
-    if (status_line(x, data, len) == 0) return len;
-    set_error(x, vow_error_nomem());
-    return 0;
+    if (status_line(x, data, len) != 0) {
+      set_error(x, vow_error_nomem());
+      return 0;
+    }
+    return head_limits(x, len, 0) == 0 ? len : 0;
   }
   if (len == 0 || data[0] == '\r' || data[0] == '\n') return headers_end(x) == 0 ? len : 0;
   const char *colon = memchr(data, ':', len);
+  if (head_limits(x, len, colon && colon != data) != 0) return 0;
   if (!colon || colon == data) return len; /* not a header: ignored, as curl does */
   size_t name_len = (size_t)(colon - data);
   if (vow__headers_add(&x->headers, data, name_len, colon + 1, len - name_len - 1, 1) != 0) {
@@ -556,8 +604,14 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
     s->events = 0;
     return;
   }
-  int flags = 0;
-  if (status < 0) flags = CURL_CSELECT_ERR;
+  /* On an error (libuv reports POLLERR — a reset, say — as a status, with no
+   * events) curl is told the error and also that what it waits for is ready,
+   * as poll() itself reports POLLIN/POLLOUT with POLLERR: curl then reads or
+   * writes, meets the error there, and on a connection it reused retries the
+   * request on a new one, as curl's tool does. Given the error bit alone it
+   * fails the transfer ("select/poll returned error"). */
+  int flags = status < 0 ? CURL_CSELECT_ERR : 0;
+  if (status < 0) events = s->wanted;
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
   poll_event ev = {s->st, s->fd, flags};
@@ -991,6 +1045,10 @@ vow_promise *vow_fetch(vow_loop *loop, const char *url, const vow_fetch_options 
   x->redirect = o->redirect;
   x->reject_http_errors = o->reject_http_errors;
   x->max_body = o->max_body ? o->max_body : DEFAULT_MAX_BODY;
+  x->max_header_bytes = !o->max_header_bytes ? DEFAULT_MAX_HEADER_BYTES
+                        : o->max_header_bytes > MAX_HEADER_BYTES ? MAX_HEADER_BYTES
+                                                                  : o->max_header_bytes;
+  x->max_headers = o->max_headers ? o->max_headers : DEFAULT_MAX_HEADERS;
   int err = setup(x, method, o);
   if (err == 0 && curl_multi_add_handle(st->multi, x->easy) != CURLM_OK) err = VOW_ENOMEM;
   if (err) {
