@@ -131,6 +131,7 @@ struct vow_response {
   size_t max_header_bytes, max_headers;
   size_t header_bytes, header_count; /* of the response arriving */
   int doomed;             /* to be stopped when curl returns */
+  int no_socket;          /* a socket's record could not be made (out of memory) */
   uint64_t span;          /* the transfer on the trace's timeline, 0 if untraced */
   char errbuf[CURL_ERROR_SIZE];
 
@@ -290,6 +291,8 @@ static vow_value curl_error(vow_response *x, CURLcode code) {
   /* curl (before 8.6's CURLE_TOO_LARGE) reports a header line longer than
    * it buffers as out of memory: while a reply's headers arrive, that is
    * what the code means. */
+  if (code == CURLE_COULDNT_CONNECT && x->no_socket)
+    return errorf(VOW_ENOMEM, "fetch %s: out of memory for a socket", x->url);
   if (code == CURLE_OUT_OF_MEMORY && !x->final && request_sent(x->easy))
     return errorf(VOW_ETOOBIG, "fetch %s: a response header line is longer than %d bytes", x->url,
                   CURL_MAX_HTTP_HEADER);
@@ -498,6 +501,7 @@ static void easy_release(vow__fetch_state *st, vow_response *x, int finished) {
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, (char *)NULL);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)NULL);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)NULL);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, (void *)NULL);
   } else {
     curl_easy_reset(e);
   }
@@ -677,7 +681,8 @@ static sock_ctx *sock_open(vow__fetch_state *st, curl_socket_t fd) {
  * find its poll already set up. */
 static curl_socket_t open_socket(void *userp, curlsocktype purpose, struct curl_sockaddr *addr) {
   (void)purpose;
-  vow__fetch_state *st = userp;
+  vow_response *x = userp; /* the transfer that needs the connection */
+  vow__fetch_state *st = x->st;
   curl_socket_t fd = socket(addr->family, addr->socktype, addr->protocol);
   if (fd == CURL_SOCKET_BAD) return fd;
   sock_ctx *s = sock_find(st, fd);
@@ -685,6 +690,7 @@ static curl_socket_t open_socket(void *userp, curlsocktype purpose, struct curl_
   s = sock_open(st, fd);
   if (!s) {
     close(fd);
+    x->no_socket = 1; /* curl reports a failure to connect: say why */
     return CURL_SOCKET_BAD;
   }
   s->owned = 1;
@@ -718,7 +724,7 @@ static void sock_want(sock_ctx *s, int events) {
 
 /* CURLMOPT_SOCKETFUNCTION: what curl wants to know about fd. */
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
-  (void)easy, (void)socketp;
+  (void)socketp;
   vow__fetch_state *st = userp;
   sock_ctx *s = sock_find(st, fd);
   if (what == CURL_POLL_REMOVE) {
@@ -726,7 +732,18 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     else if (s) sock_close(st, s); /* not a connection's (a resolver's, say): it may close unseen */
     return 0;
   }
-  if (!s && !(s = sock_open(st, fd))) return -1;
+  if (!s && !(s = sock_open(st, fd))) {
+    /* Not -1: that marks the whole multi dead, failing every transfer of
+     * the loop from then on. Only this one fails, stopped once curl returns. */
+    char *priv = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+    vow_response *x = (vow_response *)priv;
+    if (x) {
+      fail(x, vow_error_nomem());
+      x->doomed = st->doomed = 1;
+    }
+    return 0;
+  }
   int events = 0;
   if (what & CURL_POLL_IN) events |= UV_READABLE;
   if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
@@ -940,6 +957,7 @@ static void easy_bind(CURL *e, vow_response *x) {
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
 }
 
 /* Every option, on a handle fresh or reset. */
@@ -947,7 +965,6 @@ static void easy_configure(CURL *e, vow_response *x, const char *method, const v
   vow__fetch_state *st = x->st;
   easy_bind(e, x);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, st);
   curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
   curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, st);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -1106,9 +1123,9 @@ vow_promise *vow_response_text(vow_response *r) {
   if (!usable(r)) return NULL;
   if (r->reader != READER_NONE)
     return vow_rejected(r->loop, errorf(VOW_EINVAL, "fetch %s: the body was already read", r->url));
-  r->reader = READER_TEXT;
   vow_promise *p = vow_promise_new(r->loop);
-  if (!p) return NULL;
+  if (!p) return NULL; /* the body is left to a later reader */
+  r->reader = READER_TEXT;
   r->text = vow_promise_ref(p);
   if (r->body.len > r->max_body) {
     fail(r, errorf(VOW_ETOOBIG, "fetch %s: the body is larger than %zu bytes", r->url, r->max_body));
@@ -1157,7 +1174,11 @@ static vow_value body_stream(vow_loop *loop, vow_asyncgen *gen, void *arg) {
       result = vow_throw(vow_error_nomem());
       break;
     }
-    vow_await(vow_promise_ref(x->waiter), NULL);
+    vow_value why;
+    if (vow_await(vow_promise_ref(x->waiter), &why) != 0) { /* could not wait: out of memory */
+      result = vow_throw(why);
+      break;
+    }
   }
   vow__buf_free(&x->body);
   return result;
@@ -1167,7 +1188,7 @@ static vow_value body_stream(vow_loop *loop, vow_asyncgen *gen, void *arg) {
  * the end, nobody can read it any more: stop the transfer. */
 static void stream_released(void *arg) {
   vow_response *x = arg;
-  detach(x);
+  if (x->reader == READER_STREAM) detach(x); /* else the generator was never made */
   x_unref(x);
 }
 
@@ -1182,11 +1203,10 @@ vow_asyncgen *vow_response_body(vow_response *r) {
   static const vow_async_options used = {0, "response body (used)", NULL};
   if (r->reader != READER_NONE) return vow_asyncgen_new_ex(r->loop, body_used, NULL, &used);
   static const vow_async_options opts = {0, "response body", stream_released};
+  /* Out of memory, the generator's arg_free has already dropped its
+   * reference, and left the body to a later reader (r->reader is unset). */
   vow_asyncgen *g = vow_asyncgen_new_ex(r->loop, body_stream, x_ref(r), &opts);
-  if (!g) {
-    x_unref(r);
-    return NULL;
-  }
+  if (!g) return NULL;
   r->reader = READER_STREAM;
   return g;
 }
