@@ -333,13 +333,18 @@ static void fail(vow_response *x, vow_value reason) {
   wake(x);
 }
 
+/* text()'s promise gets the whole body: a STRING, or a rejection when the
+ * string cannot be made (never a fulfilment with the error). */
+static void settle_text(vow_response *x) {
+  vow_value text = vow_string_n(x->body.data ? x->body.data : "", x->body.len);
+  settle(&x->text, text, text.kind != VOW_STRING);
+  vow__buf_free(&x->body);
+}
+
 static void body_done(vow_response *x) {
   if (x->body_state != BODY_OPEN) return;
   x->body_state = BODY_DONE;
-  if (x->text) {
-    settle(&x->text, vow_string_n(x->body.data ? x->body.data : "", x->body.len), 0);
-    vow__buf_free(&x->body);
-  }
+  if (x->text) settle_text(x);
   wake(x);
 }
 
@@ -1133,8 +1138,7 @@ vow_promise *vow_response_text(vow_response *r) {
   } else if (r->body_state == BODY_FAILED) {
     settle(&r->text, vow_ref(r->error), 1);
   } else if (r->body_state == BODY_DONE) {
-    settle(&r->text, vow_string_n(r->body.data ? r->body.data : "", r->body.len), 0);
-    vow__buf_free(&r->body);
+    settle_text(r);
   } else {
     resume(r);
   }
