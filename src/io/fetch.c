@@ -90,6 +90,9 @@ struct vow__fetch_state {
   CURLM *multi;
   uv_timer_t *timer;      /* curl's timeout; heap, freed by its close callback */
   uv_idle_t *soon;        /* curl's 0-ms timeout (see on_curl_timer); heap, likewise */
+  uv_timer_t *deadlines;  /* the earliest timeout_ms of a transfer (see on_deadlines); heap,
+                           * unreferenced: a running transfer keeps the loop alive itself */
+  uint64_t next_deadline; /* when it fires (loop time), 0 if stopped */
   sock_ctx **socks;       /* the sockets we watch for curl, by fd */
   size_t socks_cap;
   spare_easy spare[SPARE_EASY_MAX]; /* easy handles of finished transfers */
@@ -131,6 +134,7 @@ struct vow_response {
   size_t max_header_bytes, max_headers;
   size_t header_bytes, header_count; /* of the response arriving */
   int doomed;             /* to be stopped when curl returns */
+  uint64_t deadline;      /* options.timeout_ms as loop time, 0: none */
   int no_socket;          /* a socket's record could not be made (out of memory) */
   uint64_t span;          /* the transfer on the trace's timeline, 0 if untraced */
   char errbuf[CURL_ERROR_SIZE];
@@ -158,6 +162,7 @@ struct vow_response {
 };
 
 static void detach(vow_response *x);
+static void on_deadlines(uv_timer_t *timer);
 
 /* ---- references -------------------------------------------------------------------- */
 
@@ -775,6 +780,44 @@ static int on_curl_timer(CURLM *multi, long ms, void *userp) {
   return 0;
 }
 
+/* ---- timeout_ms, enforced by the loop ------------------------------------------------------------ */
+
+/* When called for a timeout, curl (7.x) runs the timers due within its
+ * TIMEOUT_INACCURACY (3 ms) but checks a transfer's CURLOPT_TIMEOUT_MS
+ * against the exact time: a transfer whose deadline is less than 3 ms away
+ * then loses it, and one whose server stalls never ends. So the loop keeps the
+ * deadlines too, on one timer for the earliest: when a transfer's is
+ * reached it fails with VOW_ETIMEDOUT, whoever comes first. */
+static void arm_deadline(vow__fetch_state *st, uint64_t due) {
+  if (st->next_deadline && st->next_deadline <= due) return;
+  uint64_t now = uv_now(&st->loop->uv);
+  st->next_deadline = due;
+  uv_timer_start(st->deadlines, on_deadlines, due > now ? due - now : 0, 0);
+}
+
+static void deadlines_task(vow_loop *loop, void *arg) {
+  vow__fetch_state *st = arg;
+  uint64_t now = uv_now(&loop->uv);
+  st->next_deadline = 0;
+  for (vow_response *x = st->all, *next; x; x = next) {
+    x_ref(x);
+    if (x->easy && x->deadline && x->deadline <= now) {
+      x->deadline = 0;
+      fail(x, errorf(VOW_ETIMEDOUT, "fetch %s: timed out", x->url));
+      detach(x);
+    } else if (x->easy && x->deadline) {
+      arm_deadline(st, x->deadline);
+    }
+    next = x->next;
+    x_unref(x);
+  }
+}
+
+static void on_deadlines(uv_timer_t *timer) {
+  vow__fetch_state *st = timer->data;
+  vow__loop_enter(st->loop, deadlines_task, st);
+}
+
 /* ---- per-loop state ------------------------------------------------------------------------------------ */
 
 /* The headers a request gets unless its caller gives its own: no "Expect:
@@ -854,7 +897,8 @@ static vow__fetch_state *fetch_state_get(vow_loop *loop) {
   vow__fetch_state *st = vow__calloc(1, sizeof *st);
   uv_timer_t *timer = vow__malloc(sizeof *timer);
   uv_idle_t *soon = vow__malloc(sizeof *soon);
-  struct curl_slist *headers = st && timer && soon ? plain_headers(0) : NULL;
+  uv_timer_t *deadlines = vow__malloc(sizeof *deadlines);
+  struct curl_slist *headers = st && timer && soon && deadlines ? plain_headers(0) : NULL;
   struct curl_slist *body_headers = headers ? plain_headers(1) : NULL;
   CURLM *multi = body_headers ? curl_multi_init() : NULL;
   if (!multi) {
@@ -863,12 +907,17 @@ static vow__fetch_state *fetch_state_get(vow_loop *loop) {
     vow__free(st);
     vow__free(timer);
     vow__free(soon);
+    vow__free(deadlines);
     return NULL;
   }
   uv_timer_init(&loop->uv, timer);
   timer->data = st;
   uv_idle_init(&loop->uv, soon);
   soon->data = st;
+  uv_timer_init(&loop->uv, deadlines);
+  uv_unref((uv_handle_t *)deadlines);
+  deadlines->data = st;
+  st->deadlines = deadlines;
   st->loop = loop;
   st->multi = multi;
   st->timer = timer;
@@ -917,6 +966,7 @@ void vow__fetch_teardown(vow_loop *loop, vow__fetch_state *st) {
   curl_slist_free_all(st->plain_headers[1]);
   uv_close((uv_handle_t *)st->timer, free_handle);
   uv_close((uv_handle_t *)st->soon, free_handle);
+  uv_close((uv_handle_t *)st->deadlines, free_handle);
   vow__free(st);
 }
 
@@ -1080,6 +1130,10 @@ vow_promise *vow_fetch(vow_loop *loop, const char *url, const vow_fetch_options 
     return rejected_now(p, errorf(err, "fetch %s: %s", url, vow_strerror(err)));
   }
   st->active++;
+  if (o->timeout_ms) {
+    x->deadline = uv_now(&loop->uv) + (o->timeout_ms < UINT64_MAX / 2 ? o->timeout_ms : UINT64_MAX / 2);
+    arm_deadline(st, x->deadline);
+  }
   if (loop->trace) x->span = vow__trace_span_begin(loop, "fetch", x->url);
   x->promise = vow_promise_ref(p);
   if (o->signal) {
