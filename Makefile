@@ -41,7 +41,7 @@ clean:
 # in bench/results/. BENCH_ROUNDS=n sets the rounds (default 5);
 # BENCH_ARGS="--quick" or "--only microtask,timers" narrow it. See BENCHMARKS.md.
 bench: deps
-	@sh bench/deps.sh
+	@sh bench/deps.sh build-bench
 	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DVOW_BUILD_TESTS=OFF \
 	  -DVOW_BUILD_EXAMPLES=OFF -DVOW_BUILD_TOOLS=OFF $(CMAKE_ARGS)
 	cmake --build build-bench -j $(JOBS) --target bench_suite

@@ -56,8 +56,11 @@
 #define BENCH_SOURCE_DIR "bench"
 #endif
 
-enum { VOW, NODE, RAW, NIMPL };
-static const char *const impl_name[NIMPL] = {"vow", "node", "raw"};
+/* The JavaScript runtimes are NODE..DENO: the same node_bench.mjs runs in each. */
+enum { VOW, NODE, BUN, DENO, RAW, NIMPL };
+static const char *const impl_name[NIMPL] = {"vow", "node", "bun", "deno", "raw"};
+static const char *const impl_title[NIMPL] = {"vow", "Node", "Bun", "Deno", "raw"};
+#define IS_JS(impl) ((impl) >= NODE && (impl) <= DENO)
 
 enum { MEM_NONE, MEM_STREAM, MEM_LIVE };
 
@@ -72,15 +75,16 @@ enum { K_PLAIN, K_SWITCH, K_HTTP_CLIENT, K_HTTP_SERVER };
 typedef struct job {
   const char *name;
   uint64_t size;      /* full size; --quick divides it by 20 */
-  unsigned impls;     /* 1 << VOW | 1 << NODE | 1 << RAW */
+  unsigned impls;     /* 1 << VOW | JS (the three runtimes) | 1 << RAW */
   int kind;           /* K_* */
   int mem;            /* MEM_*: how the flat-memory check reads it */
   const char *what;
 } job;
 
 #define V (1u << VOW)
-#define N (1u << NODE)
+#define N (1u << NODE | 1u << BUN | 1u << DENO)
 #define R (1u << RAW)
+#define NATIVE (1u << BUN | 1u << DENO)
 
 static const job jobs[] = {
     {"microtask", 10000000, V | N | R, K_PLAIN, MEM_STREAM, "chain of queueMicrotask hops"},
@@ -96,14 +100,20 @@ static const job jobs[] = {
     {"immediate_batch", 1000000, V | N | R, K_PLAIN, MEM_LIVE, "setImmediate, all scheduled at once"},
     {"immediate_chain", 1000000, V | N | R, K_PLAIN, MEM_STREAM, "setImmediate, each schedules the next"},
     {"suspended", 10000, V | N, K_PLAIN, MEM_LIVE, "async functions suspended in an await"},
+    {"suspended_small", 1000000, V, K_PLAIN, MEM_LIVE, "the same in the small-memory mode (copy_stack), 1 M"},
+    {"await_interleaved_small", 4000000, V, K_PLAIN, MEM_STREAM, "await in turn, small-memory mode"},
     {"switch", 2000000, V, K_SWITCH, MEM_NONE, "coroutine context switch (bench_switch)"},
     {"http_client", 20000, V | N | R, K_HTTP_CLIENT, MEM_STREAM, "GETs, 64 at a time, against a vow server"},
     {"http_server", 5, V | N, K_HTTP_SERVER, MEM_STREAM, "server under wrk -t1 -c64 for n seconds"},
+    {"http_server_native", 5, NATIVE, K_HTTP_SERVER, MEM_NONE, "the same with Bun.serve / Deno.serve"},
+    {"fs_read_10k", 10000, V | N, K_PLAIN, MEM_NONE, "readFile of 1 KiB files, 64 in flight"},
+    {"tcp_pingpong", 200000, V | N, K_PLAIN, MEM_STREAM, "TCP echo round trips, 64 connections, in-process server"},
 };
 #define NJOBS (sizeof jobs / sizeof jobs[0])
 #undef V
 #undef N
 #undef R
+#undef NATIVE
 
 /* ---- the table's rows ------------------------------------------------------------------ */
 
@@ -116,47 +126,76 @@ typedef struct src {
 typedef struct row {
   const char *label;
   const char *unit;
-  src s[NIMPL];     /* what the vow, Node and raw columns show */
+  src s[NIMPL];     /* what the vow, Node, Bun, Deno and raw columns show */
   double node_min;  /* target: Node / vow >= node_min (0: none) */
   double raw_max;   /* target: vow / raw <= raw_max (0: none) */
   double abs_max;   /* target: vow < abs_max, at full size only (0: none) */
   int higher_better; /* a rate: the ratios are inverted so that they still read
                         "times better than Node" and "cost as a multiple of raw" */
+  double js_min;    /* target: the fastest JS runtime's cost / vow's >= js_min (0: none) */
+  double bun_min;   /* target: Bun / vow >= bun_min (0: none) */
 } row;
 
-#define COLS(job, key) {{VOW, job, key}, {NODE, job, key}, {RAW, job, key}}
-#define COLS_VN(job, key) {{VOW, job, key}, {NODE, job, key}, {RAW, NULL, NULL}}
+#define JS_COLS(job, key) {NODE, job, key}, {BUN, job, key}, {DENO, job, key}
+#define COLS(job, key) {{VOW, job, key}, JS_COLS(job, key), {RAW, job, key}}
+#define COLS_VN(job, key) {{VOW, job, key}, JS_COLS(job, key), {RAW, NULL, NULL}}
 
 static const row rows[] = {
-    {"1 microtask hop", "ns", COLS("microtask", "ns"), 25, 1.5, 0, 0},
-    {"2 then step (build+run)", "ns", COLS_VN("then", "ns"), 10, 0, 0, 0},
-    {"2 heap per then", "B", COLS_VN("then_heap", "heap_b"), 0, 0, 0, 0},
-    {"3 fan-out, per promise", "ns", COLS("fanout", "ns"), 10, 1.5, 0, 0},
-    {"3 fan-out peak RSS per promise", "B", COLS("fanout", "rss_b"), 0, 0, 0, 0},
-    {"3 heap per pending promise", "B", COLS_VN("fanout_heap", "heap_b"), 4, 0, 0, 0},
-    {"3 heap per promise, all() attached", "B", COLS_VN("fanout_heap", "heap_all_b"), 0, 0, 0, 0},
-    {"4 await round trip", "ns", COLS_VN("await", "ns"), 2.5, 0, 0, 0},
-    {"4 await, two fns in turn", "ns", COLS_VN("await_interleaved", "ns"), 0, 0, 0, 0},
-    {"4 async call (awaits once)", "ns", COLS_VN("asynccall", "ns"), 2, 0, 0, 0},
-    {"5 race + cleared timeout", "ns", COLS("race", "ns"), 10, 1.5, 0, 0},
-    {"6 timer scheduling", "ns", COLS("timers", "sched_ns"), 5, 1.5, 0, 0},
-    {"6 timer firing (CPU)", "ns", COLS("timers", "fire_ns"), 0, 1.5, 0, 0},
-    {"6 worst timer lateness", "ms", COLS("timers", "late_ms"), 0, 0, 50, 0},
-    {"6 lateness after scheduling ended", "ms", COLS("timers", "late_loop_ms"), 0, 0, 0, 0},
-    {"7 setImmediate batch", "ns", COLS("immediate_batch", "ns"), 10, 1.5, 0, 0},
-    {"7 setImmediate chain", "ns", COLS("immediate_chain", "ns"), 0, 1.5, 0, 0},
+    {"1 microtask hop", "ns", COLS("microtask", "ns"), 25, 1.5, 0, 0, 0, 0},
+    {"2 then step (build+run)", "ns", COLS_VN("then", "ns"), 10, 0, 0, 0, 0, 0},
+    {"2 heap per then", "B", COLS_VN("then_heap", "heap_b"), 0, 0, 0, 0, 0, 0},
+    {"3 fan-out, per promise", "ns", COLS("fanout", "ns"), 10, 1.5, 0, 0, 0, 5},
+    {"3 fan-out peak RSS per promise", "B", COLS("fanout", "rss_b"), 0, 0, 0, 0, 0, 0},
+    {"3 heap per pending promise", "B", COLS_VN("fanout_heap", "heap_b"), 4, 0, 0, 0, 0, 0},
+    {"3 heap per promise, all() attached", "B", COLS_VN("fanout_heap", "heap_all_b"), 0, 0, 0, 0, 0, 0},
+    {"4 await round trip", "ns", COLS_VN("await", "ns"), 2.5, 0, 0, 0, 0, 0},
+    {"4 await, two fns in turn", "ns", COLS_VN("await_interleaved", "ns"), 0, 0, 0, 0, 1.5, 0},
+    {"4 async call (awaits once)", "ns", COLS_VN("asynccall", "ns"), 2, 0, 0, 0, 2, 0},
+    {"5 race + cleared timeout", "ns", COLS("race", "ns"), 10, 1.5, 0, 0, 0, 5},
+    {"6 timer scheduling", "ns", COLS("timers", "sched_ns"), 5, 1.5, 0, 0, 0, 0},
+    {"6 timer firing (CPU)", "ns", COLS("timers", "fire_ns"), 0, 1.5, 0, 0, 0, 0},
+    {"6 worst timer lateness", "ms", COLS("timers", "late_ms"), 0, 0, 50, 0, 0, 0},
+    {"6 lateness after scheduling ended", "ms", COLS("timers", "late_loop_ms"), 0, 0, 0, 0, 0, 0},
+    {"7 setImmediate batch", "ns", COLS("immediate_batch", "ns"), 10, 1.5, 0, 0, 0, 0},
+    {"7 setImmediate chain", "ns", COLS("immediate_chain", "ns"), 0, 1.5, 0, 0, 0, 0},
     {"8 switch asm (raw: ucontext)", "ns",
-     {{VOW, "switch", "asm_ns"}, {NODE, NULL, NULL}, {VOW, "switch", "ucx_ns"}}, 0, 0, 0, 0},
+     {{VOW, "switch", "asm_ns"}, {NODE, NULL, NULL}, {BUN, NULL, NULL}, {DENO, NULL, NULL},
+      {VOW, "switch", "ucx_ns"}},
+     0, 0, 0, 0, 0, 0},
     {"8 suspended coro RSS (raw: bare)", "B",
-     {{VOW, "suspended", "rss_b"}, {NODE, "suspended", "rss_b"}, {VOW, "switch", "asm_rss_b"}},
-     0, 0, 0, 0},
-    {"8 suspended async fn heap", "B", COLS_VN("suspended", "heap_b"), 0, 0, 0, 0},
-    {"9 HTTP GET c=64, wall per request", "us", COLS("http_client", "us"), 5, 1.5, 0, 0},
-    {"9 HTTP GET c=64, client CPU per req", "us", COLS("http_client", "cpu_us"), 0, 1.5, 0, 0},
-    {"9 HTTP client peak RSS", "MiB", COLS("http_client", "rss_hwm_mib"), 1, 0, 0, 0},
-    {"10 HTTP server (wrk), requests/s", "k/s", COLS_VN("http_server", "krps"), 1.5, 0, 0, 1},
-    {"10 HTTP server, CPU per request", "us", COLS_VN("http_server", "cpu_us"), 0, 0, 0, 0},
-    {"10 HTTP server, mean latency", "ms", COLS_VN("http_server", "lat_ms"), 0, 0, 0, 0},
+     {{VOW, "suspended", "rss_b"}, JS_COLS("suspended", "rss_b"), {VOW, "switch", "asm_rss_b"}},
+     0, 0, 0, 0, 0, 0},
+    {"8 suspended async fn heap", "B", COLS_VN("suspended", "heap_b"), 0, 0, 0, 0, 0, 0},
+    /* The small-memory mode (vow_async_options.copy_stack), 1 M at once; the
+     * JavaScript columns are their suspended functions as above. The raw
+     * column of the next two rows is vow's plain mode. */
+    {"8 small mode: suspended fn RSS, 1 M", "B",
+     {{VOW, "suspended_small", "rss_b"}, JS_COLS("suspended", "rss_b"), {RAW, NULL, NULL}},
+     1, 0, 1024, 0, 0, 0},
+    {"8 small mode: resume+finish (raw: plain)", "ns",
+     {{VOW, "suspended_small", "resume_ns"}, {NODE, NULL, NULL}, {BUN, NULL, NULL},
+      {DENO, NULL, NULL}, {VOW, "suspended", "resume_ns"}},
+     0, 0, 0, 0, 0, 0},
+    {"8 small mode: await in turn (raw: plain)", "ns",
+     {{VOW, "await_interleaved_small", "ns"}, JS_COLS("await_interleaved", "ns"),
+      {VOW, "await_interleaved", "ns"}},
+     0, 0, 0, 0, 0, 0},
+    {"9 HTTP GET c=64, wall per request", "us", COLS("http_client", "us"), 5, 1.5, 0, 0, 0, 0},
+    {"9 HTTP GET c=64, client CPU per req", "us", COLS("http_client", "cpu_us"), 0, 1.5, 0, 0, 0, 0},
+    {"9 HTTP client peak RSS", "MiB", COLS("http_client", "rss_hwm_mib"), 1, 0, 0, 0, 0, 0},
+    {"10 HTTP server (wrk), requests/s", "k/s", COLS_VN("http_server", "krps"), 1.5, 0, 0, 1, 0, 0},
+    {"10 ... Bun.serve, Deno.serve, req/s", "k/s",
+     {{VOW, "http_server", "krps"}, {NODE, NULL, NULL}, {BUN, "http_server_native", "krps"},
+      {DENO, "http_server_native", "krps"}, {RAW, NULL, NULL}},
+     0, 0, 0, 1, 0, 0},
+    {"10 HTTP server, CPU per request", "us", COLS_VN("http_server", "cpu_us"), 0, 0, 0, 0, 0, 0},
+    {"10 HTTP server, mean latency", "ms", COLS_VN("http_server", "lat_ms"), 0, 0, 0, 0, 0, 0},
+    {"11 readFile 10k small files, c=64", "us", COLS_VN("fs_read_10k", "us"), 2, 0, 0, 0, 0, 0},
+    {"11 readFile, CPU per file", "us", COLS_VN("fs_read_10k", "cpu_us"), 0, 0, 0, 0, 0, 0},
+    {"11 readFile peak RSS", "MiB", COLS_VN("fs_read_10k", "rss_hwm_mib"), 1, 0, 0, 0, 0, 0},
+    {"12 TCP ping-pong c=64, round trips/s", "k/s", COLS_VN("tcp_pingpong", "krtps"), 2, 0, 0, 1, 0, 0},
+    {"12 TCP ping-pong, CPU per round trip", "us", COLS_VN("tcp_pingpong", "cpu_us"), 0, 0, 0, 0, 0, 0},
+    {"12 TCP ping-pong peak RSS", "MiB", COLS_VN("tcp_pingpong", "rss_hwm_mib"), 1, 0, 0, 0, 0, 0},
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 
@@ -198,9 +237,13 @@ static int sample_get(const sample *s, const char *key, double *out) {
 /* ---- settings ------------------------------------------------------------------------------ */
 
 static int quick, rounds = 5, flat_rounds = 3, no_flat;
-static int have_node;
-static const char *node_path = "node";
-static char node_version[64] = "absent";
+/* The JavaScript runtimes: path, found, version. Node is looked up on PATH;
+ * Bun and Deno in the build tree, where bench/deps.sh installs them with npm
+ * (BENCH_BUN, BENCH_DENO, --bun, --deno name others). */
+static int have_js[NIMPL];
+static const char *js_path[NIMPL] = {NULL, "node", NULL, NULL, NULL};
+static char js_path_buf[NIMPL][4200];
+static char js_version[NIMPL][64] = {"", "absent", "absent", "absent", ""};
 static char bin_dir[4096];
 static char out_dir[4096] = BENCH_SOURCE_DIR "/results";
 static char only[1024];
@@ -471,15 +514,39 @@ static int wrk_run(const char *url, int secs, double *rps, double *lat_ms, doubl
   return 0;
 }
 
+/* argv of a JavaScript runtime running node_bench.mjs, up to the workload's
+ * name: node --expose-gc, bun, deno run --allow-all --v8-flags=--expose-gc.
+ * gc is only for the heap rows (see node_bench.mjs). Returns argc. */
+static int js_argv(int impl, char **argv, int argc) {
+  static char exe[NIMPL][4200], script[4200], gc[] = "--expose-gc", run[] = "run",
+      all[] = "--allow-all", v8gc[] = "--v8-flags=--expose-gc";
+  snprintf(exe[impl], sizeof exe[impl], "%s", js_path[impl]);
+  snprintf(script, sizeof script, "%s/node_bench.mjs", BENCH_SOURCE_DIR);
+  argv[argc++] = exe[impl];
+  if (impl == NODE) {
+    argv[argc++] = gc;
+  } else if (impl == DENO) {
+    argv[argc++] = run;
+    argv[argc++] = all;
+    argv[argc++] = v8gc;
+  }
+  argv[argc++] = script;
+  return argc;
+}
+
+static int job_now; /* the job run_server serves (http_server or http_server_native) */
+static char serve_native[] = "serve_native";
+
 /* One sample of the HTTP server job: start the server, warm it up, load it. */
 static void run_server(int impl, uint64_t secs, sample *s) {
-  char path[4200], node[4200], serve[] = "serve", zero[] = "0", script[4200];
-  char *argv[6];
+  char path[4200], serve[] = "serve", zero[] = "0";
+  char *argv[12];
   int port = 0;
-  if (impl == NODE) {
-    snprintf(node, sizeof node, "%s", node_path);
-    snprintf(script, sizeof script, "%s/node_bench.mjs", BENCH_SOURCE_DIR);
-    argv[0] = node, argv[1] = script, argv[2] = serve, argv[3] = zero, argv[4] = NULL;
+  if (IS_JS(impl)) {
+    int argc = js_argv(impl, argv, 0);
+    argv[argc++] = job_index("http_server_native") == job_now ? serve_native : serve;
+    argv[argc++] = zero;
+    argv[argc] = NULL;
   } else {
     snprintf(path, sizeof path, "%s/vow_bench", bin_dir);
     argv[0] = path, argv[1] = serve, argv[2] = zero, argv[3] = NULL;
@@ -522,16 +589,16 @@ static void run_server(int impl, uint64_t secs, sample *s) {
 
 /* One run of job j by impl at size n: fills *s. */
 static void run_one(const job *j, int impl, uint64_t n, sample *s) {
-  char path[4200], size[32], window[32], iters[32], name[64], node[4200];
-  char kv[] = "--kv", gc[] = "--expose-gc";
-  char *argv[8];
+  char path[4200], size[32], window[32], iters[32], name[64];
+  char kv[] = "--kv";
+  char *argv[12];
   snprintf(name, sizeof name, "%s", j->name);
-  snprintf(node, sizeof node, "%s", node_path);
   int argc = 0;
   snprintf(size, sizeof size, "%llu", (unsigned long long)n);
   snprintf(window, sizeof window, "%llu", (unsigned long long)timers_window());
   memset(s, 0, sizeof *s);
   if (j->kind == K_HTTP_SERVER) {
+    job_now = (int)(j - jobs);
     run_server(impl, n, s);
     return;
   }
@@ -549,11 +616,8 @@ static void run_one(const job *j, int impl, uint64_t n, sample *s) {
     argv[argc++] = path;
     argv[argc++] = kv;
     argv[argc++] = iters;
-  } else if (impl == NODE) {
-    snprintf(path, sizeof path, "%s/node_bench.mjs", BENCH_SOURCE_DIR);
-    argv[argc++] = node;
-    argv[argc++] = gc;
-    argv[argc++] = path;
+  } else if (IS_JS(impl)) {
+    argc = js_argv(impl, argv, argc);
     argv[argc++] = name;
     argv[argc++] = size;
     argv[argc++] = window;
@@ -670,11 +734,33 @@ typedef struct verdict {
   stats col[NIMPL];
   double node_ratio;  /* Node / vow */
   double raw_ratio;   /* vow / raw */
+  double js_ratio;    /* the fastest JS runtime / vow */
+  double bun_ratio;   /* Bun / vow */
+  int js_fastest;     /* which runtime that is (NODE..DENO), -1: none ran */
   stats node_pair, raw_pair;
   int has_target, met;
-  char target[64];
-  int node_met, raw_met, abs_met;  /* -1: no such target, or not judged */
+  char target[96];
+  int node_met, raw_met, abs_met, js_met, bun_met; /* -1: no such target, or not judged */
 } verdict;
+
+/* other / vow as "times better than other", for a cost or (hb) a rate. */
+static double better_ratio(const stats *vow, const stats *other, int hb) {
+  if (!vow->count || !other->count) return NAN;
+  return hb ? vow->median / other->median : other->median / vow->median;
+}
+
+/* Appends one ratio target to v's text and judges it. */
+static void target_min(verdict *v, char **t, size_t *cap, double ratio, double min,
+                       const char *vs, int *met) {
+  if (min <= 0) return;
+  int n = snprintf(*t, *cap, "%s>=%gx %s", v->target[0] ? ", " : "", min, vs);
+  if (n > 0 && (size_t)n < *cap) *t += n, *cap -= (size_t)n;
+  v->has_target = 1;
+  if (!isnan(ratio)) {
+    *met = ratio >= min;
+    v->met &= *met;
+  }
+}
 
 static verdict evaluate(const row *w) {
   verdict v;
@@ -686,19 +772,20 @@ static verdict evaluate(const row *w) {
   v.raw_ratio = v.col[RAW].count && v.col[VOW].count ? (hb ? rw / vw : vw / rw) : NAN;
   v.node_pair = hb ? paired_ratio(&w->s[VOW], &w->s[NODE]) : paired_ratio(&w->s[NODE], &w->s[VOW]);
   v.raw_pair = hb ? paired_ratio(&w->s[RAW], &w->s[VOW]) : paired_ratio(&w->s[VOW], &w->s[RAW]);
+  v.js_fastest = -1;
+  v.js_ratio = NAN;
+  for (int k = NODE; k <= DENO; k++) {
+    double r = better_ratio(&v.col[VOW], &v.col[k], hb);
+    if (!isnan(r) && (v.js_fastest < 0 || r < v.js_ratio)) v.js_ratio = r, v.js_fastest = k;
+  }
+  v.bun_ratio = better_ratio(&v.col[VOW], &v.col[BUN], hb);
   v.met = 1;
-  v.node_met = v.raw_met = v.abs_met = -1;
+  v.node_met = v.raw_met = v.abs_met = v.js_met = v.bun_met = -1;
   char *t = v.target;
   size_t cap = sizeof v.target;
-  if (w->node_min > 0) {
-    int n = snprintf(t, cap, ">=%gx node", w->node_min);
-    t += n, cap -= (size_t)n;
-    v.has_target = 1;
-    if (!isnan(v.node_ratio)) {
-      v.node_met = v.node_ratio >= w->node_min;
-      v.met &= v.node_met;
-    }
-  }
+  target_min(&v, &t, &cap, v.node_ratio, w->node_min, "node", &v.node_met);
+  target_min(&v, &t, &cap, v.js_ratio, w->js_min, "fastest JS", &v.js_met);
+  target_min(&v, &t, &cap, v.bun_ratio, w->bun_min, "bun", &v.bun_met);
   if (w->raw_max > 0) {
     int n = snprintf(t, cap, "%s<=%gx raw", v.target[0] ? ", " : "", w->raw_max);
     t += n, cap -= (size_t)n;
@@ -723,7 +810,8 @@ static verdict evaluate(const row *w) {
 static const char *verdict_text(const verdict *v) {
   if (!v->has_target) return "";
   if (v->col[VOW].count == 0) return "n/a";
-  if (v->node_met < 0 && v->raw_met < 0 && v->abs_met < 0) return "n/a";
+  if (v->node_met < 0 && v->raw_met < 0 && v->abs_met < 0 && v->js_met < 0 && v->bun_met < 0)
+    return "n/a";
   return v->met ? "met" : "MISS";
 }
 
@@ -807,9 +895,11 @@ static void csv_num(FILE *f, double x) {
 static void write_results_csv(void) {
   FILE *f = open_out("results.csv");
   if (!f) return;
-  fprintf(f, "workload,unit,vow_median,vow_min,vow_max,node_median,node_min,node_max,"
-             "raw_median,raw_min,raw_max,vow_over_node,vow_over_node_min,vow_over_node_max,"
-             "vow_over_raw,vow_over_raw_min,vow_over_raw_max,target,verdict,rounds\n");
+  fprintf(f, "workload,unit");
+  for (int k = 0; k < NIMPL; k++)
+    fprintf(f, ",%s_median,%s_min,%s_max", impl_name[k], impl_name[k], impl_name[k]);
+  fprintf(f, ",vow_over_node,vow_over_node_min,vow_over_node_max,vow_over_fastest_js,fastest_js,"
+             "vow_over_bun,vow_over_raw,vow_over_raw_min,vow_over_raw_max,target,verdict,rounds\n");
   for (size_t i = 0; i < NROWS; i++) {
     verdict v = evaluate(&rows[i]);
     fprintf(f, "\"%s\",%s", rows[i].label, rows[i].unit);
@@ -817,6 +907,9 @@ static void write_results_csv(void) {
     csv_num(f, v.node_ratio);
     csv_num(f, v.node_pair.count ? v.node_pair.min : NAN);
     csv_num(f, v.node_pair.count ? v.node_pair.max : NAN);
+    csv_num(f, v.js_ratio);
+    fprintf(f, ",%s", v.js_fastest >= 0 ? impl_name[v.js_fastest] : "");
+    csv_num(f, v.bun_ratio);
     csv_num(f, v.raw_ratio);
     csv_num(f, v.raw_pair.count ? v.raw_pair.min : NAN);
     csv_num(f, v.raw_pair.count ? v.raw_pair.max : NAN);
@@ -1001,7 +1094,7 @@ static void flat_phase(void) {
   out("\nFlat memory (vow, %d round%s each, medians): peak RSS must not grow with duration;\n"
       "live-set workloads must not use more memory per item at 2x than at 1x (+10%%).\n",
       flat_rounds, flat_rounds == 1 ? "" : "s");
-  out("%-18s %-9s %-24s %12s %12s  %s\n", "workload", "kind", "measure", "1x", "2x", "verdict");
+  out("%-24s %-9s %-24s %12s %12s  %s\n", "workload", "kind", "measure", "1x", "2x", "verdict");
   for (size_t j = 0; j < NJOBS; j++) {
     if (jobs[j].mem == MEM_NONE || !job_selected(&jobs[j])) continue;
     if (jobs[j].kind == K_HTTP_SERVER && !wrk_path[0]) continue;
@@ -1012,7 +1105,7 @@ static void flat_phase(void) {
     char a[32], b[32];
     fmt_num(a, sizeof a, fr.a);
     fmt_num(b, sizeof b, fr.b);
-    out("%-18s %-9s %-24s %12s %12s  %s\n", jobs[j].name, kind, measure, a, b, word);
+    out("%-24s %-9s %-24s %12s %12s  %s\n", jobs[j].name, kind, measure, a, b, word);
     if (f) fprintf(f, "%s,%s,\"%s\",%.6g,%.6g,%s\n", jobs[j].name, kind, measure, fr.a, fr.b,
                    word);
   }
@@ -1024,26 +1117,43 @@ static void flat_phase(void) {
 static void usage(void) {
   fprintf(stderr,
           "usage: bench_suite [--quick] [--rounds N] [--only w1,w2] [--no-node] [--node PATH]\n"
+          "                   [--no-bun] [--bun PATH] [--no-deno] [--deno PATH] [--no-js]\n"
           "                   [--out DIR] [--no-flat] [--cpu] [--list]\n"
-          "  BENCH_ROUNDS (default 5), BENCH_NODE and BENCH_CLOCK=cpu (as --cpu) are read\n"
-          "  from the environment. --cpu: the ns rows show process CPU time per op instead\n"
-          "  of wall-clock time (for a machine that others are loading).\n");
+          "  BENCH_ROUNDS (default 5), BENCH_NODE, BENCH_BUN, BENCH_DENO and BENCH_CLOCK=cpu\n"
+          "  (as --cpu) are read from the environment. Bun and Deno default to the copies\n"
+          "  bench/deps.sh installs in the build tree (js/node_modules). --cpu: the ns rows\n"
+          "  show process CPU time per op instead of wall-clock time (for a machine that\n"
+          "  others are loading).\n");
   exit(64);
 }
 
-static void detect_node(int disabled) {
+/* Where bench/deps.sh puts Bun and Deno: <build>/js/node_modules/<package>/... */
+static const char *const js_default[NIMPL] = {
+    NULL, NULL, "js/node_modules/@oven/bun-linux-x64/bin/bun",
+    "js/node_modules/@deno/linux-x64-glibc/deno", NULL};
+
+/* Finds the runtime and its version; a missing one is skipped, with a note. */
+static void detect_js(int impl, int disabled) {
   if (disabled) return;
-  char buf[256], node[4200], version[] = "--version";
-  snprintf(node, sizeof node, "%s", node_path);
-  char *argv[] = {node, version, NULL};
-  if (run_capture(argv, buf, sizeof buf, 30) == 0 && buf[0] == 'v') {
-    have_node = 1;
-    buf[strcspn(buf, "\n")] = 0;
-    snprintf(node_version, sizeof node_version, "%.60s", buf);
-  } else {
-    fprintf(stderr, "bench_suite: node not found (%s): the Node.js column is skipped\n",
-            node_path);
+  if (!js_path[impl]) {
+    snprintf(js_path_buf[impl], sizeof js_path_buf[impl], "%s/../%s", bin_dir, js_default[impl]);
+    js_path[impl] = js_path_buf[impl];
   }
+  char buf[256], exe[4200], version[] = "--version";
+  snprintf(exe, sizeof exe, "%s", js_path[impl]);
+  char *argv[] = {exe, version, NULL};
+  if (access(exe, X_OK) == 0 || impl == NODE) {
+    if (run_capture(argv, buf, sizeof buf, 30) == 0 && buf[0]) {
+      char *v = buf + strcspn(buf, "0123456789"); /* "v20.1.0", "1.4.5", "deno 2.9.6 (...)" */
+      v[strcspn(v, " \n")] = 0;
+      snprintf(js_version[impl], sizeof js_version[impl], "%.60s", v);
+      have_js[impl] = 1;
+      return;
+    }
+  }
+  fprintf(stderr, "bench_suite: %s not found (%s): the %s column is skipped%s\n",
+          impl_name[impl], js_path[impl], impl_title[impl],
+          impl == NODE ? "" : " (make bench installs it: bench/deps.sh)");
 }
 
 /* wrk on PATH (only `make bench` installs it: the smoke test runs without). */
@@ -1062,27 +1172,35 @@ static void find_wrk(void) {
 }
 
 int main(int argc, char **argv) {
-  int no_node = 0;
+  int no_js[NIMPL] = {0};
   const char *env = getenv("BENCH_ROUNDS");
   if (env && atoi(env) > 0) rounds = atoi(env);
-  if (getenv("BENCH_NODE") && *getenv("BENCH_NODE")) node_path = getenv("BENCH_NODE");
+  if (getenv("BENCH_NODE") && *getenv("BENCH_NODE")) js_path[NODE] = getenv("BENCH_NODE");
+  if (getenv("BENCH_BUN") && *getenv("BENCH_BUN")) js_path[BUN] = getenv("BENCH_BUN");
+  if (getenv("BENCH_DENO") && *getenv("BENCH_DENO")) js_path[DENO] = getenv("BENCH_DENO");
   if (getenv("BENCH_CLOCK") && !strcmp(getenv("BENCH_CLOCK"), "cpu")) cpu_clock = 1;
   int rounds_given = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--quick")) quick = 1;
     else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]), rounds_given = 1;
     else if (!strcmp(argv[i], "--only") && i + 1 < argc) snprintf(only, sizeof only, "%s", argv[++i]);
-    else if (!strcmp(argv[i], "--no-node")) no_node = 1;
-    else if (!strcmp(argv[i], "--node") && i + 1 < argc) node_path = argv[++i];
+    else if (!strcmp(argv[i], "--no-node")) no_js[NODE] = 1;
+    else if (!strcmp(argv[i], "--node") && i + 1 < argc) js_path[NODE] = argv[++i];
+    else if (!strcmp(argv[i], "--no-bun")) no_js[BUN] = 1;
+    else if (!strcmp(argv[i], "--bun") && i + 1 < argc) js_path[BUN] = argv[++i];
+    else if (!strcmp(argv[i], "--no-deno")) no_js[DENO] = 1;
+    else if (!strcmp(argv[i], "--deno") && i + 1 < argc) js_path[DENO] = argv[++i];
+    else if (!strcmp(argv[i], "--no-js")) no_js[NODE] = no_js[BUN] = no_js[DENO] = 1;
     else if (!strcmp(argv[i], "--out") && i + 1 < argc) snprintf(out_dir, sizeof out_dir, "%s", argv[++i]);
     else if (!strcmp(argv[i], "--no-flat")) no_flat = 1;
     else if (!strcmp(argv[i], "--cpu")) cpu_clock = 1;
     else if (!strcmp(argv[i], "--list")) {
       for (size_t j = 0; j < NJOBS; j++)
-        printf("%-16s %9llu  %s%s%s  %s\n", jobs[j].name, (unsigned long long)jobs[j].size,
-               jobs[j].impls & (1u << VOW) ? "vow " : "",
-               jobs[j].impls & (1u << NODE) ? "node " : "",
-               jobs[j].impls & (1u << RAW) ? "raw" : "", jobs[j].what);
+        printf("%-18s %9llu  %-4s%-5s%-4s%-5s%-3s  %s\n", jobs[j].name,
+               (unsigned long long)jobs[j].size, jobs[j].impls & (1u << VOW) ? "vow" : "",
+               jobs[j].impls & (1u << NODE) ? "node" : "", jobs[j].impls & (1u << BUN) ? "bun" : "",
+               jobs[j].impls & (1u << DENO) ? "deno" : "", jobs[j].impls & (1u << RAW) ? "raw" : "",
+               jobs[j].what);
       return 0;
     } else usage();
   }
@@ -1108,20 +1226,21 @@ int main(int argc, char **argv) {
   }
   bin_dir[len] = 0;
   *strrchr(bin_dir, '/') = 0;
-  detect_node(no_node);
+  for (int k = NODE; k <= DENO; k++) detect_js(k, no_js[k]);
   find_wrk();
   mkdir(out_dir, 0755);
   report = open_out("report.txt");
 
-  char model[256], load0[64], load1[64], machine[512], when[64];
+  char model[256], load0[64], load1[64], machine[768], when[64];
   struct utsname un;
   uname(&un);
   cpu_model(model, sizeof model);
   loadavg(load0, sizeof load0);
   time_t t = time(NULL);
   strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S %Z", localtime(&t));
-  snprintf(machine, sizeof machine, "%s, %ld CPUs, Linux %s, node %s, %s", model,
-           sysconf(_SC_NPROCESSORS_ONLN), un.release, node_version, when);
+  snprintf(machine, sizeof machine, "%s, %ld CPUs, Linux %s, node %s, bun %s, deno %s, %s",
+           model, sysconf(_SC_NPROCESSORS_ONLN), un.release, js_version[NODE], js_version[BUN],
+           js_version[DENO], when);
   cpu_snapshot c0 = cpu_snap();
   double t0 = now_s();
 
@@ -1139,7 +1258,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "  %-16s n=%-9llu round %d/%d:", jobs[j].name, (unsigned long long)n, r + 1,
               rounds);
       for (int k = 0; k < NIMPL; k++) {
-        if (!(jobs[j].impls & (1u << k)) || (k == NODE && !have_node)) continue;
+        if (!(jobs[j].impls & (1u << k)) || (IS_JS(k) && !have_js[k])) continue;
         run_one(&jobs[j], k, n, &samples[j][k][r]);
         fprintf(stderr, " %s %.1fs", impl_name[k], samples[j][k][r].wall_s);
       }
@@ -1155,15 +1274,21 @@ int main(int argc, char **argv) {
   double others = ((c1.busy_s - c0.busy_s) - (c1.children_s - c0.children_s)) / wall;
   double steal = (c1.steal_s - c0.steal_s) / wall;
 
-  out("vow benchmark suite%s: %d interleaved round%s (vow, node, raw), median (min-max)%s\n",
+  out("vow benchmark suite%s: %d interleaved round%s (vow, node, bun, deno, raw), median "
+      "(min-max)%s\n",
       quick ? " --quick (sizes / 20, not for quoting)" : "", rounds, rounds == 1 ? "" : "s",
       cpu_clock ? "; ns rows are CPU time" : "; ns rows are wall-clock time");
   out("machine: %s\n", machine);
   out("load: loadavg %s at start, %s at end; other processes used %.2f of %ld CPUs on average "
       "during the %.0f s run (steal %.2f)\n\n",
       load0, load1, others < 0 ? 0 : others, sysconf(_SC_NPROCESSORS_ONLN), t_main, steal);
-  out("%-36s %-4s %-22s %-22s %-22s %9s %9s  %-26s %s\n", "workload", "unit", "vow", "Node",
-      "raw", "vow/node", "vow/raw", "target", "");
+  for (int k = NODE; k <= DENO; k++)
+    if (!have_js[k])
+      out("note: %s was not run (%s%s): its column is empty\n", impl_title[k],
+          no_js[k] ? "disabled" : "not found",
+          no_js[k] || k == NODE ? "" : "; bench/deps.sh installs it, as make bench does");
+  out("%-36s %-4s %-20s %-20s %-20s %-20s %-20s %8s %8s %8s  %-36s %s\n", "workload", "unit",
+      "vow", "Node", "Bun", "Deno", "raw", "vow/node", "vow/js", "vow/raw", "target", "");
   for (size_t i = 0; i < NROWS; i++) {
     const row *w = &rows[i];
     int selected = 0;
@@ -1173,17 +1298,20 @@ int main(int argc, char **argv) {
     }
     if (!selected) continue;
     verdict v = evaluate(w);
-    char c[NIMPL][64], rn[32], rr[32];
+    char c[NIMPL][64], rn[32], rj[32], rr[32];
     for (int k = 0; k < NIMPL; k++) fmt_stats(c[k], sizeof c[k], v.col[k]);
     fmt_ratio(rn, sizeof rn, v.node_ratio);
+    fmt_ratio(rj, sizeof rj, v.js_ratio);
     fmt_ratio(rr, sizeof rr, v.raw_ratio);
-    out("%-36s %-4s %-22s %-22s %-22s %9s %9s  %-26s %s\n", w->label, w->unit, c[VOW], c[NODE],
-        c[RAW], rn, rr, v.target, verdict_text(&v));
+    out("%-36s %-4s %-20s %-20s %-20s %-20s %-20s %8s %8s %8s  %-36s %s\n", w->label, w->unit,
+        c[VOW], c[NODE], c[BUN], c[DENO], c[RAW], rn, rj, rr, v.target, verdict_text(&v));
   }
-  out("\nvow/node = Node's cost / vow's (higher: vow better); vow/raw = vow's cost / raw libuv's "
-      "(lower: vow better).\n");
+  out("\nvow/node = Node's cost / vow's (higher: vow better); vow/js = the same against the "
+      "fastest of Node, Bun and Deno on that row;\nvow/raw = vow's cost / raw libuv's (lower: vow "
+      "better). Targets against bun use Bun's column.\n");
   out("Row 8: the raw column of 'switch' is the ucontext back-end, of 'suspended coro RSS' a bare "
-      "coroutine (bench_switch).\n");
+      "coroutine (bench_switch),\nof the 'small mode' rows vow's plain mode (the small mode's JS "
+      "columns are their suspended functions at 10 k).\n");
 
   if (!no_flat) flat_phase();
   server_stop(shared_server);

@@ -1,20 +1,27 @@
-// node_bench.mjs - the suite's workloads in JavaScript, for Node.js 20.
+// node_bench.mjs - the suite's workloads in JavaScript, for Node.js 20, Bun and Deno.
 //
 //   node --expose-gc node_bench.mjs <workload> <n> [window_ms] [url]
+//   bun node_bench.mjs <workload> <n> [window_ms] [url]
+//   deno run --allow-all --v8-flags=--expose-gc node_bench.mjs <workload> <n> [window_ms] [url]
 //
 // The same programs as vow_bench.c (read them side by side), one workload per
 // process, a warm-up pass of a tenth of the size first, and one RESULT line
 // on stdout (see bench_common.h). --expose-gc is used only by the *_heap and
-// suspended workloads, which collect garbage before reading heapUsed; the
-// timed workloads never call gc().
+// suspended workloads, which collect garbage before reading heapUsed (Bun has
+// Bun.gc instead); the timed workloads never call gc(). The same file runs
+// unchanged in the three runtimes: only node: modules and what Bun and Deno
+// also provide (process, performance, /proc); `serve_native` is the HTTP
+// server through the runtime's own API (Bun.serve, Deno.serve) instead of
+// node:http.
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 
 const [workload, nArg, windowArg, URL_ARG] = process.argv.slice(2);
 const N = Number(nArg);
 const WINDOW = Number(windowArg ?? 1000);
-if (!workload || !(N >= 1 || workload === 'serve')) {
+if (!workload || !(N >= 1 || workload.startsWith('serve'))) {
   console.error('usage: node node_bench.mjs <workload> <n> [window_ms]');
   process.exit(64);
 }
@@ -31,9 +38,11 @@ const die = (msg) => {
   console.error(`bench: ${msg}`);
   process.exit(2);
 };
+const collect = globalThis.gc ?? (globalThis.Bun ? () => globalThis.Bun.gc(true) : null);
 function heapUsed() {
-  globalThis.gc();
-  globalThis.gc();
+  if (!collect) die('no gc(): run node and deno with --expose-gc');
+  collect();
+  collect();
   return process.memoryUsage().heapUsed;
 }
 // CPU time of the process (all threads: the GC's helpers count) per op.
@@ -270,6 +279,97 @@ function serve() {
   });
 }
 
+// 11. files: n small files (1 KiB), written untimed, then read whole with
+// fs/promises readFile by 64 async functions taking the next name in turn.
+async function fsReadPass(dir, n) {
+  const { readFile } = await import('node:fs/promises');
+  let next = 0, bytes = 0;
+  async function worker() {
+    while (next < n) {
+      const b = await readFile(`${dir}/f${next++}`);
+      bytes += b.length;
+    }
+  }
+  const t0 = now();
+  const c0 = process.cpuUsage();
+  await Promise.all(Array.from({ length: 64 }, worker));
+  const cpu = process.cpuUsage(c0);
+  const t1 = now();
+  if (bytes !== n * 1024) die(`fs: read ${bytes} bytes of ${n * 1024}`);
+  return { us: (t1 - t0) * 1e3 / n, cpu_us: (cpu.user + cpu.system) / n };
+}
+
+async function fsRead(n) {
+  const fs = await import('node:fs');
+  const dir = fs.mkdtempSync('/tmp/node-bench-fs-');
+  const data = Buffer.alloc(1024, 'v');
+  for (let i = 0; i < n; i++) fs.writeFileSync(`${dir}/f${i}`, data);
+  await fsReadPass(dir, warm(n));
+  const r = await fsReadPass(dir, n);
+  fs.rmSync(dir, { recursive: true });
+  return r;
+}
+
+// 10'. The same server through the runtime's own HTTP API.
+function serveNative() {
+  const handler = () =>
+    new Response('hello world\n', { headers: { 'content-type': 'text/plain; charset=utf-8' } });
+  if (globalThis.Bun) {
+    const server = globalThis.Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: handler });
+    process.stdout.write(`PORT ${server.port}\n`);
+  } else if (globalThis.Deno) {
+    globalThis.Deno.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      onListen: ({ port }) => process.stdout.write(`PORT ${port}\n`),
+    }, handler);
+  } else {
+    die('serve_native: neither Bun.serve nor Deno.serve (Node has only node:http)');
+  }
+}
+
+// 12. TCP ping-pong: an echo server in this process and 64 connections, each
+// sending a 64-byte message and waiting for its echo before the next, until n
+// round trips are done (the same shape as vow_bench.c's tcp_pingpong).
+async function tcpPingPong(n) {
+  const server = net.createServer((socket) => {
+    socket.on('data', (chunk) => socket.write(chunk)); // echo
+    socket.on('end', () => socket.end());
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  const message = Buffer.alloc(64, 'ping ');
+  let left = n;
+  let done = 0;
+  function client() {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1');
+      let got = 0;
+      const next = () => {
+        if (left === 0) { socket.end(); return resolve(); }
+        left--;
+        got = 0;
+        socket.write(message);
+      };
+      socket.on('connect', next);
+      socket.on('data', (chunk) => {
+        got += chunk.length;
+        if (got === message.length) { done++; next(); }
+      });
+      socket.on('error', reject);
+    });
+  }
+  const t0 = now();
+  const c0 = process.cpuUsage();
+  await Promise.all(Array.from({ length: 64 }, client));
+  const cpu = process.cpuUsage(c0);
+  const t1 = now();
+  await new Promise((resolve) => server.close(resolve));
+  if (done !== n) die(`tcp: ${done} of ${n} round trips done`);
+  const ns = (t1 - t0) * 1e6 / n;
+  return { krtps: 1e6 / ns, us: ns / 1000, cpu_us: (cpu.user + cpu.system) / n };
+}
+
 switch (workload) {
   case 'microtask':
     await microtaskPass(warm(N));
@@ -328,8 +428,17 @@ switch (workload) {
     await httpPass(warm(N), URL_ARG);
     report(await httpPass(N, URL_ARG));
     break;
+  case 'fs_read_10k':
+    report(await fsRead(N));
+  case 'tcp_pingpong':
+    await tcpPingPong(warm(N));
+    report(await tcpPingPong(N));
+    break;
   case 'serve':
     serve();
+    break;
+  case 'serve_native':
+    serveNative();
     break;
   default:
     die(`unknown workload '${workload}'`);

@@ -17,11 +17,24 @@
 #define _GNU_SOURCE
 #include "bench_common.h"
 
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <vow.h>
 
 #include "core/loop.h" /* internal: vow__pool counters only (see above) */
 
 /* ---- helpers ------------------------------------------------------------------ */
+
+/* Workloads named *_small run their async functions in the small-memory mode
+ * (vow_async_options.copy_stack): asynccall, await_interleaved, suspended. */
+static int copy_stacks;
+
+static vow_promise *start(vow_loop *loop, vow_async_fn fn, void *arg) {
+  vow_async_options o = {.copy_stack = copy_stacks};
+  return vow_async_ex(loop, fn, arg, &o);
+}
 
 static vow_loop *loop_make(void) {
   vow_loop *loop = NULL;
@@ -272,8 +285,8 @@ static double interleaved_pass(uint64_t n) {
   vow_loop *loop = loop_make();
   uint64_t half = n / 2;
   uint64_t t0 = mono_ns();
-  vow_promise *a = vow_async(loop, await_body, &half);
-  vow_promise *b = vow_async(loop, await_body, &half);
+  vow_promise *a = start(loop, await_body, &half);
+  vow_promise *b = start(loop, await_body, &half);
   loop_run(loop);
   uint64_t t1 = mono_ns();
   expect_int(a, (int64_t)half, "interleaved awaits");
@@ -310,7 +323,7 @@ static vow_value call_many(vow_loop *loop, void *arg) {
   int64_t sum = 0;
   for (uint64_t i = 0; i < n; i++) {
     vow_value v;
-    if (vow_await(vow_async(loop, awaits_once, NULL), &v) != 0) bench_die("async call");
+    if (vow_await(start(loop, awaits_once, NULL), &v) != 0) bench_die("async call");
     sum += vow_as_int(v);
     vow_unref(v);
   }
@@ -514,17 +527,21 @@ static void bench_suspended(uint64_t n) {
   vow_promise **ps = malloc(n * sizeof *ps);
   if (!gate || !ps) bench_die("allocation");
   /* Warm up the machinery (and the stack pool's cache) with one call. */
-  vow_promise_unref(vow_async(loop, wait_gate, gate));
+  vow_promise_unref(start(loop, wait_gate, gate));
   long rss0 = status_kb("VmRSS");
   double h0 = live_heap(loop);
+  uint64_t t0 = mono_ns();
   for (uint64_t i = 0; i < n; i++) {
-    ps[i] = vow_async(loop, wait_gate, gate);
+    ps[i] = start(loop, wait_gate, gate);
     if (!ps[i] || vow_promise_state(ps[i]) != VOW_PENDING) bench_die("vow_async");
   }
+  uint64_t t1 = mono_ns();
   long rss1 = status_kb("VmRSS");
   double h1 = live_heap(loop);
+  uint64_t t2 = mono_ns();
   vow_promise_resolve(gate, vow_int(1));
   loop_run(loop);
+  uint64_t t3 = mono_ns();
   for (uint64_t i = 0; i < n; i++) {
     expect_int(ps[i], 1, "suspended");
     vow_promise_unref(ps[i]);
@@ -535,6 +552,8 @@ static void bench_suspended(uint64_t n) {
   result_begin();
   result_kv("rss_b", (double)(rss1 - rss0) * 1024.0 / (double)n);
   result_kv("heap_b", (h1 - h0) / (double)n);
+  result_kv("start_ns", (double)(t1 - t0) / (double)n);  /* call until the first await */
+  result_kv("resume_ns", (double)(t3 - t2) / (double)n); /* resumed, finished, settled */
   result_end();
 }
 
@@ -620,12 +639,213 @@ static void serve(void) {
   loop_run(loop); /* until bench_suite kills the process */
 }
 
+/* ---- 11. files: read n small files, at most 64 in flight ------------------------------
+ * n files of FS_FILE_BYTES each, written (untimed) into a fresh directory
+ * under /tmp, then read whole by 64 async functions that each take the next
+ * name until none is left (the same shape as node_bench.mjs, with
+ * fs/promises readFile). The page cache is warm for both. */
+
+#define FS_CONCURRENCY 64
+#define FS_FILE_BYTES 1024
+
+typedef struct fs_run {
+  char dir[64];
+  uint64_t next, n, bytes;
+} fs_run;
+
+static void fs_path(const fs_run *f, uint64_t i, char *buf, size_t cap) {
+  snprintf(buf, cap, "%s/f%llu", f->dir, (unsigned long long)i);
+}
+
+static void fs_make_files(fs_run *f, uint64_t n) {
+  snprintf(f->dir, sizeof f->dir, "/tmp/vow-bench-fs-XXXXXX");
+  if (!mkdtemp(f->dir)) bench_die("mkdtemp");
+  char data[FS_FILE_BYTES], path[128];
+  memset(data, 'v', sizeof data);
+  for (uint64_t i = 0; i < n; i++) {
+    fs_path(f, i, path, sizeof path);
+    FILE *out = fopen(path, "wb");
+    if (!out || fwrite(data, 1, sizeof data, out) != sizeof data || fclose(out) != 0)
+      bench_die("cannot write %s", path);
+  }
+}
+
+static int fs_remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)flag, (void)ftw;
+  return remove(path);
+}
+
+static vow_value fs_worker(vow_loop *loop, void *arg) {
+  fs_run *f = arg;
+  char path[128];
+  while (f->next < f->n) {
+    fs_path(f, f->next++, path, sizeof path);
+    vow_value text;
+    if (vow_await(vow_fs_read_file(loop, path, NULL), &text) != 0)
+      bench_die("readFile %s: %s", path, vow_error_message(text));
+    f->bytes += vow_str_len(text);
+    vow_unref(text);
+  }
+  return vow_undefined();
+}
+
+static double fs_pass(fs_run *f, uint64_t n, double *cpu_per) {
+  vow_loop *loop = loop_make();
+  f->next = 0, f->n = n, f->bytes = 0;
+  vow_value workers[FS_CONCURRENCY];
+  uint64_t t0 = mono_ns(), c0 = cpu_ns();
+  for (int i = 0; i < FS_CONCURRENCY; i++)
+    workers[i] = vow_promise_value(vow_async(loop, fs_worker, f));
+  vow_promise *all = vow_all(loop, workers, FS_CONCURRENCY);
+  loop_run(loop);
+  uint64_t t1 = mono_ns(), c1 = cpu_ns();
+  if (vow_promise_state(all) != VOW_FULFILLED || f->bytes != n * FS_FILE_BYTES)
+    bench_die("fs: read %llu bytes of %llu", (unsigned long long)f->bytes,
+              (unsigned long long)(n * FS_FILE_BYTES));
+  vow_promise_unref(all);
+  loop_free(loop);
+  if (cpu_per) *cpu_per = (double)(c1 - c0) / (double)n;
+  return (double)(t1 - t0) / (double)n;
+}
+
+static void bench_fs_read(uint64_t n) {
+  fs_run f;
+  fs_make_files(&f, n);
+  double cpu = 0;
+  fs_pass(&f, warmup_size(n), NULL);
+  double ns = fs_pass(&f, n, &cpu);
+  nftw(f.dir, fs_remove_one, 16, FTW_DEPTH | FTW_PHYS);
+  result_begin();
+  result_kv("us", ns / 1000);
+  result_kv("cpu_us", cpu / 1000);
+  result_end();
+}
+
+/* ---- 12. TCP ping-pong: 64 connections, n round trips in all ---------------------
+ * vow's own echo server in this process (for await over each connection's
+ * chunks, every chunk written back) and 64 clients, each sending a 64-byte
+ * message and reading its echo before the next, until n round trips are
+ * done (the same shape as node_bench.mjs's tcpPingPong). */
+
+#define PP_CONNECTIONS 64
+#define PP_MESSAGE 64
+
+typedef struct pp_run {
+  int port;
+  uint64_t left, done;
+  uint64_t t0, t1, c0, c1;
+} pp_run;
+
+static vow_value pp_echo(vow_loop *loop, void *arg) {
+  (void)loop;
+  vow_stream *s = arg;
+  vow_for_await it;
+  vow_for_await_gen(&it, vow_stream_chunks(s));
+  VOW_FOR_AWAIT(&it, chunk) {
+    if (vow_await(vow_stream_write_value(s, vow_ref(chunk)), NULL) != 0) break;
+  }
+  vow_for_await_end(&it, NULL);
+  vow_await(vow_stream_end(s), NULL);
+  return vow_undefined();
+}
+
+static void pp_stream_unref(void *s) { vow_stream_unref(s); }
+
+static vow_value pp_server(vow_loop *loop, void *server) {
+  vow_for_await it;
+  vow_for_await_gen(&it, vow_tcp_accept_iter(server));
+  VOW_FOR_AWAIT(&it, conn) {
+    vow_async_options o = {.arg_free = pp_stream_unref};
+    vow_promise_unref(vow_async_ex(loop, pp_echo, vow_stream_ref(vow_as_stream(conn)), &o));
+  }
+  vow_for_await_end(&it, NULL);
+  return vow_undefined();
+}
+
+static vow_value pp_client(vow_loop *loop, void *arg) {
+  pp_run *r = arg;
+  vow_value conn;
+  if (vow_await(vow_tcp_connect(loop, "127.0.0.1", r->port, NULL), &conn) != 0)
+    bench_die("tcp connect: %s", vow_error_message(conn));
+  vow_stream *s = vow_as_stream(conn);
+  static const char message[PP_MESSAGE] = "ping ping ping ping ping ping ping ping ping ping ping ping ping";
+  vow_for_await replies;
+  vow_for_await_gen(&replies, vow_stream_chunks(s));
+  while (r->left > 0) {
+    r->left--;
+    if (vow_await(vow_stream_write(s, message, PP_MESSAGE), NULL) != 0) bench_die("tcp write failed");
+    size_t got = 0;
+    while (got < PP_MESSAGE) {
+      vow_value chunk;
+      if (vow_for_await_next(&replies, &chunk) <= 0) bench_die("tcp: the echo stopped");
+      got += vow_str_len(chunk);
+      vow_unref(chunk);
+    }
+    if (got != PP_MESSAGE) bench_die("tcp: %zu bytes came back for %d", got, PP_MESSAGE);
+    r->done++;
+  }
+  vow_for_await_end(&replies, NULL);
+  vow_unref(conn);
+  return vow_undefined();
+}
+
+/* Serves, runs the 64 clients to the end, closes the server: the timed part. */
+static vow_value pp_main(vow_loop *loop, void *arg) {
+  pp_run *r = arg;
+  vow_tcp_server *server;
+  int err = vow_tcp_listen(loop, "127.0.0.1", 0, NULL, &server);
+  if (err) bench_die("vow_tcp_listen: %s", vow_strerror(err));
+  r->port = vow_tcp_server_port(server);
+  vow_promise *serving = vow_async(loop, pp_server, server);
+  vow_value clients[PP_CONNECTIONS];
+  r->t0 = mono_ns(), r->c0 = cpu_ns();
+  for (int i = 0; i < PP_CONNECTIONS; i++) clients[i] = vow_promise_value(vow_async(loop, pp_client, r));
+  vow_value done;
+  if (vow_await(vow_all(loop, clients, PP_CONNECTIONS), &done) != 0) bench_die("tcp: a client failed");
+  vow_unref(done);
+  r->t1 = mono_ns(), r->c1 = cpu_ns();
+  vow_await(vow_tcp_server_close(server), NULL);
+  vow_await(serving, NULL);
+  return vow_undefined();
+}
+
+static double pp_pass(uint64_t n, double *cpu_per) {
+  vow_loop *loop = loop_make();
+  pp_run r = {.left = n};
+  vow_promise *p = vow_async(loop, pp_main, &r);
+  loop_run(loop);
+  if (vow_promise_state(p) != VOW_FULFILLED || r.done != n)
+    bench_die("tcp: %llu of %llu round trips done", (unsigned long long)r.done, (unsigned long long)n);
+  vow_promise_unref(p);
+  loop_free(loop);
+  if (cpu_per) *cpu_per = (double)(r.c1 - r.c0) / (double)n;
+  return (double)(r.t1 - r.t0) / (double)n;
+}
+
+static void bench_tcp_pingpong(uint64_t n) {
+  double cpu = 0;
+  pp_pass(warmup_size(n), NULL);
+  double ns = pp_pass(n, &cpu);
+  result_begin();
+  result_kv("krtps", 1e6 / ns);
+  result_kv("us", ns / 1000);
+  result_kv("cpu_us", cpu / 1000);
+  result_end();
+}
+
 /* ---- main ------------------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
   bench_start();
   bench_args a = bench_parse(argc, argv, "<workload> <n> [window_ms]");
-  const char *w = a.workload;
+  char name[64];
+  snprintf(name, sizeof name, "%s", a.workload);
+  size_t len = strlen(name);
+  if (len > 6 && !strcmp(name + len - 6, "_small")) {
+    copy_stacks = 1;
+    name[len - 6] = 0;
+  }
+  const char *w = name;
   if (!strcmp(w, "microtask")) bench_microtask(a.n);
   else if (!strcmp(w, "then")) bench_then(a.n);
   else if (!strcmp(w, "then_heap")) bench_then_heap(a.n);
@@ -640,6 +860,8 @@ int main(int argc, char **argv) {
   else if (!strcmp(w, "immediate_chain")) bench_immediate(a.n, 1);
   else if (!strcmp(w, "suspended")) bench_suspended(a.n);
   else if (!strcmp(w, "http_client")) bench_http_client(a.n, a.url);
+  else if (!strcmp(w, "fs_read_10k")) bench_fs_read(a.n);
+  else if (!strcmp(w, "tcp_pingpong")) bench_tcp_pingpong(a.n);
   else if (!strcmp(w, "serve")) serve();
   else bench_die("unknown workload '%s'", w);
   return 0;

@@ -120,6 +120,15 @@ int vow_set_allocator(const vow_allocator *allocator);
  *
  * Lifecycle: vow_loop_new -> (schedule work) -> vow_loop_run -> vow_loop_free.
  * vow_loop_run may be called again after it returns, to run newly scheduled work.
+ *
+ * SIGPIPE: a write to a socket whose peer has gone raises SIGPIPE, whose
+ * default action kills the process, and libuv writes without MSG_NOSIGNAL.
+ * So vow_loop_new, like Node at startup, sets SIGPIPE to SIG_IGN when its
+ * disposition is the default (SIG_DFL); such writes then fail with EPIPE,
+ * which the server and fetch treat as a peer that left. A handler the program
+ * installed, or its own SIG_IGN, is left as it is (before or after
+ * vow_loop_new, the program's choice wins; a handler must then not exit on
+ * it). The disposition is process-wide and stays after vow_loop_free.
  */
 typedef struct vow_loop vow_loop;
 
@@ -165,7 +174,10 @@ int vow_loop_new(vow_loop **out, const vow_loop_options *options);
 /* Runs the loop until nothing is pending (no timers, immediates, I/O or
  * microtasks), then returns 0. Returns early with a negative code when the
  * run is stopped by an error: VOW_EUNHANDLED when a rejection went unhandled
- * under the default policy (section 7). VOW_EBUSY when called from a callback
+ * under the default policy (section 7), VOW_ENOMEM when a promise job could
+ * not be queued for want of memory. An error of that kind that happened
+ * between runs (in the caller's code before this call) is returned at once,
+ * by this run. VOW_EBUSY when called from a callback
  * of the same loop; VOW_ETHREAD from a thread that does not own it. */
 int vow_loop_run(vow_loop *loop);
 
@@ -547,6 +559,24 @@ typedef struct vow_async_options {
                          after the body returned, or when the body will never
                          run (the call failed, its coroutine could not be made,
                          or a generator was released before or during its run) */
+  /* Small-memory mode, for async functions that are many and shallow (a
+   * server's 100 k connections): 1 runs the function on the loop's one shared
+   * stack, and while it is suspended only the part of that stack it used is
+   * kept, copied out (libaco's copy stacks). A suspended function then costs
+   * about 730 bytes of memory in all, frame and promise included (a plain one
+   * costs a 4 KiB page at least); resuming one costs two copies of its used
+   * bytes on top of the context switch (BENCHMARKS.md, issue 15, has both).
+   * stack_size is ignored: the shared stack has the loop's default size and a
+   * guard page, and overflowing it aborts with the usual message. The rule
+   * that comes with it (libaco's): no one but the function itself may use a
+   * pointer into its stack, because while another copy-stack function runs,
+   * that one's frames are where this one's were. So the arg of an async
+   * function it starts, and anything it lends out, must live on the heap or
+   * in static memory, not in its locals (arg_free helps). vow's own awaits
+   * and results never point into a stack. Under ASan or TSan, and with the
+   * ucontext back-end, the function gets a plain 16 KiB stack instead.
+   * Async functions only: generators ignore it. */
+  int copy_stack;
 } vow_async_options;
 
 /* (async () => fn(arg))(): runs fn now on a new coroutine, until it first
@@ -665,6 +695,7 @@ typedef struct vow_for_await {
   int status;            /* 0 while iterating; then 0, or the error */
   int finished;
   vow_value error;       /* the rejection that ended the loop */
+  vow_value held;        /* VOW_FOR_AWAIT's value of the current pass */
 } vow_for_await;
 
 /* Prepares a loop over a generator (taken) or over n values (taken: promises
@@ -682,12 +713,16 @@ int vow_for_await_next(vow_for_await *it, vow_value *value);
  * receives the rejection that ended the loop, if any (a new reference). */
 int vow_for_await_end(vow_for_await *it, vow_value *error);
 
-/* The loop itself: v is a fresh variable for each value (released for you
- * at the end of each pass; vow_ref it to keep it). Leaving with break is fine:
- * call vow_for_await_end afterwards in every case. */
-#define VOW_FOR_AWAIT(it, v)                                               \
-  for (vow_value v = vow_undefined(); vow_for_await_next((it), &v) > 0;    \
-       vow_unref(v), v = vow_undefined())
+/* What VOW_FOR_AWAIT calls: vow_for_await_next, except that the cursor holds
+ * the value (borrowed by the caller) until the next step or the end. */
+int vow_for_await_step(vow_for_await *it, vow_value *value);
+
+/* The loop itself: v is a fresh variable for each value, borrowed from the
+ * cursor: released for you when the next pass begins, or — if the loop was
+ * left with break — by vow_for_await_end, which you call afterwards in every
+ * case. vow_ref it to keep it longer. */
+#define VOW_FOR_AWAIT(it, v) \
+  for (vow_value v = vow_undefined(); vow_for_await_step((it), &v) > 0;)
 
 
 
@@ -867,13 +902,12 @@ vow_stream *vow_as_stream(vow_value value);
  * reader. NULL only when out of memory. */
 vow_asyncgen *vow_stream_chunks(vow_stream *s);
 
-/* Its lines (readline): the chunks split at "
-", each line yielded as a
- * STRING without its "
-" (nor a "
-" before it); a last line without a
- * newline is yielded at the end. A line longer than max_line bytes (0: 64 KiB)
- * rejects with VOW_ETOOBIG rather than buffering without bound. */
+/* Its lines (readline): each line yielded as a STRING without its ending,
+ * which is "\n", "\r\n" or a lone "\r" as in Node's readline; a last line
+ * without an ending is yielded at the end. A line longer than max_line bytes
+ * (0: 64 KiB) rejects with VOW_ETOOBIG rather than buffering without bound.
+ * The same one-reader rule as vow_stream_chunks; bytes read past the line
+ * where the loop stopped are dropped with the generator. */
 vow_asyncgen *vow_stream_lines(vow_stream *s, size_t max_line);
 
 /* Writes len bytes (copied). Returns a new promise reference, fulfilled with
@@ -887,11 +921,14 @@ size_t vow_stream_write_queue(const vow_stream *s);
 
 /* Half-close (socket.end()): once the queued writes are out, the writing side
  * is shut down, so the peer reads end of stream; reading goes on. The promise
- * (a new reference) fulfils when the shutdown is done. */
+ * (a new reference) fulfils when the shutdown is done; out of memory the end
+ * still happens, and NULL is returned. On a pipe, which has one direction,
+ * the end closes the stream. */
 vow_promise *vow_stream_end(vow_stream *s);
 
 /* Closes both sides now (socket.destroy()). The promise (a new reference)
- * fulfils once the underlying handle is closed. Closing twice is harmless. */
+ * fulfils once the underlying handle is closed. Closing twice is harmless.
+ * Out of memory the stream still closes, and NULL is returned. */
 vow_promise *vow_stream_close(vow_stream *s);
 
 /* Bounds on a stream's life. An idle timeout (socket.setTimeout, but closing):
@@ -901,6 +938,325 @@ vow_promise *vow_stream_close(vow_stream *s);
  * the stream closes with the signal's reason. Return 0 or a negative code. */
 int vow_stream_set_timeout(vow_stream *s, uint64_t ms);
 int vow_stream_set_signal(vow_stream *s, vow_abort_signal *signal);
+
+/* ---- files ------------------------------------------------------------------
+ *
+ * Node's fs/promises, in vow's style. Every call runs its system calls on
+ * libuv's thread pool — all of one call's calls in one pool job (readFile's
+ * open, fstat, read and close are one trip to the pool, not four) — and
+ * settles its promise on the loop's thread. Paths are copied; options are
+ * read during the call (a signal in them is kept with a reference).
+ *
+ * Errors reject with an ERROR value whose code is libuv's (UV_ENOENT,
+ * UV_EACCES, UV_EISDIR, UV_ENOSPC, UV_EFBIG...) and whose message is the one
+ * Node makes from the same libuv error — "CODE: description, syscall 'path'",
+ * to the byte — with the path added where Node leaves it out (read, write):
+ *   "ENOENT: no such file or directory, open 'x.txt'"
+ *   "EISDIR: illegal operation on a directory, read 'dir'"
+ *   "ENOENT: no such file or directory, rename 'a' -> 'b'"
+ * (rm of a directory without recursive says "EISDIR: illegal operation on a
+ * directory, rm 'dir'" where Node has its own ERR_FS_EISDIR wording.)
+ * A NULL path (or data) rejects with VOW_EINVAL. Each call returns a new
+ * promise reference; NULL only when out of memory or on the wrong thread.
+ *
+ * Cancellation: where options take a signal, an abort rejects the promise
+ * with the signal's reason. Work still queued for the pool is taken off the
+ * queue; work already running stops at its next chunk (1 MiB) and the
+ * promise settles once the pool thread has let go. An aborted write may have
+ * written part of its data — an atomic one never has: its target is either
+ * untouched or wholly replaced.
+ *
+ * A call cannot be stopped inside a system call: vow_loop_free waits for
+ * those still on the pool (so a read of a FIFO that never gets a writer
+ * keeps it waiting, as it keeps a pool thread in Node).
+ *
+ * Writes and disk limits: a full disk rejects with UV_ENOSPC. A process
+ * limited by RLIMIT_FSIZE (`ulimit -f`) gets SIGXFSZ, which kills it, unless
+ * it ignores that signal (signal(SIGXFSZ, SIG_IGN)): the write then rejects
+ * with UV_EFBIG. vow does not change signal dispositions for you.
+ */
+
+/* fs.readFile(path): the whole file, as a STRING of bytes (binary-safe:
+ * vow_str_len is its length). A file whose size is unknown in advance (a
+ * pipe, /proc) is read until its end. */
+typedef struct vow_fs_read_options {
+  vow_abort_signal *signal;  /* NULL: none */
+  size_t max_size;           /* bigger files reject with VOW_ETOOBIG; 0: the
+                                most a STRING holds, 4 GiB - 2 */
+} vow_fs_read_options;
+vow_promise *vow_fs_read_file(vow_loop *loop, const char *path, const vow_fs_read_options *options);
+
+/* fs.writeFile(path, data) and, with append, fs.appendFile. Fulfils with
+ * undefined once every byte is written. */
+typedef struct vow_fs_write_options {
+  vow_abort_signal *signal;  /* NULL: none */
+  int append;                /* add to the end instead of replacing */
+  int exclusive;             /* fail with UV_EEXIST if the file exists ('wx') */
+  int atomic;                /* write a temporary file beside path, fsync it,
+                                then rename it over path: readers see the old
+                                contents or the new, never a part, even after a
+                                crash. The new file gets `mode` (the old one's
+                                is not kept), and a symbolic link at path is
+                                replaced, not written through. On failure the
+                                temporary is removed. Not with append or
+                                exclusive (VOW_EINVAL) */
+  int fsync;                 /* fsync before fulfilling (atomic always does) */
+  unsigned mode;             /* of a new file, before the umask; 0: 0666 */
+} vow_fs_write_options;
+/* data (len bytes) is copied. */
+vow_promise *vow_fs_write_file(vow_loop *loop, const char *path, const void *data, size_t len,
+                               const vow_fs_write_options *options);
+/* The same with a STRING value (taken), written without a copy. */
+vow_promise *vow_fs_write_file_value(vow_loop *loop, const char *path, vow_value data,
+                                     const vow_fs_write_options *options);
+
+/* What a path is (stats.isFile(), isDirectory()...). */
+typedef enum vow_file_type {
+  VOW_FILE_UNKNOWN = 0,
+  VOW_FILE_REGULAR,
+  VOW_FILE_DIRECTORY,
+  VOW_FILE_SYMLINK,
+  VOW_FILE_FIFO,
+  VOW_FILE_SOCKET,
+  VOW_FILE_CHAR_DEVICE,
+  VOW_FILE_BLOCK_DEVICE
+} vow_file_type;
+
+/* fs.Stats. Times are nanoseconds since the epoch (Node's mtimeMs is
+ * mtime_ns / 1e6). */
+typedef struct vow_stat {
+  vow_file_type type;
+  uint32_t mode;        /* st_mode: the type and permission bits */
+  uint64_t size;        /* bytes */
+  uint64_t dev, ino, nlink, uid, gid, blocks;
+  int64_t atime_ns, mtime_ns, ctime_ns;
+} vow_stat;
+
+/* fs.stat(path) and fs.lstat(path) (which describes a symbolic link itself,
+ * not what it points to): a POINTER value read with vow_as_stat. */
+vow_promise *vow_fs_stat(vow_loop *loop, const char *path);
+vow_promise *vow_fs_lstat(vow_loop *loop, const char *path);
+/* The stat inside such a value (borrowed from it), or NULL. */
+const vow_stat *vow_as_stat(vow_value value);
+
+/* A directory entry (fs.Dirent): its name, and its type as the directory
+ * knows it (a symbolic link is VOW_FILE_SYMLINK, not followed). */
+typedef struct vow_dirent {
+  const char *name;
+  vow_file_type type;
+} vow_dirent;
+
+/* fs.opendir(path) as an async iterator: an async generator (a new
+ * reference, for VOW_FOR_AWAIT) that yields each entry of the directory as
+ * a POINTER value read with vow_as_dirent, in the directory's own order
+ * (not sorted), without "." and "..". Entries are read in batches of 64 on
+ * the pool, so a huge directory is never held in memory at once. An error
+ * (UV_ENOENT, UV_ENOTDIR: "ENOTDIR: not a directory, opendir 'x'") rejects
+ * the first next(), a NULL path too (VOW_EINVAL); an error while reading
+ * rejects the next() it happens in. Leaving the loop early closes the
+ * directory. NULL only when out of memory. */
+vow_asyncgen *vow_fs_readdir(vow_loop *loop, const char *path);
+/* The entry inside such a value (borrowed from it), or NULL. */
+const vow_dirent *vow_as_dirent(vow_value value);
+
+/* fs.mkdir(path, {recursive, mode}). Without recursive, fulfils with
+ * undefined and rejects with UV_EEXIST if path exists. With it (mkdir -p),
+ * missing parents are made too and an existing directory is fine; fulfils, as
+ * Node does, with the first directory it made (a STRING), or undefined when
+ * there was nothing to make. options may be NULL. */
+typedef struct vow_fs_mkdir_options {
+  int recursive;
+  unsigned mode;  /* before the umask; 0: 0777 */
+} vow_fs_mkdir_options;
+vow_promise *vow_fs_mkdir(vow_loop *loop, const char *path, const vow_fs_mkdir_options *options);
+
+/* fs.rm(path, {recursive, force}): removes a file or a symbolic link (never
+ * what it points to); a directory only with recursive (rm -r: its whole tree,
+ * links not followed), else UV_EISDIR. With force a missing path is not an
+ * error. Fulfils with undefined. options may be NULL. */
+typedef struct vow_fs_rm_options {
+  int recursive;
+  int force;
+} vow_fs_rm_options;
+vow_promise *vow_fs_rm(vow_loop *loop, const char *path, const vow_fs_rm_options *options);
+
+/* fs.rename(from, to): atomic within one file system (UV_EXDEV across them);
+ * replaces to if it exists. Fulfils with undefined. */
+vow_promise *vow_fs_rename(vow_loop *loop, const char *from, const char *to);
+
+/* fs.createReadStream(path, {start, signal}) and fs.createWriteStream(path,
+ * {flags: 'a' | 'wx', mode, start}): opens path on the pool and fulfils
+ * with a POINTER value holding a vow_stream (read it with vow_as_stream;
+ * vow_stream_ref it to keep it past the value). The stream owns the file:
+ * its last reference (the value holds one) or vow_stream_close closes it. Reading is the
+ * vow_stream contract above — chunks of up to 64 KiB, read from the file only
+ * while a reader waits, so a file of any size streams in constant memory;
+ * writes go out in order, each promise fulfilled once its bytes are in the
+ * file. Errors of the open reject ("ENOENT: no such file or directory, open
+ * 'x'", "EISDIR: ..., open 'dir'"); those of reads and writes reject the read
+ * or the write ("ENOSPC: write 'x'"). The signal aborts the open and, once
+ * open, closes the stream (section "streams"). */
+typedef struct vow_fs_stream_options {
+  vow_abort_signal *signal;  /* NULL: none */
+  int64_t start;             /* the byte to start reading or writing at; a
+                                writer given a start keeps what the file holds
+                                (Node's 'r+'), one without truncates it */
+  int append;                /* write: add to the end (not with start) */
+  int exclusive;             /* write: fail with UV_EEXIST if the file exists */
+  unsigned mode;             /* write: of a new file, before the umask; 0: 0666 */
+} vow_fs_stream_options;
+vow_promise *vow_fs_open_read(vow_loop *loop, const char *path, const vow_fs_stream_options *options);
+vow_promise *vow_fs_open_write(vow_loop *loop, const char *path, const vow_fs_stream_options *options);
+
+/* ---- stdin, stdout, stderr, and any descriptor -------------------------------
+ *
+ * process.stdin, process.stdout and process.stderr: the loop's stream over
+ * descriptor 0, 1 or 2, made on the first call; every call returns a new
+ * reference to that same stream. What backs it is found at run time — a TTY,
+ * a pipe or socket (polled by libuv), or a regular file or device (read and
+ * written on libuv's thread pool, since files cannot be polled) — so
+ * `prog < file`, `cmd | prog` and a terminal read alike. Reading stdin keeps
+ * the loop alive only while a reader waits on it (Node keeps it alive while
+ * stdin flows). The descriptors themselves are never closed: the stream works
+ * on a duplicate. NULL when out of memory, on the wrong thread, or when the
+ * descriptor is closed or not a byte stream.
+ *
+ *   // for await (const line of readline.createInterface({input: process.stdin}))
+ *   vow_for_await it;
+ *   vow_for_await_gen(&it, vow_stream_lines(in, 0));
+ *   VOW_FOR_AWAIT(&it, line) ...
+ */
+vow_stream *vow_stdin(vow_loop *loop);
+vow_stream *vow_stdout(vow_loop *loop);
+vow_stream *vow_stderr(vow_loop *loop);
+
+/* A stream over any open descriptor fd (borrowed: the stream works on a
+ * duplicate, closed with it), backed as above. On success *out is a new
+ * reference and 0 is returned; otherwise UV_EBADF (fd is not open),
+ * VOW_EINVAL (a UDP socket, or a kind that is not a byte stream), VOW_ENOMEM,
+ * or libuv's error. */
+int vow_stream_open_fd(vow_loop *loop, int fd, vow_stream **out);
+/* ---- DNS --------------------------------------------------------------------
+ *
+ * dns.promises.lookup(host, {all: true, family}): the system resolver
+ * (getaddrinfo: /etc/hosts, then DNS) run on libuv's thread pool, so the loop
+ * never blocks on a name. Every address is returned, in the resolver's order
+ * (Node 20's verbatim order). A numeric address resolves to itself.
+ */
+typedef struct vow_dns_options {
+  int family;                 /* 0: IPv4 and IPv6; 4 or 6: only that family */
+  int pairs;                  /* fulfil with [address, family] pairs, ["::1",6],
+                                 instead of address strings */
+  vow_abort_signal *signal;   /* borrowed (a reference is kept while resolving); NULL: none */
+} vow_dns_options;
+
+/* Resolves host (copied). options may be NULL. Returns a new promise
+ * reference, fulfilled with an ARRAY of address STRINGs ("127.0.0.1", "::1")
+ * or of pairs; NULL only when out of memory or on the wrong thread. Rejects
+ * with VOW_EINVAL (no host, a family other than 0, 4, 6), UV_EAI_NONAME (an
+ * unknown name: "EAI_NONAME: getaddrinfo 'no.such.host': unknown node or
+ * service"), another UV_EAI_* code, VOW_ENOMEM, or the signal's reason. An
+ * abort stops the lookup if it has not started; one already running on a
+ * pool thread finishes there, unheard. */
+vow_promise *vow_dns_lookup(vow_loop *loop, const char *host, const vow_dns_options *options);
+
+/* ---- TCP --------------------------------------------------------------------
+ *
+ * net.connect and net.createServer, as promises: a connection is a vow_stream
+ * (read it with vow_stream_chunks or vow_stream_lines, write it with
+ * vow_stream_write, half-close it with vow_stream_end), and a server hands out
+ * its connections through an async iterator — for await (const c of server).
+ * IPv4 and IPv6 alike.
+ *
+ *   vow_value v;
+ *   if (vow_await(vow_tcp_connect(loop, "localhost", 6379, NULL), &v) == 0) {
+ *     vow_stream *redis = vow_as_stream(v);
+ *     vow_await(vow_stream_write(redis, "PING\r\n", 6), NULL);
+ *     ...
+ *   }
+ *   vow_unref(v);   // the last reference closes the connection
+ *
+ * Connecting resolves a name on the loop (vow_dns_lookup) and tries every
+ * address in turn, as Node 20's autoSelectFamily does: an address that
+ * refuses, or does not answer within attempt_timeout_ms while others remain,
+ * is given up for the next. When all fail, the rejection is the last
+ * address's error, with the one before it as its cause, and so on.
+ */
+typedef struct vow_tcp_server vow_tcp_server;
+
+typedef struct vow_tcp_connect_options {
+  int family;                   /* resolve to 0: any family, 4 or 6 only */
+  uint64_t timeout_ms;          /* for the whole connect, lookup included: then a
+                                   VOW_ETIMEDOUT rejection; 0: none (the kernel's) */
+  uint64_t attempt_timeout_ms;  /* per address when more remain (Node's
+                                   autoSelectFamilyAttemptTimeout); 0: 250 ms */
+  int nodelay;                  /* socket.setNoDelay(true) once connected */
+  vow_abort_signal *signal;     /* borrowed while connecting (a reference is
+                                   kept); abort rejects with its reason; NULL: none */
+} vow_tcp_connect_options;
+
+/* net.connect(port, host): host (a name or a numeric IPv4/IPv6 address,
+ * copied) and port (1-65535). options may be NULL. Returns a new promise
+ * reference, fulfilled with a POINTER value holding the connected stream
+ * (vow_as_stream; the value holds the stream's reference: keep the value, or
+ * vow_stream_ref the stream, as long as you use it); NULL only when out of
+ * memory or on the wrong thread. Rejects with an ERROR naming what failed:
+ * VOW_EINVAL (no host, a port out of range), UV_EAI_* (the name), then the
+ * connection's code — UV_ECONNREFUSED "ECONNREFUSED: connect 127.0.0.1:1",
+ * UV_ENETUNREACH, UV_EADDRNOTAVAIL... — VOW_ETIMEDOUT (timeout_ms), VOW_ENOMEM,
+ * or the signal's reason. An abort or a timeout closes the half-made socket. */
+vow_promise *vow_tcp_connect(vow_loop *loop, const char *host, int port,
+                             const vow_tcp_connect_options *options);
+
+typedef struct vow_tcp_listen_options {
+  int backlog;                  /* pending connections the kernel queues; 0: 511 (Node's) */
+  int ipv6_only;                /* on "::", refuse IPv4 clients (no dual stack) */
+} vow_tcp_listen_options;
+
+/* server.listen(port, host): binds host — a numeric address ("127.0.0.1",
+ * "::1", "0.0.0.0", "::"; NULL: "127.0.0.1"; resolve a name first with
+ * vow_dns_lookup) — and port (0: an ephemeral port, see vow_tcp_server_port).
+ * options may be NULL. Returns 0 with *out the server, or a negative code:
+ * VOW_EINVAL (not a numeric address, a port out of range), UV_EADDRINUSE,
+ * UV_EACCES, UV_EADDRNOTAVAIL, VOW_ENOMEM, VOW_ETHREAD. As in Node, a
+ * listening server keeps the loop running until vow_tcp_server_close (or
+ * vow_loop_free, which closes it). */
+int vow_tcp_listen(vow_loop *loop, const char *host, int port,
+                   const vow_tcp_listen_options *options, vow_tcp_server **out);
+
+/* server.address().port: the bound port, or VOW_EINVAL. */
+int vow_tcp_server_port(const vow_tcp_server *server);
+
+/* for await (const socket of server): an async generator (a new reference)
+ * yielding each accepted connection as a POINTER value holding its stream
+ * (as from vow_tcp_connect; the generator keeps no reference). Connections
+ * are accepted only while the iterator asks for one: until then they wait in
+ * the kernel's backlog. The generator is done once the server closes, and
+ * rejects if accepting fails ("ENOBUFS: accept"). Out of descriptors (EMFILE),
+ * libuv closes the waiting connections rather than spin, as under Node: their
+ * clients see the connection closed, and the iterator waits on. One iterator
+ * at a time: a second one's first next() rejects with VOW_EBUSY while the
+ * first is unfinished. NULL when out of memory or the server is closed. */
+vow_asyncgen *vow_tcp_accept_iter(vow_tcp_server *server);
+
+/* server.close(): stops listening now and ends the iterator (done). Unlike
+ * Node's, the connections already accepted are the caller's streams, and go
+ * on. The promise (a new reference) fulfils when the listening socket is
+ * closed; the server is freed once that is done and its iterators are
+ * released: do not use the pointer after calling close (but closing twice is
+ * harmless). NULL when out of memory or on the wrong thread; out of memory,
+ * the server still closes. */
+vow_promise *vow_tcp_server_close(vow_tcp_server *server);
+
+/* A TCP stream's own settings and addresses (a stream from vow_tcp_connect or
+ * an iterator; borrowed). Return 0 (the addresses: the port) or a negative
+ * code: VOW_EINVAL for a stream that is not TCP or is closed. */
+int vow_tcp_set_nodelay(vow_stream *s, int on);                   /* setNoDelay */
+int vow_tcp_set_keepalive(vow_stream *s, int on, unsigned delay_s); /* setKeepAlive */
+/* socket.remoteAddress / remotePort and localAddress / localPort: the numeric
+ * address is written to buf (46 bytes hold any), the port returned. */
+int vow_tcp_remote_address(vow_stream *s, char *buf, size_t cap);
+int vow_tcp_local_address(vow_stream *s, char *buf, size_t cap);
 
 /* ---- fetch ------------------------------------------------------------------
  *
@@ -975,8 +1331,12 @@ vow_asyncgen *vow_response_body(vow_response *r);
  * keep-alive, Content-Length and chunked request bodies, and a handler that
  * runs as an async function per request — it may vow_await — and returns the
  * response (or a promise of one). Bad input never crashes it: a malformed
- * request gets 400, oversized headers 431, an oversized body 413, a client
- * that stalls 408, and the connection is closed. Pipelined requests on one
+ * request gets 400, too many or too large headers 431, an oversized body
+ * 413, a client that stalls 408, a version other than HTTP/1.0 and 1.1 505,
+ * and the connection is closed. The syntax is strict, as Node's parser and RFC 9112
+ * are: whitespace before a header's colon, a bare LF, obs-fold (a line that
+ * starts with whitespace), a control byte in a value, and a missing (HTTP/1.1)
+ * or repeated Host are all malformed. Pipelined requests on one
  * connection are handled one at a time and answered in order; a request
  * with "Expect: 100-continue" gets "100 Continue" before its body is read.
  */
@@ -987,6 +1347,7 @@ typedef struct vow_server_options {
   const char *host;               /* NULL: "127.0.0.1" */
   int port;                       /* 0: an ephemeral port (see vow_server_port) */
   size_t max_header_bytes;        /* 0: 16 KiB */
+  size_t max_headers;             /* header lines in a request; 0: 2000 (more: 431) */
   size_t max_body_bytes;          /* 0: 1 MiB */
   uint64_t request_timeout_ms;    /* to receive a whole request; 0: 10 s */
   uint64_t keepalive_timeout_ms;  /* idle keep-alive connections close after; 0: 5 s */
@@ -1095,7 +1456,9 @@ int vow_loop_release(vow_loop *loop);
 
 /* Any thread: resolve or reject p with value (taken) on p's loop thread.
  * Takes one reference to p, which the caller obtained on the loop's thread
- * (so p cannot be freed meanwhile); it is released on the loop's thread. */
+ * (so p cannot be freed meanwhile); it is released on the loop's thread.
+ * Returns 0, VOW_EINVAL (NULL p) or VOW_ENOMEM; on an error value is
+ * released and the reference to p stays the caller's. */
 int vow_promise_resolve_threadsafe(vow_promise *p, vow_value value);
 int vow_promise_reject_threadsafe(vow_promise *p, vow_value reason);
 

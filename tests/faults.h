@@ -19,36 +19,102 @@
 #ifndef VOW_TEST_FAULTS_H
 #define VOW_TEST_FAULTS_H
 
+#include <execinfo.h>
+#include <pthread.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "vow.h"
 
 typedef enum { FAULT_ONCE, FAULT_FROM } fault_mode;
 
+/* Counted atomically: vow_work's functions and the threadsafe calls may
+ * allocate on other threads. Tests read them between runs, plainly. */
 static long fault_allocations; /* made so far in this run */
 static long fault_at;          /* the first allocation that fails (1-based); 0: none */
 static long fault_failures;    /* failed so far, over all runs */
+static long fault_live;        /* blocks the hook gave since fault_arm, not yet freed */
 static fault_mode fault_how;
+
+/* ---- which sites were failed (tools/coverage/fault_sites.sh) ----
+ *
+ * With VOW_FAULT_SITES=FILE in the environment, the first failure of each
+ * run (allocation n: under FAULT_FROM the later ones are each the first of
+ * another run, so nothing is missed, and the cost stays linear) appends the
+ * call stack that asked for the memory to FILE, one line:
+ *   "once|from BASE ADDR ADDR ...", hexadecimal return addresses, innermost
+ * first, and BASE the run-time address of fault_realloc itself, from which
+ * the script finds the load address (nm gives its link-time one). The
+ * script maps each address to a line of src/ with addr2line: an allocation
+ * site counts as failed when it is on one of these stacks. Stacks already
+ * written by this process are not written again. */
+#define FAULT_STACK_DEPTH 16
+#define FAULT_SEEN_MAX 4096
+
+static void *fault_realloc(void *ptr, size_t size, void *ctx);
+
+static void fault_record_stack(void) {
+  static int fd = -2;
+  static uint64_t seen[FAULT_SEEN_MAX]; /* hashes of the stacks written */
+  static int nseen;
+  static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+  static int wanted = -1; /* whether VOW_FAULT_SITES is set, looked up once */
+  int w = __atomic_load_n(&wanted, __ATOMIC_RELAXED);
+  if (w < 0) __atomic_store_n(&wanted, w = getenv("VOW_FAULT_SITES") != NULL, __ATOMIC_RELAXED);
+  if (!w) return;
+  void *frames[FAULT_STACK_DEPTH];
+  int n = backtrace(frames, FAULT_STACK_DEPTH);
+  uint64_t h = 1469598103934665603ull ^ (uint64_t)fault_how;
+  for (int i = 0; i < n; i++) h = (h ^ (uint64_t)(uintptr_t)frames[i]) * 1099511628211ull;
+  pthread_mutex_lock(&lock);
+  if (fd == -2) {
+    const char *path = getenv("VOW_FAULT_SITES");
+    fd = path ? open(path, O_WRONLY | O_CREAT | O_APPEND, 0644) : -1;
+  }
+  int known = fd < 0;
+  for (int i = 0; i < nseen && !known; i++) known = seen[i] == h;
+  if (!known) {
+    if (nseen < FAULT_SEEN_MAX) seen[nseen++] = h;
+    char line[FAULT_STACK_DEPTH * 20 + 64];
+    int len = snprintf(line, sizeof line, "%s %zx", fault_how == FAULT_FROM ? "from" : "once",
+                       (size_t)(uintptr_t)fault_realloc);
+    for (int i = 0; i < n; i++)
+      len += snprintf(line + len, sizeof line - (size_t)len, " %zx", (size_t)(uintptr_t)frames[i]);
+    line[len++] = '\n';
+    if (write(fd, line, (size_t)len) != len) { /* best effort: the tests go on */ }
+  }
+  pthread_mutex_unlock(&lock);
+}
 
 static void *fault_realloc(void *ptr, size_t size, void *ctx) {
   (void)ctx;
   if (size == 0) {
+    if (ptr) __atomic_sub_fetch(&fault_live, 1, __ATOMIC_RELAXED);
     free(ptr);
     return NULL;
   }
-  long n = ++fault_allocations;
+  long n = __atomic_add_fetch(&fault_allocations, 1, __ATOMIC_RELAXED);
   if (fault_at && (n == fault_at || (fault_how == FAULT_FROM && n > fault_at))) {
-    fault_failures++;
+    __atomic_add_fetch(&fault_failures, 1, __ATOMIC_RELAXED);
+    if (n == fault_at) fault_record_stack();
     return NULL;
   }
-  return realloc(ptr, size);
+  void *block = realloc(ptr, size);
+  if (block && !ptr) __atomic_add_fetch(&fault_live, 1, __ATOMIC_RELAXED);
+  return block;
 }
 
 /* Installs the failing allocator: allocation n fails (and, FAULT_FROM, every
- * one after it); n = 0 fails none but still counts. */
+ * one after it); n = 0 fails none but still counts. fault_live counts the
+ * blocks given from here on and not yet freed: 0 once everything made since
+ * is freed (a leak check that needs no sanitizer). */
 static inline void fault_arm(long n, fault_mode how) {
   static const vow_allocator a = {fault_realloc, NULL};
   fault_allocations = 0;
+  fault_live = 0;
   fault_at = n;
   fault_how = how;
   vow_set_allocator(&a);

@@ -363,10 +363,7 @@ static vow_value consume_break(vow_loop *l, void *arg) {
   vow_for_await_gen(&it, vow_asyncgen_new(l, gen_cleanup, NULL));
   VOW_FOR_AWAIT(&it, x) {
     say_value(l, x, "x");
-    if (vow_as_int(x) == 2) {
-      vow_unref(x);
-      break;
-    }
+    if (vow_as_int(x) == 2) break;
   }
   vow_for_await_end(&it, NULL);
   LOG("after-break");
@@ -554,4 +551,109 @@ Test(async_run, runs_one_async_function_to_the_end) {
   vow_unref(r);
   cr_assert_eq(vow_run(NULL, NULL, NULL, NULL), VOW_EINVAL);
   TEST_LEAK_CHECK();
+}
+
+/* break out of VOW_FOR_AWAIT: the value of that pass is still released (by
+ * vow_for_await_end), and so is every other. */
+static int released;
+static void count_release(void *p) {
+  (void)p;
+  released++;
+}
+static vow_value break_releases(vow_loop *l, void *arg) {
+  (void)arg;
+  vow_value items[3];
+  for (int i = 0; i < 3; i++) items[i] = vow_pointer(&released, count_release);
+  vow_for_await it;
+  cr_assert_eq(vow_for_await_array(&it, l, items, 3), 0);
+  int passes = 0;
+  VOW_FOR_AWAIT(&it, v) {
+    cr_assert_not_null(vow_as_pointer(v));
+    if (++passes == 2) break;
+  }
+  cr_assert_eq(released, 1, "the first pass's value is released when the second begins");
+  cr_assert_eq(vow_for_await_end(&it, NULL), 0);
+  cr_assert_eq(released, 3, "the value of the pass left with break, and the one never reached");
+  return vow_undefined();
+}
+
+LOOP_TEST(async, breaking_out_of_for_await_releases_the_value_of_that_pass) {
+  released = 0;
+  vow_promise *p = vow_async(loop, break_releases, NULL);
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_eq(vow_promise_state(p), VOW_FULFILLED);
+  vow_promise_unref(p);
+}
+
+/* ---- an awaiting caller runs the callee's resumption itself (run_ahead) ---- */
+
+/* async function callee(n) { await null; log('callee' + n); return n }
+ * async function caller() { await null; log('caller');
+ *   for (let n = 1; n <= 2; n++) log('got' + await callee(n));
+ *   try { await callee(-3) } catch (e) { log('caught' + e) }; return 7 }   (callee throws n < 0)
+ * caller(); ticks(6)     node: caller t1 callee1 t2 got1 t3 callee2 t4 got2 t5 callee-3 t6 caught-3
+ * caller() alone         node: caller callee1 got1 callee2 got2 callee-3 caught-3
+ * With nothing else queued, the caller runs the callee's resumption and takes
+ * its own instead of switching to the drain (async.c, run_ahead); with the
+ * ticks between them it may not, and the order must stay Node's either way. */
+static vow_value callee(vow_loop *l, void *arg) {
+  (void)l;
+  cr_assert_eq(vow_await_value(vow_null(), NULL), 0);
+  LOG("callee%d", (int)(intptr_t)arg);
+  if ((intptr_t)arg < 0) return vow_throw(vow_int((intptr_t)arg));
+  return vow_int((intptr_t)arg);
+}
+static vow_value caller(vow_loop *l, void *arg) {
+  (void)arg;
+  vow_value v;
+  cr_assert_eq(vow_await_value(vow_null(), NULL), 0);
+  LOG("caller");
+  for (intptr_t n = 1; n <= 2; n++) {
+    cr_assert_eq(vow_await(vow_async(l, callee, (void *)n), &v), 0);
+    LOG("got%d", (int)vow_as_int(v));
+  }
+  /* a rejection taken the same way */
+  cr_assert_eq(vow_await(vow_async(l, callee, (void *)(intptr_t)-3), &v), VOW_EREJECTED);
+  LOG("caught%d", (int)vow_as_int(v));
+  return vow_int(7);
+}
+LOOP_TEST(async, caller_awaiting_a_callee_keeps_nodes_order) {
+  vow_promise *p = vow_async(loop, caller, NULL);
+  ticks(6);
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_str_eq(LOG_TEXT(), "caller t1 callee1 t2 got1 t3 callee2 t4 got2 t5 callee-3 t6 caught-3");
+  cr_assert_eq(vow_as_int(vow_promise_result(p)), 7);
+  drop(p);
+  log_reset();
+  p = vow_async(loop, caller, NULL); /* alone: every await of a callee runs ahead */
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_str_eq(LOG_TEXT(), "caller callee1 got1 callee2 got2 callee-3 caught-3");
+  cr_assert_eq(vow_as_int(vow_promise_result(p)), 7);
+  drop(p);
+}
+
+/* A then handler queued ahead of the callee's resumption runs from the
+ * drain, not inside the awaiting caller: an await there is refused ("await
+ * is only valid in async functions").
+ *   Promise.resolve().then(() => log('handler')); const p = callee(1); log('got' + await p)
+ *                                              node: handler callee1 got1 */
+static vow_value handler_tries_await(vow_loop *l, vow_value v, void *d) {
+  (void)l, (void)d;
+  LOG("handler%s", vow_await_value(vow_null(), NULL) == VOW_ENOTASYNC ? "" : "-awaited!");
+  return v;
+}
+static vow_value caller_with_handler(vow_loop *l, void *arg) {
+  (void)arg;
+  vow_value v;
+  cr_assert_eq(vow_await_value(vow_null(), NULL), 0); /* now resumed by a job: may run ahead */
+  then_drop(vow_resolved(l, vow_undefined()), handler_tries_await, NULL, NULL);
+  vow_promise *p = vow_async(l, callee, (void *)(intptr_t)1);
+  cr_assert_eq(vow_await(p, &v), 0);
+  LOG("got%d", (int)vow_as_int(v));
+  return v;
+}
+LOOP_TEST(async, run_ahead_never_runs_a_handler_inside_the_caller) {
+  drop(vow_async(loop, caller_with_handler, NULL));
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_str_eq(LOG_TEXT(), "handler callee1 got1");
 }

@@ -380,19 +380,21 @@ static int run_once(long n, fault_mode how) {
     vow_on_unhandled_rejection(loop, quiet, NULL);
     raw_listen(&w.srv, vow_loop_uv(loop));
     vow_promise_unref(vow_async(loop, scenario, &w));
-    vow_loop_run(loop);
+    /* A promise job or rejection record that cannot be had stops the whole
+     * run (VOW_ENOMEM): the checks below are for failures that do not. */
+    int stopped = vow_loop_run(loop) != 0;
     raw_close(&w.srv);
     vow_loop_run(loop); /* the server's handles close */
     cr_assert_eq(w.srv.open, 0, "the raw server closed");
     if (n == 0) cr_assert(w.last_ok && w.after_ok && w.bystander_ok, "the scenario works without failures");
     cr_assert_eq(text_not_string, 0, "after a failure at allocation %ld, text() fulfilled with an error", n);
-    if (how == FAULT_ONCE)
+    if (how == FAULT_ONCE && !stopped)
       cr_assert_eq(reread_refused, 0, "after a failure at allocation %ld, a body was lost to a read that never began", n);
-    if (how == FAULT_ONCE && n > w.window[0] && n <= w.window[1]) {
+    if (how == FAULT_ONCE && !stopped && n > w.window[0] && n <= w.window[1]) {
       cr_assert(w.after_ok, "a failure at allocation %ld, in a fetch, spoiled the next one", n);
       cr_assert(w.bystander_ok, "a failure at allocation %ld, in a fetch, failed the transfer beside it", n);
     }
-    if (how == FAULT_ONCE && w.reached_last && n <= w.last_start)
+    if (how == FAULT_ONCE && !stopped && w.reached_last && n <= w.last_start)
       cr_assert(w.last_ok, "a failure at allocation %ld (of %ld before the last GET) spoiled the last GET", n,
                 w.last_start);
     cr_assert_eq(vow_loop_free(loop), 0, "the loop frees after a failure at allocation %ld", n);

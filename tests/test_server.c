@@ -17,10 +17,14 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
+#include <poll.h>
+#include <signal.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "io/io.h"
+#include "faults.h"
 #include "log.h"
 #include "core/loop.h"
 #include "vow.h"
@@ -123,6 +127,10 @@ static vow_value handler(vow_loop *l, vow_request *req, void *data) {
     return vow_http_response_stream(200, NULL, vow_asyncgen_new(l, words, NULL));
   if (strcmp(t, "/endless") == 0)
     return vow_http_response_stream(200, NULL, vow_asyncgen_new(l, endless, NULL));
+  if (strcmp(t, "/big") == 0) { /* 64 KiB */
+    memset(x64k, 'x', sizeof x64k);
+    return vow_http_response(200, NULL, vow_string_n(x64k, sizeof x64k));
+  }
   if (strcmp(t, "/headers") == 0) {
     vow_value res = vow_http_response(200, NULL, vow_stringf("%s|%s", vow_request_method(req),
                                                              vow_request_header(req, "X-MIXED")));
@@ -169,6 +177,7 @@ typedef struct client {
   int close_after;       /* close right after sending (abrupt) */
   int read_some;         /* read this many bytes, then close (a reader that vanishes) */
   int want_eof;          /* then wait for the server to close */
+  int drip;              /* send one byte at a time */
   /* results */
   int connected;
   int connect_errno;
@@ -246,7 +255,12 @@ static vow_value client_run(void *arg) {
     return vow_undefined();
   }
   c->connected = 1;
-  if (c->send) send_all(fd, c->send, c->send_len ? c->send_len : strlen(c->send));
+  size_t send_len = c->send && c->send_len ? c->send_len : c->send ? strlen(c->send) : 0;
+  for (size_t i = 0; c->drip && i < send_len; i++) {
+    send_all(fd, c->send + i, 1);
+    uv_sleep(1); /* so that most bytes come in reads of their own */
+  }
+  if (c->send && !c->drip) send_all(fd, c->send, send_len);
   if (c->close_after) {
     close(fd);
     return vow_undefined();
@@ -384,7 +398,7 @@ static vow_value t_responses(vow_loop *l, void *a) {
                       "GET /throw HTTP/1.1\r\nHost: x\r\n\r\n"
                       "GET /not-a-response HTTP/1.1\r\nHost: x\r\n\r\n"
                       "HEAD /b HTTP/1.1\r\nHost: x\r\n\r\n"
-                      "PUT /headers HTTP/1.1\r\nx-mixed: Case\r\nContent-Length: 0\r\n\r\n",
+                      "PUT /headers HTTP/1.1\r\nHost: x\r\nx-mixed: Case\r\nContent-Length: 0\r\n\r\n",
               .responses = 5};
   client_do(&c);
   const char *p = c.out;
@@ -429,10 +443,10 @@ static vow_value t_garbage(vow_loop *l, void *a) {
   client c = {.send = "\x16\x03\x01 this is not HTTP\r\n\r\n", .want_eof = 1};
   client_do(&c);
   assert_status_and_close(&c, "HTTP/1.1 400 Bad Request\r\n");
-  client d = {.send = "GET / HTTP/1.1\r\nBad Header Line\r\n\r\n", .want_eof = 1};
+  client d = {.send = "GET / HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n", .want_eof = 1};
   client_do(&d);
   assert_status_and_close(&d, "HTTP/1.1 400 Bad Request\r\n");
-  client e = {.send = "POST /b HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", .want_eof = 1};
+  client e = {.send = "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", .want_eof = 1};
   client_do(&e);
   assert_status_and_close(&e, "HTTP/1.1 400 Bad Request\r\n");
   assert_healthy();
@@ -462,11 +476,11 @@ LOOP_TEST(server, oversized_headers_get_431) {
 /* Bodies over max_body_bytes: 413, announced (Content-Length) or found out (chunked). */
 static vow_value t_big_body(vow_loop *l, void *a) {
   (void)l, (void)a;
-  client c = {.send = "POST /b HTTP/1.1\r\nContent-Length: 2000\r\n\r\nonly the start", .want_eof = 1};
+  client c = {.send = "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\nonly the start", .want_eof = 1};
   client_do(&c);
   assert_status_and_close(&c, "HTTP/1.1 413 Payload Too Large\r\n");
   static char req[4096];
-  int n = snprintf(req, sizeof req, "POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+  int n = snprintf(req, sizeof req, "POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
   for (int i = 0; i < 3; i++) n += snprintf(req + n, sizeof req - (size_t)n, "190\r\n%0400d\r\n", 0);
   snprintf(req + n, sizeof req - (size_t)n, "0\r\n\r\n");
   client d = {.send = req, .want_eof = 1};
@@ -486,7 +500,7 @@ static vow_value t_stalled(vow_loop *l, void *a) {
   (void)l, (void)a;
   client c = {.send = "GET /b HTTP/1.1\r\nHost: x\r\n", .want_eof = 1};
   client d = {.send = "", .want_eof = 1};
-  client e = {.send = "POST /b HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc", .want_eof = 1};
+  client e = {.send = "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc", .want_eof = 1};
   vow_promise *pd = client_start(&d), *pe = client_start(&e);
   client_do(&c);
   assert_status_and_close(&c, "HTTP/1.1 408 Request Timeout\r\n");
@@ -506,7 +520,7 @@ LOOP_TEST(server, stalled_request_gets_408) {
 /* Half a request, then the client closes: nothing to answer, nothing left over. */
 static vow_value t_half(vow_loop *l, void *a) {
   (void)l, (void)a;
-  client c = {.send = "POST /b HTTP/1.1\r\nContent-Length: 100\r\n\r\nhalf", .close_after = 1};
+  client c = {.send = "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nhalf", .close_after = 1};
   client_do(&c);
   client d = {.send = "GET /b HTT", .close_after = 1};
   client_do(&d);
@@ -612,8 +626,8 @@ static void client_thread(void *arg) {
 }
 static vow_value t_teardown(vow_loop *l, void *a) {
   (void)a;
-  tc[0] = (client){.send = "GET /never HTTP/1.1\r\n\r\n", .responses = 1};
-  tc[1] = (client){.send = "GET /endless HTTP/1.1\r\n\r\n", .read_some = 1 << 30};
+  tc[0] = (client){.send = "GET /never HTTP/1.1\r\nHost: x\r\n\r\n", .responses = 1};
+  tc[1] = (client){.send = "GET /endless HTTP/1.1\r\nHost: x\r\n\r\n", .read_some = 1 << 30};
   tc[2] = (client){.send = "GET /never HTTP/1.1\r\nHost:", .responses = 1};
   for (int i = 0; i < 3; i++) {
     tc[i].port = W.port;
@@ -661,4 +675,360 @@ Test(server, header_lists_join_repeats_and_stay_bounded) {
   cr_assert_str_eq(h.items[1].value, "b=2");
   cr_assert_null(vow__headers_get(&h, "missing"));
   vow__headers_clear(&h);
+}
+
+/* ---- SIGPIPE ------------------------------------------------------------------------------ */
+
+/* A client that shuts its side (FIN) and is gone by the time the answer
+ * comes: its kernel answers the first bytes with a reset, and the next write
+ * on a socket in CLOSE_WAIT that got a reset fails with EPIPE — which, without
+ * MSG_NOSIGNAL, also raises SIGPIPE, whose default action kills the process
+ * (exit by signal 13, "141" in a shell). libuv writes without MSG_NOSIGNAL.
+ * The server's reading is stopped here (the client pipelined more than the
+ * server buffers while a request is handled), so it cannot see the FIN first.
+ * Node: the same client makes res.write fail with EPIPE, and the process
+ * lives on, since Node ignores SIGPIPE at startup. */
+static volatile int sp_client_gone;
+static int sp_port, sp_cleanups;
+
+static void sp_client(void *arg) {
+  (void)arg;
+  static char junk[160 * 1024];
+  size_t n = (size_t)snprintf(junk, sizeof junk, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+  while (n + 64 < sizeof junk) n += (size_t)snprintf(junk + n, 64, "GET /b HTTP/1.1\r\nHost: x\r\n\r\n");
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sp_port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+    for (size_t off = 0; off < n;) { /* as much as the buffers take, never blocking */
+      ssize_t w = send(fd, junk + off, n - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (w <= 0) break;
+      off += (size_t)w;
+    }
+  }
+  close(fd); /* nothing unread: a FIN */
+  sp_client_gone = 1;
+}
+
+static vow_value sp_endless(vow_loop *l, vow_asyncgen *g, void *arg) {
+  (void)g, (void)arg;
+  vow_value sent = vow_undefined();
+  for (;;) {
+    vow_await(vow_delay(l, 1, vow_undefined()), NULL); /* a tick for the reset to land */
+    if (vow_yield(vow_string("more"), &sent) != 0) break;
+    vow_unref(sent);
+  }
+  sp_cleanups++;
+  return sent;
+}
+
+static vow_value sp_handler(vow_loop *l, vow_request *req, void *data) {
+  (void)data;
+  if (strcmp(vow_request_target(req), "/hold") != 0) return vow_http_response(200, NULL, vow_string("b"));
+  while (!sp_client_gone) vow_await(vow_delay(l, 1, vow_undefined()), NULL);
+  return vow_http_response_stream(200, NULL, vow_asyncgen_new(l, sp_endless, NULL));
+}
+
+static vow_value sp_main(vow_loop *l, void *srv) {
+  for (int round = 0; round < 3; round++) {
+    sp_client_gone = 0;
+    uv_thread_t t;
+    uv_thread_create(&t, sp_client, NULL);
+    for (int i = 0; i < 5000 && sp_cleanups <= round; i++) vow_await(vow_delay(l, 1, vow_undefined()), NULL);
+    uv_thread_join(&t);
+  }
+  vow_await(vow_server_close(srv), NULL);
+  return vow_undefined();
+}
+
+/* The server in a child process with SIGPIPE at its default: it must exit 0. */
+static int sp_child(void) {
+  signal(SIGPIPE, SIG_DFL);
+  vow_loop *l;
+  vow_server *srv;
+  if (vow_loop_new(&l, NULL) != 0 || vow_server_listen(l, NULL, sp_handler, NULL, &srv) != 0) return 2;
+  sp_port = vow_server_port(srv);
+  vow_promise *p = vow_async(l, sp_main, srv);
+  if (vow_loop_run(l) != 0 || vow_promise_state(p) != VOW_FULFILLED) return 3;
+  vow_promise_unref(p);
+  vow_loop_free(l);
+  return sp_cleanups == 3 ? 0 : 4;
+}
+
+Test(server, a_vanished_client_never_kills_the_process) {
+  fflush(NULL);
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) _exit(sp_child());
+  int status;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_assert_not(WIFSIGNALED(status), "the server died of signal %d (%s)", WTERMSIG(status),
+                strsignal(WTERMSIG(status)));
+  cr_assert_eq(WEXITSTATUS(status), 0, "the child failed at step %d", WEXITSTATUS(status));
+}
+
+/* vow only ignores SIGPIPE where nobody chose otherwise: a handler of the
+ * program's own, or SIG_IGN, stays as it was; SIG_DFL becomes SIG_IGN. */
+static void my_sigpipe(int sig) { (void)sig; }
+Test(server, sigpipe_handler_of_the_program_stays) {
+  vow_loop_free(loop);
+  loop = NULL;
+  struct sigaction mine = {.sa_handler = my_sigpipe}, now;
+  sigemptyset(&mine.sa_mask);
+  cr_assert_eq(sigaction(SIGPIPE, &mine, NULL), 0);
+  vow_loop *l;
+  cr_assert_eq(vow_loop_new(&l, NULL), 0);
+  sigaction(SIGPIPE, NULL, &now);
+  cr_assert_eq(now.sa_handler, my_sigpipe, "the program's handler is still installed");
+  vow_loop_free(l);
+  signal(SIGPIPE, SIG_DFL);
+  cr_assert_eq(vow_loop_new(&l, NULL), 0);
+  sigaction(SIGPIPE, NULL, &now);
+  cr_assert_eq(now.sa_handler, SIG_IGN, "the default (death) became ignore");
+  vow_loop_free(l);
+}
+
+/* ---- bounded buffering -------------------------------------------------------------------- */
+
+/* A client that pipelines requests and never reads its answers: once the
+ * answers back up (more than the server queues for one connection), the
+ * server stops parsing, and it must then stop reading too, whatever state the
+ * connection is in — otherwise the requests pile up in its memory as fast as
+ * the client sends them. Node: the socket is paused once its write buffer is
+ * past the high-water mark, and the kernel's buffers push back on the client. */
+typedef struct flood {
+  int port;
+  size_t sent;
+} flood;
+
+static vow_value flood_run(void *arg) {
+  flood *f = arg;
+  static const char req[] = "GET /big HTTP/1.1\r\nHost: x\r\n\r\n"; /* answered with 64 KiB */
+  int n = (int)sizeof req - 1;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) return vow_undefined();
+  /* Up to 4 MiB of requests, until the server stops taking them. */
+  for (int off = 0; f->sent < (4u << 20);) {
+    ssize_t w = send(fd, req + off, (size_t)(n - off), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) {
+      f->sent += (size_t)w;
+      off = (off + (int)w) % n;
+      continue;
+    }
+    struct pollfd p = {fd, POLLOUT, 0};
+    if (w < 0 && errno == EAGAIN && poll(&p, 1, 200) == 1) continue;
+    break; /* the server pushes back: it stopped reading */
+  }
+  /* A few answers (the server has had time to read all it would), then a
+   * reset: the rest of the answers, gigabytes, are never read. */
+  struct timeval guard = {5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &guard, sizeof guard);
+  static char sink[1 << 16];
+  ssize_t got;
+  for (size_t total = 0; total < (256u << 10) && (got = recv(fd, sink, sizeof sink, 0)) > 0;)
+    total += (size_t)got;
+  struct linger reset = {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+  close(fd);
+  return vow_undefined();
+}
+
+static vow_value t_never_reads(vow_loop *l, void *a) {
+  (void)a;
+  flood f = {.port = W.port};
+  cr_assert_eq(vow_await(vow_work(l, flood_run, &f), NULL), 0);
+  size_t peak = vow__server_input_peak(W.srv);
+  cr_assert_gt(f.sent, 512 * 1024, "the client sent %zu bytes", f.sent);
+  cr_assert_leq(peak, 512 * 1024, "one connection buffered %zu of the %zu request bytes sent", peak, f.sent);
+  wait_no_connections();
+  assert_healthy();
+  return close_server();
+}
+LOOP_TEST(server, a_client_that_never_reads_is_not_buffered_without_bound) { run(t_never_reads, NULL); }
+
+/* ---- out of memory while accepting ------------------------------------------------------- */
+
+/* A connection that arrives when no memory is left for it is accepted and
+ * closed at once, and the server goes on listening: had it left the
+ * connection in the backlog, libuv would stop polling the listener for good. */
+static int oom_client_done;
+static client oom_client;
+static void oom_client_thread(void *arg) {
+  vow_unref(client_run(arg));
+  oom_client_done = 1;
+}
+static vow_value t_after_oom(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  assert_healthy();
+  return close_server();
+}
+LOOP_TEST(server, out_of_memory_at_accept_closes_and_keeps_listening) {
+  start_server(NULL);
+  oom_client = (client){.port = W.port, .send = "", .want_eof = 1}; /* silent: the close is a FIN */
+  uv_thread_t t;
+  uv_thread_create(&t, oom_client_thread, &oom_client);
+  fault_arm(1, FAULT_FROM); /* no allocation succeeds while the client connects */
+  for (int i = 0; i < 5000 && !oom_client_done; i++) {
+    uv_run(vow_loop_uv(loop), UV_RUN_NOWAIT);
+    uv_sleep(1);
+  }
+  fault_disarm();
+  uv_thread_join(&t);
+  cr_assert(oom_client.connected && oom_client.eof, "the connection was accepted and closed");
+  cr_assert_eq(oom_client.out_len, 0, "nothing could be said: %s", oom_client.out);
+  vow_promise *p = vow_async(loop, t_after_oom, NULL);
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_eq(vow_promise_state(p), VOW_FULFILLED, "the next client was served");
+  vow_promise_unref(p);
+}
+
+/* ---- strict request syntax ---------------------------------------------------------------- */
+
+/* What Node 20's strict parser (llhttp) refuses, vow refuses: each request on
+ * its own connection, answered with the status and then closed. Node's
+ * answers (tools: a node http.createServer and these bytes, 2026-12):
+ *   "Content-Length : 3" (space before the colon)  400   (RFC 9112 5.1: MUST 400;
+ *   "Transfer Encoding:", "X-A\t:"                 400    else the space smuggles)
+ *   a bare LF ending any line of the head          400
+ *   obs-fold (a line starting with SP or HT)       400
+ *   a CR not followed by LF, an empty name         400
+ *   a control byte in a value                      400
+ *   HTTP/1.1 without Host                          400
+ *   HTTP/1.2, HTTP/3.1                             400
+ * Where vow is stricter than Node, RFC 9112 decides: two Host lines get 400
+ * (3.2: "MUST respond with a 400 ... more than one Host header field line";
+ * Node answers 200 with the first), and HTTP/2.0 and HTTP/0.9 in a request
+ * line get 505 (Node answers them 200 as 1.x); 1.2 and 3.1 get 505 too: the
+ * status that says what is wrong. Accepted as by Node: HTTP/1.0 without
+ * Host, an empty Host, a tab inside a value, a CRLF before the request line. */
+typedef struct syntax_case {
+  const char *name, *request, *status;
+} syntax_case;
+
+static const syntax_case syntax_cases[] = {
+    {"space before colon", "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc", "400"},
+    {"space in a name", "GET /b HTTP/1.1\r\nHost: x\r\nTransfer Encoding: chunked\r\n\r\n", "400"},
+    {"tab before colon", "GET /b HTTP/1.1\r\nHost: x\r\nX-A\t: 1\r\n\r\n", "400"},
+    {"bare LF everywhere", "GET /b HTTP/1.1\nHost: x\n\n", "400"},
+    {"bare LF after a header", "GET /b HTTP/1.1\r\nHost: x\nX-A: 1\r\n\r\n", "400"},
+    {"bare LF after the request line", "GET /b HTTP/1.1\nHost: x\r\n\r\n", "400"},
+    {"bare LF ending the head", "GET /b HTTP/1.1\r\nHost: x\r\n\n", "400"},
+    {"obs-fold", "GET /b HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n 2\r\n\r\n", "400"},
+    {"obs-fold with a tab", "GET /b HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\t2\r\n\r\n", "400"},
+    {"a lone CR", "GET /b HTTP/1.1\r\nHost: x\rX-A: 1\r\n\r\n", "400"},
+    {"an empty name", "GET /b HTTP/1.1\r\nHost: x\r\n: v\r\n\r\n", "400"},
+    {"a control byte in a value", "GET /b HTTP/1.1\r\nHost: x\r\nX-A: a\x01" "b\r\n\r\n", "400"},
+    {"HTTP/1.1 without Host", "GET /b HTTP/1.1\r\n\r\n", "400"},
+    {"two Host lines", "GET /b HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", "400"},
+    {"two Host lines, HTTP/1.0", "GET /b HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", "400"},
+    {"HTTP/1.2", "GET /b HTTP/1.2\r\nHost: x\r\n\r\n", "505"},
+    {"HTTP/2.0", "GET /b HTTP/2.0\r\nHost: x\r\n\r\n", "505"},
+    {"HTTP/0.9", "GET /b HTTP/0.9\r\nHost: x\r\n\r\n", "505"},
+    {"HTTP/1.0 without Host", "GET /b HTTP/1.0\r\n\r\n", "200"},
+    {"an empty Host", "GET /b HTTP/1.1\r\nHost:\r\n\r\n", "200"},
+    {"a tab inside a value", "GET /b HTTP/1.1\r\nHost: x\r\nX-A: a\tb\r\n\r\n", "200"},
+    {"a CRLF before the request line", "\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n", "200"},
+};
+
+static vow_value t_strict(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  for (size_t i = 0; i < sizeof syntax_cases / sizeof *syntax_cases; i++) {
+    const syntax_case *k = &syntax_cases[i];
+    client c = {.send = k->request, .responses = 1};
+    client_do(&c);
+    char want[32];
+    snprintf(want, sizeof want, "HTTP/1.1 %s ", k->status);
+    cr_expect(strncmp(c.out, want, strlen(want)) == 0, "%s: expected %s, got: %.60s", k->name,
+              k->status, c.out);
+  }
+  /* Byte by byte, the same verdicts: the checks hold across reads. */
+  client d = {.send = "GET /b HTTP/1.1\r\nHost: x\r\nX-A : 1\r\n\r\n", .want_eof = 1, .drip = 1};
+  client_do(&d);
+  assert_status_and_close(&d, "HTTP/1.1 400 Bad Request\r\n");
+  cr_assert_eq(W.seq, 4, "only the four good requests reached the handler");
+  assert_healthy();
+  return close_server();
+}
+LOOP_TEST(server, request_syntax_is_strict) { run(t_strict, NULL); }
+
+/* ---- header lists stay linear ----------------------------------------------------------- */
+
+/* Many distinct names (a peer's 4800 tiny headers, or a response's 40 000):
+ * each add and lookup finds its name in constant time, not by a scan of the
+ * list. Many repeats of a few names, interleaved (each joined in a merging
+ * list): the joined values grow in place, not by a copy per repeat. The work
+ * counter counts names compared and bytes copied. */
+Test(server, header_lists_stay_linear) {
+  enum { N = 40000 };
+  vow__headers h = {0};
+  char name[32];
+  vow__headers_work = 0;
+  for (int i = 0; i < N; i++) {
+    int n = snprintf(name, sizeof name, "X-Header-%d", i);
+    cr_assert_eq(vow__headers_add(&h, name, (size_t)n, "v", 1, 1), 0);
+  }
+  for (int i = 0; i < N; i += 7) {
+    snprintf(name, sizeof name, "x-HEADER-%d", i);
+    cr_assert_str_eq(vow__headers_get(&h, name), "v");
+  }
+  cr_assert_eq(h.len, N);
+  size_t bytes = h.text_len;
+  cr_assert_leq(vow__headers_work, 8 * (size_t)N + 4 * bytes, "%zu units of work for %d names",
+                vow__headers_work, N);
+  vow__headers_clear(&h);
+
+  vow__headers_work = 0;
+  size_t joined = 0;
+  for (int i = 0; i < N; i++) {
+    int n = snprintf(name, sizeof name, "X-Repeat-%d", i % 3);
+    cr_assert_eq(vow__headers_add(&h, name, (size_t)n, "value", 5, 1), 0);
+    joined += i < 3 ? 5 : 7;
+  }
+  cr_assert_eq(h.len, 3);
+  cr_assert_eq(strlen(vow__headers_get(&h, "x-repeat-1")), (N / 3) * 7 - 2);
+  cr_assert_leq(vow__headers_work, 8 * (size_t)N + 8 * joined, "%zu units of work for %zu joined bytes",
+                vow__headers_work, joined);
+  vow__headers_clear(&h);
+}
+
+/* More header lines than max_headers: 431, as for too many header bytes.
+ * (Node's maxHeadersCount, 2000 by default, keeps the first ones and drops
+ * the rest silently; vow refuses, as it does past max_header_bytes.) */
+static char many_headers[64 * 1024];
+static const char *request_with_headers(int n) {
+  int len = snprintf(many_headers, sizeof many_headers, "GET /b HTTP/1.1\r\nHost: x\r\n");
+  for (int i = 1; i < n; i++) len += snprintf(many_headers + len, sizeof many_headers - (size_t)len, "h%d:1\r\n", i);
+  snprintf(many_headers + len, sizeof many_headers - (size_t)len, "\r\n");
+  return many_headers;
+}
+static vow_value t_header_count(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  client ok = {.send = request_with_headers(100), .responses = 1};
+  client_do(&ok);
+  cr_assert(strncmp(ok.out, "HTTP/1.1 200 OK\r\n", 17) == 0, "100 headers: %.60s", ok.out);
+  client over = {.send = request_with_headers(101), .want_eof = 1};
+  client_do(&over);
+  assert_status_and_close(&over, "HTTP/1.1 431 Request Header Fields Too Large\r\n");
+  assert_healthy();
+  return close_server();
+}
+LOOP_TEST(server, too_many_headers_get_431) {
+  vow_server_options o = {.max_headers = 100};
+  run(t_header_count, &o);
+}
+static vow_value t_header_count_default(vow_loop *l, void *a) {
+  (void)l, (void)a;
+  client ok = {.send = request_with_headers(2000), .responses = 1};
+  client_do(&ok);
+  cr_assert(strncmp(ok.out, "HTTP/1.1 200 OK\r\n", 17) == 0, "2000 headers: %.60s", ok.out);
+  client over = {.send = request_with_headers(2001), .want_eof = 1};
+  client_do(&over);
+  assert_status_and_close(&over, "HTTP/1.1 431 Request Header Fields Too Large\r\n");
+  return close_server();
+}
+LOOP_TEST(server, default_header_count_limit_is_2000) {
+  vow_server_options o = {.max_header_bytes = 64 * 1024};
+  run(t_header_count_default, &o);
 }

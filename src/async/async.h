@@ -23,6 +23,8 @@ struct vow__frame {
   int rejected;          /* ... and which of the two it is */
   int closing;           /* resumed by the loop's teardown: awaits fail with VOW_ECLOSING */
   int in_job;            /* running because a microtask job resumed it (see vow_await) */
+  int taking;            /* runs its own resumption job (see run_ahead): take, do not resume */
+  int copy_stack;        /* its coroutine copies its stack (vow__coro_reserve before suspending) */
   const char *name;      /* for traces and overflow reports (borrowed) */
   uint64_t span;         /* its trace span, 0 when not tracing */
 };
@@ -33,10 +35,11 @@ typedef struct vow__async_state {
   vow__frame *frames;    /* live frames: running, suspended or never resumed */
 } vow__async_state;
 
-/* Creates f's coroutine on the loop's stack pool and links f as live.
+/* Creates f's coroutine on the loop's stack pool (a copy-stack one if
+ * copy_stack, see vow_async_options) and links f as live.
  * Returns 0 or VOW_ENOMEM. */
 int vow__frame_start(vow__frame *f, vow_loop *loop, int kind, vow_coro_fn body, size_t stack_size,
-                     const char *name);
+                     int copy_stack, const char *name);
 /* Unlinks f and releases its coroutine (f itself is the caller's). */
 void vow__frame_end(vow__frame *f);
 /* The frame running on this thread, or NULL. */

@@ -169,7 +169,7 @@ static void resume(vow_asyncgen *g) {
     g->self_ref = 1;
     vow_asyncgen_ref(g);
   }
-  if (!g->f.co && vow__frame_start(&g->f, g->f.loop, FRAME_GENERATOR, gen_body, g->stack_size,
+  if (!g->f.co && vow__frame_start(&g->f, g->f.loop, FRAME_GENERATOR, gen_body, g->stack_size, 0,
                                    g->name) != 0) {
     g->state = G_DONE;
     complete_step(g, vow_error(VOW_ENOMEM, "cannot allocate a coroutine stack"), 1, 1);
@@ -422,7 +422,17 @@ int vow_for_await_next(vow_for_await *it, vow_value *value) {
   return 1;
 }
 
+int vow_for_await_step(vow_for_await *it, vow_value *value) {
+  vow__unref(it->held);
+  it->held = vow_undefined();
+  int rc = vow_for_await_next(it, value);
+  if (rc > 0) it->held = *value;
+  return rc;
+}
+
 int vow_for_await_end(vow_for_await *it, vow_value *error) {
+  vow__unref(it->held); /* the value of a pass left with break */
+  it->held = vow_undefined();
   if (!it->finished && it->gen) { /* left early: AsyncIteratorClose */
     vow_value ignored;
     vow_await(vow_asyncgen_return(it->gen, vow_undefined()), &ignored);

@@ -103,9 +103,15 @@ static void start_more(map_state *st) {
     }
     *el = (map_element){st, i};
     st->refs++;
-    st->in_flight++;
-    vow__promise_then(p, on_fulfilled, on_rejected, el, element_free, NULL);
+    int err = vow__promise_then(p, on_fulfilled, on_rejected, el, element_free, NULL);
     vow_promise_unref(p);
+    if (err) { /* no reaction (element_free has run): this item would never finish */
+      st->failed = 1;
+      vow_promise_reject(st->result, vow_error_nomem());
+      vow_abort(st->signal, vow_error_nomem()); /* as after a rejection: stop the rest */
+      return;
+    }
+    st->in_flight++;
   }
   if (!st->failed && st->finished == st->n) vow_promise_resolve(st->result, vow_ref(st->results));
 }

@@ -50,11 +50,20 @@ static void sleep_aborted(vow_loop *loop, vow_value reason, void *arg) {
   vow_promise_reject(s->done, vow_ref(reason));
 }
 
-/* Sleeps ms, or until the signal aborts (then rejects with its reason). */
+/* Sleeps ms, or until the signal aborts (then rejects with its reason).
+ * Without its timer or its listener nothing would end the sleep (or not
+ * when aborted): that is an error, not a sleep. */
 static int sleep_ms(vow_loop *loop, uint64_t ms, vow_abort_signal *signal, vow_value *reason) {
   sleep_t s = {vow_promise_new(loop), 0, 0};
-  s.timer = vow_set_timeout(loop, ms, sleep_over, &s);
-  s.listener = vow_abort_signal_on(signal, sleep_aborted, &s);
+  s.timer = s.done ? vow_set_timeout(loop, ms, sleep_over, &s) : VOW_ENOMEM;
+  s.listener = s.timer > 0 ? vow_abort_signal_on(signal, sleep_aborted, &s) : 0;
+  if (s.timer < 0 || s.listener < 0) {
+    int err = s.timer < 0 ? (int)s.timer : (int)s.listener;
+    if (s.timer > 0) vow_clear_timer(loop, s.timer);
+    vow_promise_unref(s.done);
+    *reason = vow_error(err, "retry: no timer for the wait before the next attempt");
+    return err;
+  }
   int rc = vow_await(vow_promise_ref(s.done), reason);
   if (s.listener > 0) vow_abort_signal_off(signal, s.listener);
   if (s.timer > 0) vow_clear_timer(loop, s.timer);

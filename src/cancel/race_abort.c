@@ -97,8 +97,14 @@ vow_promise *vow_race_abort(vow_loop *loop, vow_value *items, vow_abort_signal *
     }
     *e = (abort_entry){r, i};
     r->refs++;
-    vow__promise_then(next, abort_race_fulfilled, abort_race_rejected, e, abort_entry_free, NULL);
+    int err = vow__promise_then(next, abort_race_fulfilled, abort_race_rejected, e,
+                                abort_entry_free, NULL);
     vow__promise_unref(next);
+    if (err) { /* no reaction (abort_entry_free has run): this input can never settle it */
+      release_values(items, i + 1, n);
+      vow_promise_reject(result, vow_error_nomem());
+      break;
+    }
   }
   abort_race_release(r);
   return result;

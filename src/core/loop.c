@@ -7,6 +7,7 @@
  * processTicksAndRejections. That single funnel is what makes "microtasks
  * before the next macrotask" true for every kind of callback.
  */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,11 +16,27 @@
 
 _Thread_local char vow__thread_mark;
 
+/* A write to a socket whose peer has gone raises SIGPIPE, and libuv writes
+ * without MSG_NOSIGNAL: under the default disposition any client that resets
+ * mid-response would kill the program. Like Node at startup, vow turns the
+ * default into "ignore" (the write then fails with EPIPE, which vow handles);
+ * a handler the program installed, or its own SIG_IGN, is left alone. */
+static void sigpipe_ignore_default(void) {
+  struct sigaction now;
+  if (sigaction(SIGPIPE, NULL, &now) != 0 || now.sa_handler != SIG_DFL ||
+      (now.sa_flags & SA_SIGINFO))
+    return;
+  struct sigaction ignore = {.sa_handler = SIG_IGN};
+  sigemptyset(&ignore.sa_mask);
+  sigaction(SIGPIPE, &ignore, NULL);
+}
+
 int vow_loop_new(vow_loop **out, const vow_loop_options *options) {
   if (!out) return VOW_EINVAL;
   *out = NULL;
   vow_loop *loop = vow__calloc(1, sizeof *loop);
   if (!loop) return VOW_ENOMEM;
+  sigpipe_ignore_default();
   int err = uv_loop_init(&loop->uv);
   if (err) {
     vow__free(loop);
@@ -93,16 +110,23 @@ int vow_loop_run(vow_loop *loop) {
   if (loop->running || loop->in_checkpoint) return VOW_EBUSY;
   if (loop->closing) return VOW_ECLOSING;
   loop->running = 1;
-  loop->status = 0;
-  /* The caller's code so far was the first macrotask: drain what it queued. */
-  vow__loop_checkpoint(loop);
+  /* status is not cleared here: a failure recorded since the last run
+   * returned (the caller's own code ran out of memory queueing a job, say)
+   * stops this run at once, rather than being forgotten while the run goes on
+   * without the settlement it lost. */
+  if (loop->status == 0) {
+    /* The caller's code so far was the first macrotask: drain what it queued. */
+    vow__loop_checkpoint(loop);
+  }
   if (loop->status == 0) {
     loop->in_uv_run = 1;
     uv_run(&loop->uv, UV_RUN_DEFAULT);
     loop->in_uv_run = 0;
   }
   loop->running = 0;
-  return loop->status;
+  int status = loop->status;
+  loop->status = 0; /* reported once */
+  return status;
 }
 
 int vow_loop_free(vow_loop *loop) {

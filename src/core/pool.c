@@ -55,12 +55,12 @@ void vow__pool_destroy(vow__pool *pool) {
 static vow__pool_chunk *chunk_new(size_t size, int huge_pages, size_t *block_size) {
   if (huge_pages && size >= HUGE_CHUNK_MIN) {
     void *block;
-    vow__pool_chunk *c = vow__malloc_huge(size, &block, block_size);
+    vow__pool_chunk *c = vow__malloc_huge(size, &block, block_size); /* fault site: not ASan */
     if (c) c->block = block;
     return c;
   }
   *block_size = size;
-  vow__pool_chunk *c = vow__malloc(size);
+  vow__pool_chunk *c = vow__malloc(size); /* fault site: not ASan */
   if (c) c->block = c;
   return c;
 }
@@ -88,7 +88,7 @@ void *vow__pool_alloc_slow(vow__pool *pool, size_t size) {
   size_t rounded = (size_class(size) + 1) * VOW__POOL_GRAIN;
   void *p;
   if (VOW__POOL_USE_MALLOC) {
-    if (!(p = vow__malloc(size))) return NULL;
+    if (!(p = vow__malloc(size))) return NULL; /* fault site: ASan only */
   } else {
     if (pool_grow(pool) != 0) return NULL;
     p = pool->bump;

@@ -8,7 +8,11 @@
  * Chunks are returned to the system only when the pool is destroyed.
  *
  * Under AddressSanitizer every object is a plain malloc, so that use after
- * free and leaks of pooled objects are caught rather than hidden.
+ * free and leaks of pooled objects are caught rather than hidden. So a call
+ * of vow__pool_alloc fails on its own only in ASan builds (elsewhere, only
+ * when it takes a chunk); the lines marked "fault site: ASan only" / "not
+ * ASan" here and in pool.c tell tools/coverage/fault_sites.sh which builds
+ * can fail them.
  */
 #ifndef VOW_POOL_H
 #define VOW_POOL_H
@@ -73,13 +77,13 @@ static inline void *vow__pool_alloc(vow__pool *pool, size_t size) {
       p = pool->bump;
       pool->bump += rounded;
     } else {
-      return vow__pool_alloc_slow(pool, size);
+      return vow__pool_alloc_slow(pool, size); /* fault site: not ASan */
     }
     pool->live++;
     pool->live_bytes += rounded;
     return p;
   }
-  return vow__pool_alloc_slow(pool, size);
+  return vow__pool_alloc_slow(pool, size); /* fault site: ASan only */
 }
 
 /* size must equal the size given to vow__pool_alloc. ptr may be NULL. */

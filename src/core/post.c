@@ -7,6 +7,7 @@
  * unreferenced unless the loop is held, so posts alone never keep a run alive.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/alloc.h"
 #include "core/loop.h"
@@ -36,14 +37,40 @@ static vow__task *take_posts(vow_loop *loop, size_t *n) {
   return tasks;
 }
 
+/* The run stopped before tasks[from]: tasks[from..n) go back to the front
+ * of the queue, in their order and before anything posted meanwhile, for the
+ * next run. Takes tasks. Out of memory for the merge, they are released as
+ * at vow_loop_free (re-posting them one by one could lose some, or reorder). */
+static void put_back(vow_loop *loop, vow__task *tasks, size_t from, size_t n) {
+  size_t rest = n - from;
+  uv_mutex_lock(&loop->post_lock);
+  size_t later = loop->posts_len;
+  vow__task *merged = later ? vow__realloc(tasks, (rest + later) * sizeof *tasks) : tasks;
+  if (merged) {
+    memmove(merged, merged + from, rest * sizeof *merged);
+    if (later) memcpy(merged + rest, loop->posts, later * sizeof *merged);
+    vow__free(loop->posts);
+    loop->posts = merged;
+    loop->posts_len = rest + later;
+    loop->posts_cap = later ? rest + later : n; /* tasks held at least n */
+  }
+  uv_mutex_unlock(&loop->post_lock);
+  if (merged) {
+    uv_async_send(&loop->post_wakeup); /* so that the next run takes them */
+    return;
+  }
+  for (size_t i = from; i < n; i++) vow__loop_dispose_task(loop, tasks[i].fn, tasks[i].arg);
+  vow__free(tasks);
+}
+
 static void on_wakeup(uv_async_t *handle) {
   vow_loop *loop = handle->loop->data;
   size_t n;
   vow__task *tasks = take_posts(loop, &n);
   for (size_t i = 0; i < n; i++) {
     if (loop->status) { /* the run stopped: the rest waits for the next one */
-      for (size_t k = n; k-- > i;) vow_loop_post(loop, tasks[k].fn, tasks[k].arg);
-      break;
+      put_back(loop, tasks, i, n);
+      return;
     }
     vow__loop_enter_named(loop, "post", tasks[i].fn, tasks[i].arg);
   }

@@ -44,6 +44,13 @@
 #define MAP_ANONYMOUS MAP_ANON
 #endif
 
+/* Copy stacks (invariant 9). ASan and TSan keep shadow state per stack
+ * address, which copying frames in and out would leave describing the wrong
+ * frames; there (and with the ucontext back-end, whose context hides the
+ * stack pointer) a copy-stack coroutine is a plain one on the smallest stack
+ * (COPY_FALLBACK_SIZE). */
+#define COPY_STACKS (VOW_HAVE_ASM && !VOW_ASAN && !VOW_TSAN)
+
 enum { CORO_NEW, CORO_RUNNING, CORO_SUSPENDED, CORO_DONE };
 
 struct vow_coro {
@@ -61,9 +68,14 @@ struct vow_coro {
   void *data;
   const char *name;
   vow_stack_pool *pool;
-  vow_stack stack; /* the stack this header sits on top of */
+  vow_stack stack; /* the stack this header sits on top of (copy: the shared one) */
   unsigned char backend;
   unsigned char state;
+  unsigned char copy; /* a copy-stack coroutine: header on the heap, see below */
+  vow_copy_stack *cs; /* copy: the pool's shared stack */
+  void *saved;        /* copy: its frames while they are off the shared stack */
+  size_t saved_len, saved_cap;
+  size_t reserved_depth; /* copy: depth at the last vow__coro_reserve, 0: none since */
 #if VOW_ASAN
   const void *caller_stack; /* the resumer's stack, as ASan told us */
   size_t caller_stack_size;
@@ -76,6 +88,29 @@ struct vow_coro {
 
 /* The innermost running coroutine of this thread (invariant 2). */
 static _Thread_local vow_coro *current;
+
+/* Copy stacks (invariant 9). One per pool, made by its first copy-stack
+ * coroutine. Its occupant is the coroutine whose frames are on it now, in
+ * place; every other copy-stack coroutine of the pool that has run holds its
+ * frames in its `saved` buffer: the bytes from its saved stack pointer up to
+ * the top, a few hundred for a shallow function. Switching into a coroutine
+ * that is not the occupant first copies the occupant out (evict) and that
+ * coroutine in (load); its frames come back at the same addresses, so the
+ * pointers among them stay right. The copies must not run on the shared
+ * stack itself: when the switch starts there (one copy-stack coroutine
+ * resuming, or returning to, another), it goes through the copier, a
+ * context on a small stack of its own that copies and switches on. */
+struct vow_copy_stack {
+  vow_stack stack;       /* guard page below, like every stack */
+  vow_coro *occupant;    /* whose frames are on it; NULL: nobody's */
+  void **occupant_sp;    /* where the occupant's stack pointer was saved when
+                            it last switched away (meaningful only then) */
+  void *copier_sp;       /* the copier's context; NULL until first needed */
+  vow_stack copier_stack;
+  vow_coro *target;      /* for the copier: whom to load, */
+  void **target_sp;      /* and where its context is */
+  unsigned live;         /* copy-stack coroutines not yet freed */
+};
 
 static void overflow_reporter_arm(void);
 
@@ -98,8 +133,11 @@ static size_t header_size(vow_coro_backend backend) {
   return round_up(n, 64);
 }
 
-/* The bytes fn's frames may use: from the guard page up to the header. */
+/* The bytes fn's frames may use: from the guard page up to the header (for
+ * a copy-stack coroutine, whose header is elsewhere, all of the stack). */
 static size_t stack_room(const vow_coro *co) {
+  if (co->copy)
+    return co->stack.size;
   return (size_t)((const char *)co - co->stack.lo);
 }
 
@@ -194,11 +232,40 @@ static int context_make(vow_coro *co) {
   }
 }
 
+#if VOW_HAVE_ASM
+#if COPY_STACKS
+/* Out of line: the plain switch stays a few instructions in its callers. */
+static void copy_transfer(vow_coro *from, void **from_sp, vow_coro *to, void **to_sp)
+    __attribute__((noinline));
+#endif
+
+#if COPY_STACKS
+/* Copy-stack coroutines alive on this thread: while there are none, a switch
+ * tests nothing else. */
+static _Thread_local unsigned copy_coros;
+#endif
+
+/* Saves the running context (from: NULL for the thread's stack) in *from_sp
+ * and runs the one saved in *to_sp, which is to's (NULL: the thread's) */
+static inline void transfer(vow_coro *from, void **from_sp, vow_coro *to, void **to_sp) {
+#if COPY_STACKS
+  if (__builtin_expect(copy_coros != 0, 0) &&
+      ((from != NULL && from->copy) || (to != NULL && to->copy))) {
+    copy_transfer(from, from_sp, to, to_sp);
+    return;
+  }
+#else
+  (void)from, (void)to;
+#endif
+  vow__ctx_switch(from_sp, *to_sp);
+}
+#endif
+
 /* Saves the running context as co's caller and runs co. */
 static void switch_in(vow_coro *co) {
 #if VOW_HAVE_ASM
   if (co->backend == VOW_CORO_BACKEND_ASM) {
-    vow__ctx_switch(&co->caller_sp, co->sp);
+    transfer(co->resumer, &co->caller_sp, co, &co->sp);
     return;
   }
 #endif
@@ -211,7 +278,7 @@ static void switch_in(vow_coro *co) {
 static void switch_out(vow_coro *co) {
 #if VOW_HAVE_ASM
   if (co->backend == VOW_CORO_BACKEND_ASM) {
-    vow__ctx_switch(&co->sp, co->caller_sp);
+    transfer(co, &co->sp, co->resumer, &co->caller_sp);
     return;
   }
 #endif
@@ -250,14 +317,36 @@ vow_coro *vow__coro_new(vow_stack_pool *pool, size_t stack_size, vow_coro_fn fn,
   if (vow__stack_acquire(pool, stack_size, &stack) != 0)
     return NULL;
   co = (vow_coro *)(void *)(stack.lo + stack.size - header);
-  memset(co, 0, header);
+  /* Field by field, not a memset or a compound literal: GCC zeroes a
+   * header of this size with `rep stos`, whose start-up alone cost more than
+   * the rest of this function (perf annotate of an async call). The
+   * ucontext back-end's context below the object needs no zeroing:
+   * vow__ucx_make fills it. */
+  co->sp = NULL;
+  co->caller_sp = NULL;
+  co->uc = NULL;
+  co->caller_uc = NULL;
+  co->resumer = NULL;
   co->fn = fn;
   co->arg = arg;
+  co->data = NULL;
   co->name = name;
   co->pool = pool;
   co->stack = stack;
   co->backend = (unsigned char)backend;
   co->state = CORO_NEW;
+  co->copy = 0;
+  co->cs = NULL;
+  co->saved = NULL;
+  co->saved_len = co->saved_cap = 0;
+  co->reserved_depth = 0;
+#if VOW_ASAN
+  co->caller_stack = NULL;
+  co->caller_stack_size = 0;
+#endif
+#if VOW_TSAN
+  co->caller_fiber = NULL;
+#endif
   if (context_make(co) != 0) {
     vow__stack_release(pool, &stack);
     return NULL;
@@ -266,6 +355,252 @@ vow_coro *vow__coro_new(vow_stack_pool *pool, size_t stack_size, vow_coro_fn fn,
   co->fiber = __tsan_create_fiber(0);
 #endif
   return co;
+}
+
+/* ---- copy stacks (invariant 9) ---------------------------------------------- */
+
+#define COPY_FALLBACK_SIZE ((size_t)16 * 1024)
+
+static void copy_free(vow_coro *co);
+
+#if COPY_STACKS
+
+#define COPIER_STACK_SIZE ((size_t)16 * 1024)
+
+/* vow__coro_reserve makes room for the frames as deep as its caller's plus
+ * reserve_slack: what the path from there down to the switch (yield,
+ * transfer, the switch's 64 bytes) adds. That depends on the build's
+ * inlining, so it is learnt: an eviction that finds less room than it needs
+ * raises it (up to MAX_RESERVE_SLACK; deeper than that is not the switch
+ * path but a function that suspended without reserving). */
+#define MAX_RESERVE_SLACK ((size_t)2048)
+static _Thread_local size_t reserve_slack = 128;
+
+static char *copy_top(const vow_copy_stack *cs) {
+  return cs->stack.lo + cs->stack.size;
+}
+
+/* Out of memory with a coroutine's frames on a stack that another one needs:
+ * they can go nowhere, and dropping them would be silent corruption. */
+static void copy_save_failed(const vow_coro *co, size_t len);
+
+/* Copies the occupant's frames, from its saved stack pointer up, into its
+ * buffer; the stack is nobody's afterwards. */
+static void copy_evict(vow_copy_stack *cs) {
+  vow_coro *o = cs->occupant;
+  char *sp;
+  size_t len;
+
+  if (o == NULL)
+    return;
+  sp = *cs->occupant_sp;
+  len = (size_t)(copy_top(cs) - sp);
+  if (len > o->saved_cap) {
+    /* The reserve underestimated what the switch path below it adds (it
+     * depends on the build's inlining): learn, so that the next ones do not. */
+    if (o->reserved_depth != 0 && len > o->reserved_depth &&
+        len - o->reserved_depth < MAX_RESERVE_SLACK && len - o->reserved_depth + 16 > reserve_slack)
+      reserve_slack = round_up(len - o->reserved_depth + 16, 16);
+    size_t cap = round_up(len, 16);
+    void *buf = vow__stack_pool_realloc(o->pool, o->saved, cap);
+    if (buf == NULL)
+      copy_save_failed(o, len);
+    o->saved = buf;
+    o->saved_cap = cap;
+  }
+  memcpy(o->saved, sp, len);
+  o->saved_len = len;
+  o->reserved_depth = 0;
+  cs->occupant = NULL;
+}
+
+/* Puts co's frames back where they were. */
+static void copy_load(vow_copy_stack *cs, vow_coro *co) {
+  memcpy(copy_top(cs) - co->saved_len, co->saved, co->saved_len);
+  cs->occupant = co;
+}
+
+/* The copier: switched to by a context on the shared stack that wants to run
+ * a copy-stack coroutine not on it (cs->target, whose context is in
+ * *cs->target_sp). That context has saved itself, so its frames can be copied
+ * out now, from here, off the shared stack. Never returns. */
+static void copier_main(void *arg) {
+  vow_copy_stack *cs = arg;
+
+  for (;;) {
+    copy_evict(cs);
+    copy_load(cs, cs->target);
+    vow__ctx_switch(&cs->copier_sp, *cs->target_sp);
+  }
+}
+
+/* transfer() when either side is a copy-stack coroutine. */
+static void copy_transfer(vow_coro *from, void **from_sp, vow_coro *to, void **to_sp) {
+  vow_copy_stack *on = from != NULL && from->copy ? from->cs : NULL; /* what we run on */
+  vow_copy_stack *cs = to != NULL && to->copy ? to->cs : NULL;
+
+  if (on != NULL)
+    on->occupant_sp = from_sp; /* from is the occupant (or finished: none) */
+  if (cs != NULL && cs->occupant != to) {
+    if (cs == on) {
+      cs->target = to;
+      cs->target_sp = to_sp;
+      vow__ctx_switch(from_sp, cs->copier_sp);
+      return;
+    }
+    copy_evict(cs);
+    copy_load(cs, to);
+  }
+  vow__ctx_switch(from_sp, *to_sp);
+}
+
+/* The pool's shared stack and its copier, made on first use. */
+static vow_copy_stack *copy_stack_get(vow_stack_pool *pool) {
+  vow_copy_stack **slot = vow__stack_pool_copy_slot(pool);
+  vow_copy_stack *cs = *slot;
+
+  if (cs != NULL)
+    return cs;
+  cs = vow__stack_pool_realloc(pool, NULL, sizeof(*cs));
+  if (cs == NULL)
+    return NULL;
+  memset(cs, 0, sizeof(*cs));
+  if (vow__stack_acquire(pool, 0, &cs->stack) != 0) {
+    vow__stack_pool_dealloc(pool, cs);
+    return NULL;
+  }
+  if (vow__stack_acquire(pool, COPIER_STACK_SIZE, &cs->copier_stack) != 0) {
+    vow__stack_release(pool, &cs->stack);
+    vow__stack_pool_dealloc(pool, cs);
+    return NULL;
+  }
+  cs->copier_sp = vow__ctx_make(cs->copier_stack.lo + cs->copier_stack.size, copier_main, cs);
+  *slot = cs;
+  return cs;
+}
+
+static vow_coro *copy_new(vow_stack_pool *pool, vow_coro_fn fn, void *arg, const char *name) {
+  vow_copy_stack *cs = copy_stack_get(pool);
+  unsigned char frame[128] __attribute__((aligned(16)));
+  vow_coro *co;
+  char *sp;
+
+  if (cs == NULL)
+    return NULL;
+  co = vow__stack_pool_realloc(pool, NULL, sizeof(*co));
+  if (co == NULL)
+    return NULL;
+  memset(co, 0, sizeof(*co));
+  co->saved_cap = 80; /* the first frame; vow__coro_reserve grows it */
+  co->saved = vow__stack_pool_realloc(pool, NULL, co->saved_cap);
+  if (co->saved == NULL) {
+    vow__stack_pool_dealloc(pool, co);
+    return NULL;
+  }
+  co->fn = fn;
+  co->arg = arg;
+  co->name = name;
+  co->pool = pool;
+  co->stack = cs->stack;
+  co->backend = VOW_CORO_BACKEND_ASM;
+  co->state = CORO_NEW;
+  co->copy = 1;
+  co->cs = cs;
+  /* The first frame is built here, off the stack, and loaded like saved
+   * frames: it holds no pointer into itself, so it may move. */
+  sp = vow__ctx_make(frame + sizeof(frame), asm_entry, co);
+  co->saved_len = (size_t)((char *)frame + sizeof(frame) - sp);
+  memcpy(co->saved, sp, co->saved_len);
+  co->sp = copy_top(cs) - co->saved_len;
+  cs->live++;
+  copy_coros++;
+  return co;
+}
+
+static void copy_free(vow_coro *co) {
+  vow_copy_stack *cs = co->cs;
+
+  if (cs->occupant == co)
+    cs->occupant = NULL;
+  cs->live--;
+  copy_coros--;
+  vow__stack_pool_dealloc(co->pool, co->saved);
+  vow__stack_pool_dealloc(co->pool, co);
+}
+
+void vow__copy_stack_free(vow_stack_pool *pool, vow_copy_stack *cs) {
+  assert(cs->live == 0 && "vow__stack_pool_free: copy-stack coroutines still alive");
+  vow__stack_release(pool, &cs->copier_stack);
+  vow__stack_release(pool, &cs->stack);
+  vow__stack_pool_dealloc(pool, cs);
+}
+
+#else /* !COPY_STACKS */
+
+static void copy_free(vow_coro *co) {
+  (void)co;
+}
+
+void vow__copy_stack_free(vow_stack_pool *pool, vow_copy_stack *cs) {
+  (void)pool, (void)cs;
+}
+
+#endif
+
+vow_coro *vow__coro_new_copy(vow_stack_pool *pool, vow_coro_fn fn, void *arg, const char *name) {
+  assert(fn != NULL);
+#if COPY_STACKS
+  if (vow__stack_pool_backend(pool) == VOW_CORO_BACKEND_ASM) {
+    overflow_reporter_arm();
+    return copy_new(pool, fn, arg, name);
+  }
+#endif
+  return vow__coro_new(pool, COPY_FALLBACK_SIZE, fn, arg, name);
+}
+
+#if COPY_STACKS
+/* Out of line: __builtin_frame_address would give its callers a frame
+ * pointer (and the await path a few instructions more) if inlined. */
+static int copy_reserve(vow_coro *co) __attribute__((noinline));
+static int copy_reserve(vow_coro *co) {
+  const char *here = __builtin_frame_address(0);
+  size_t depth = (size_t)(copy_top(co->cs) - here);
+  size_t need = depth + reserve_slack;
+  void *buf;
+
+  co->reserved_depth = depth;
+  if (need <= co->saved_cap)
+    return 0;
+  need = round_up(need, 16); /* malloc's granularity: a suspended function's memory is this */
+  buf = vow__stack_pool_realloc(co->pool, co->saved, need);
+  if (buf == NULL)
+    return -1;
+  co->saved = buf;
+  co->saved_cap = need;
+  return 0;
+}
+#endif
+
+int vow__coro_reserve(vow_coro *co) {
+#if COPY_STACKS
+  if (co != NULL && co->copy)
+    return copy_reserve(co);
+#else
+  (void)co;
+#endif
+  return 0;
+}
+
+int vow__coro_is_copy(const vow_coro *co) {
+  return co->copy;
+}
+
+size_t vow__coro_saved_bytes(const vow_coro *co) {
+  return co->copy ? co->saved_len : 0;
+}
+
+int vow__coro_copy_stacks(void) {
+  return COPY_STACKS;
 }
 
 void vow__coro_resume(vow_coro *co) {
@@ -309,6 +644,8 @@ static void coro_main(vow_coro *co) {
   san_arrived(co, NULL);
   co->fn(co, co->arg);
   co->state = CORO_DONE;
+  if (co->copy)
+    co->cs->occupant = NULL; /* nothing on the shared stack is worth saving now */
   leave(co, NULL);
   /* Only a resume of a finished coroutine lands here, which the assert in
    * vow__coro_resume catches; without asserts, die rather than run on. */
@@ -348,6 +685,10 @@ void vow__coro_free(vow_coro *co) {
 #if VOW_TSAN
   __tsan_destroy_fiber(co->fiber);
 #endif
+  if (co->copy) {
+    copy_free(co);
+    return;
+  }
   stack = co->stack; /* co lives on that stack */
   vow__stack_release(co->pool, &stack);
 }
@@ -422,6 +763,22 @@ static void report_overflow(const vow_coro *co) {
   write_all(STDERR_FILENO, r.text, r.len);
   abort();
 }
+
+#if COPY_STACKS
+static void copy_save_failed(const vow_coro *co, size_t len) {
+  report r;
+  size_t name_len = co->name != NULL ? strlen(co->name) : 0;
+
+  r.len = 0;
+  report_str(&r, "vow: out of memory saving the stack of copy-stack coroutine '");
+  report_add(&r, co->name != NULL ? co->name : "", name_len < 400 ? name_len : 400);
+  report_str(&r, "' (");
+  report_size(&r, len);
+  report_str(&r, " bytes)\n");
+  write_all(STDERR_FILENO, r.text, r.len);
+  abort();
+}
+#endif
 
 /* Not ours: do what would have happened without us. */
 static void chain(int sig, siginfo_t *info, void *uctx) {

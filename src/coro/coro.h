@@ -42,6 +42,21 @@
  *     and aborts. Other faults go to the handler that was there before. Under
  *     AddressSanitizer the reporter is not installed: ASan owns SIGSEGV and
  *     reports the overflow itself.
+ *  9. Copy stacks. A copy-stack coroutine (vow__coro_new_copy) has no stack
+ *     of its own: it runs on its pool's one shared stack (default size, guard
+ *     page below, so invariant 8 holds for it too), and its header is on the
+ *     pool's heap. While another copy-stack coroutine of the pool runs, its
+ *     frames are copied out into a buffer of their exact size (the used part
+ *     of the stack, from the saved stack pointer up) and copied back, at the
+ *     same addresses, before it runs again. So a suspended one costs its
+ *     header and its used bytes, not a page; a switch into one that is not on
+ *     the shared stack costs two copies of those bytes. The rule that comes
+ *     with it: nothing may use a pointer into a copy-stack coroutine's stack
+ *     while it is suspended (another coroutine's frames may be there). Running
+ *     out of memory while copying frames out aborts with
+ *        vow: out of memory saving the stack of copy-stack coroutine 'NAME' (N bytes)
+ *     because the frames can go nowhere. Under ASan or TSan, and with the
+ *     ucontext back-end, copy-stack coroutines are plain ones on 16 KiB stacks.
  */
 #ifndef VOW_CORO_H
 #define VOW_CORO_H
@@ -86,6 +101,7 @@
 
 typedef struct vow_coro vow_coro;
 typedef struct vow_stack_pool vow_stack_pool;
+typedef struct vow_copy_stack vow_copy_stack;
 typedef void (*vow_coro_fn)(vow_coro *co, void *arg);
 
 typedef enum {
@@ -105,6 +121,15 @@ void vow__stack_pool_free(vow_stack_pool *pool);
 size_t vow__stack_pool_stack_size(const vow_stack_pool *pool);
 /* The back-end every coroutine of this pool uses (never DEFAULT). */
 vow_coro_backend vow__stack_pool_backend(const vow_stack_pool *pool);
+/* Where copy-stack coroutines' headers and saved frames come from: realloc
+ * and free unless set (the async layer sets vow's allocator). */
+void vow__stack_pool_set_allocator(vow_stack_pool *pool, void *(*realloc_fn)(void *, size_t),
+                                   void (*free_fn)(void *));
+void *vow__stack_pool_realloc(vow_stack_pool *pool, void *p, size_t size);
+void vow__stack_pool_dealloc(vow_stack_pool *pool, void *p);
+/* The pool's shared stack (coro.c makes it; freed with the pool). */
+vow_copy_stack **vow__stack_pool_copy_slot(vow_stack_pool *pool);
+void vow__copy_stack_free(vow_stack_pool *pool, vow_copy_stack *cs);
 /* Stacks handed out and not yet returned; free stacks kept for reuse. */
 unsigned vow__stack_pool_live(const vow_stack_pool *pool);
 unsigned vow__stack_pool_cached(const vow_stack_pool *pool);
@@ -115,6 +140,22 @@ unsigned vow__stack_pool_cached(const vow_stack_pool *pool);
  * failure (mmap/mprotect failing). */
 vow_coro *vow__coro_new(vow_stack_pool *pool, size_t stack_size, vow_coro_fn fn,
                         void *arg, const char *name);
+/* A copy-stack coroutine (invariant 9) that will run fn(co, arg); as
+ * vow__coro_new otherwise. Returns NULL when out of memory. */
+vow_coro *vow__coro_new_copy(vow_stack_pool *pool, vow_coro_fn fn, void *arg, const char *name);
+/* From inside co, before it suspends or resumes another coroutine: makes
+ * co's buffer big enough for its frames as they are now, so that copying
+ * them out later needs no memory (when it would, and there is none, vow
+ * aborts: invariant 9). 0, or -1 when out of memory (nothing changed). A
+ * no-op for coroutines that do not copy, and for NULL. */
+int vow__coro_reserve(vow_coro *co);
+/* 1 if co was made by vow__coro_new_copy and really copies (see invariant 9). */
+int vow__coro_is_copy(const vow_coro *co);
+/* Bytes of co's frames held off the shared stack (0 for other coroutines). */
+size_t vow__coro_saved_bytes(const vow_coro *co);
+/* 1 if this build copies stacks (the asm back-end, no ASan or TSan). */
+int vow__coro_copy_stacks(void);
+
 /* Switch into co (from the thread's own stack or from another coroutine) until
  * it yields or fn returns. Nested resumes form a chain: yield returns to whoever
  * resumed. Resuming a finished or currently running coroutine is a programming

@@ -61,6 +61,9 @@ struct vow_stack_pool {
   unsigned max_cached;
   unsigned live;        /* stacks acquired and not yet released */
   vow_coro_backend backend;
+  vow_copy_stack *copy; /* the shared stack of copy-stack coroutines, or NULL */
+  void *(*realloc_fn)(void *, size_t); /* the heap of copy-stack coroutines */
+  void (*free_fn)(void *);
 };
 
 /* Rounds size up to whole pages, at least MIN_STACK_SIZE; 0 on overflow. */
@@ -93,6 +96,8 @@ vow_stack_pool *vow__stack_pool_new(size_t default_stack_size, unsigned max_cach
   pool->stack_size = size;
   pool->max_cached = max_cached;
   pool->backend = backend;
+  pool->realloc_fn = realloc;
+  pool->free_fn = free;
   return pool;
 }
 
@@ -110,6 +115,8 @@ void vow__stack_pool_free(vow_stack_pool *pool) {
 
   if (pool == NULL)
     return;
+  if (pool->copy != NULL)
+    vow__copy_stack_free(pool, pool->copy); /* gives its two stacks back */
   assert(pool->live == 0 && "vow__stack_pool_free: coroutines still alive");
   for (node = pool->cache; node != NULL; node = next) {
     vow_stack st = node->stack; /* the node lives on the stack being unmapped */
@@ -125,6 +132,25 @@ size_t vow__stack_pool_stack_size(const vow_stack_pool *pool) {
 
 vow_coro_backend vow__stack_pool_backend(const vow_stack_pool *pool) {
   return pool->backend;
+}
+
+void vow__stack_pool_set_allocator(vow_stack_pool *pool, void *(*realloc_fn)(void *, size_t),
+                                   void (*free_fn)(void *)) {
+  pool->realloc_fn = realloc_fn;
+  pool->free_fn = free_fn;
+}
+
+void *vow__stack_pool_realloc(vow_stack_pool *pool, void *p, size_t size) {
+  return pool->realloc_fn(p, size);
+}
+
+void vow__stack_pool_dealloc(vow_stack_pool *pool, void *p) {
+  if (p != NULL)
+    pool->free_fn(p);
+}
+
+vow_copy_stack **vow__stack_pool_copy_slot(vow_stack_pool *pool) {
+  return &pool->copy;
 }
 
 unsigned vow__stack_pool_live(const vow_stack_pool *pool) {

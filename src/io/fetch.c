@@ -1258,9 +1258,9 @@ static vow_value body_used(vow_loop *loop, vow_asyncgen *gen, void *arg) {
 
 vow_asyncgen *vow_response_body(vow_response *r) {
   if (!usable(r)) return NULL;
-  static const vow_async_options used = {0, "response body (used)", NULL};
+  static const vow_async_options used = {.name = "response body (used)"};
   if (r->reader != READER_NONE) return vow_asyncgen_new_ex(r->loop, body_used, NULL, &used);
-  static const vow_async_options opts = {0, "response body", stream_released};
+  static const vow_async_options opts = {.name = "response body", .arg_free = stream_released};
   /* Out of memory, the generator's arg_free has already dropped its
    * reference, and left the body to a later reader (r->reader is unset). */
   vow_asyncgen *g = vow_asyncgen_new_ex(r->loop, body_stream, x_ref(r), &opts);

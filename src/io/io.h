@@ -21,10 +21,15 @@
 
 typedef struct vow__fetch_state vow__fetch_state;
 typedef struct vow__server_state vow__server_state;
+typedef struct vow__net_state vow__net_state;
 
 typedef struct vow__io {
   vow__fetch_state *fetch;    /* fetch.c, made by the first fetch */
   vow__server_state *server;  /* server.c, made by the first listen */
+  vow_stream *streams;        /* stream.c: the open streams, for the teardown */
+  vow_stream *stdio[3];       /* stdio.c: stdin, stdout, stderr once made (weak) */
+  char *read_scratch;         /* stream.c: what libuv reads into, shared */
+  vow__net_state *net;        /* dns.c and tcp.c (io/dns.h), made by the first lookup or listen */
 } vow__io;
 
 /* The loop's I/O state, made on first use; NULL when out of memory. */
@@ -33,22 +38,28 @@ vow__io *vow__io_get(vow_loop *loop);
 /* Each half's teardown, called by the slot's destructor (http.c). */
 void vow__fetch_teardown(vow_loop *loop, vow__fetch_state *st);
 void vow__server_teardown(vow_loop *loop, vow__server_state *st);
+void vow__streams_teardown(vow_loop *loop, vow__io *io);
+void vow__net_teardown(vow_loop *loop, vow__net_state *st);
 
 /* ---- header lists (http.c) --------------------------------------------------
  *
  * An ordered list of name/value pairs, owned (NUL-terminated copies, kept
  * with the items in one allocation: a pointer into a list is good until the
  * list's next add or clear).
- * Lookups ignore the case of names. A merging list joins a repeated name's
+ * Lookups ignore the case of names; a hash index makes each add and lookup
+ * O(1) expected, whatever names a peer sends. A merging list joins a repeated name's
  * values with ", " (what fetch's Headers.get and Node's req.headers give);
  * a plain list keeps every line (a response may send Set-Cookie twice). */
 typedef struct vow__header {
   char *name;
   char *value;
+  size_t name_len;
+  size_t value_len;
+  size_t value_room;      /* bytes value may fill in place, its NUL included */
 } vow__header;
 
 typedef struct vow__headers {
-  vow__header *items;     /* cap items, then text_cap bytes of text */
+  vow__header *items;     /* cap items, an index of 2 * cap slots, text_cap bytes of text */
   size_t len;
   size_t cap;
   size_t text_len;
@@ -76,6 +87,11 @@ void vow__buf_free(vow__buf *b);
 
 /* ---- inspection, for the tests ---------------------------------------------- */
 
+/* The work this thread's header lists did: names compared and bytes copied
+ * (by adds, lookups and growth). The tests check it stays linear in what the
+ * lists hold, whatever a peer sends. */
+extern _Thread_local size_t vow__headers_work;
+
 /* The most body bytes a response ever held buffered, waiting for its reader:
  * what backpressure bounds. */
 size_t vow__response_buffered_peak(const vow_response *r);
@@ -83,5 +99,8 @@ size_t vow__response_buffered_peak(const vow_response *r);
  * servers hold open right now. */
 size_t vow__fetch_active(vow_loop *loop);
 size_t vow__server_connections(const vow_server *server);
+/* The most received, not yet parsed bytes one of the server's connections
+ * ever held: what its read flow control bounds. */
+size_t vow__server_input_peak(const vow_server *server);
 
 #endif /* VOW_IO_H */

@@ -33,7 +33,13 @@
  *     after it), except after loop teardown, when callbacks only free memory;
  *   - user code (handlers, abort listeners) runs only when the connection's
  *     state is consistent: the parser's callbacks never call it, aborts come
- *     last in conn_close.
+ *     last in conn_close;
+ *   - what a client can make a connection hold is bounded, in every state:
+ *     unparsed input by READ_BUF (conn_flow stops reading there, and while
+ *     answers are backed up past WRITE_HIGH), a request's head by
+ *     max_header_bytes and max_headers, its body by max_body_bytes;
+ *   - a request's head is checked byte by byte (head_scan) before the parser
+ *     reads it, so nothing the strict grammar refuses is ever acted upon.
  */
 #include <http_parser.h>
 #include <limits.h>
@@ -72,13 +78,18 @@ struct vow_server {
   vow_http_handler handler;
   void *data;
   size_t max_header_bytes;
+  size_t max_headers;
   size_t max_body_bytes;
   uint64_t request_timeout_ms;
   uint64_t keepalive_timeout_ms;
   size_t stack_size;
   int port;
+  uv_tcp_t refused;           /* takes a connection there is no memory for */
+  int refusing;               /* refused is closing: it is busy until then */
+  int accept_waiting;         /* a connection waits until refused is free */
   conn *conns;                /* open connections */
   size_t nconns;              /* connections whose memory is not yet freed */
+  size_t input_peak;          /* the most unparsed bytes a connection held (tests) */
   int closing;
   vow_promise *closed;        /* vow_server_close's promise */
   int torn;                   /* the loop is being freed */
@@ -105,6 +116,8 @@ struct conn {
   vow_promise *drained;       /* a streamed response waits for its write */
   vow__buf field, value;      /* the header being parsed */
   int in_value;
+  int head;                   /* head_scan's state for the message being received */
+  size_t scan_at;             /* where in `in` head_scan goes on */
 };
 
 struct vow_request {
@@ -119,6 +132,8 @@ struct vow_request {
   vow__buf body;
   vow_value body_value;
   size_t header_bytes;
+  size_t header_lines;
+  int hosts;                  /* Host lines */
   int head;
   int http10;
   vow_abort_signal *signal;
@@ -508,6 +523,11 @@ static int header_bytes(conn *c, size_t n) {
 static int commit_header(conn *c) {
   int err = 0;
   if (c->field.len) {
+    if (++c->req->header_lines > c->srv->max_headers) {
+      c->err_status = 431; /* as for too many bytes: a bound on the work per request */
+      return -1;
+    }
+    if (c->field.len == 4 && strncasecmp(c->field.data, "host", 4) == 0) c->req->hosts++;
     err = vow__headers_add(&c->req->headers, c->field.data, c->field.len,
                            c->value.data ? c->value.data : "", c->value.len, 1);
   }
@@ -563,6 +583,14 @@ static int on_headers_complete(http_parser *p) {
   r->method = http_method_str((enum http_method)p->method);
   r->head = p->method == HTTP_HEAD;
   r->http10 = p->http_major == 1 && p->http_minor == 0;
+  if (p->http_major != 1 || p->http_minor > 1) {
+    c->err_status = 505;
+    return -1;
+  }
+  if (r->hosts > 1 || (!r->http10 && r->hosts == 0)) { /* RFC 9112 3.2: 400 */
+    c->err_status = 400;
+    return -1;
+  }
   if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->srv->max_body_bytes) {
     c->err_status = 413; /* refused before a byte of it is read */
     return -1;
@@ -571,7 +599,10 @@ static int on_headers_complete(http_parser *p) {
   if (expect && strcasecmp(expect, "100-continue") == 0 && !r->http10) {
     /* The client waits for leave to send its body: give it, as Node does. */
     uv_buf_t go = uv_buf_init(unconst("HTTP/1.1 100 Continue\r\n\r\n"), 25);
-    conn_write(c, &go, 1, NULL, vow_undefined(), 0);
+    if (conn_write(c, &go, 1, NULL, vow_undefined(), 0) != 0) {
+      c->err_status = 500; /* unsaid, the client would wait for it */
+      return -1;
+    }
   }
   return 0;
 }
@@ -759,12 +790,13 @@ static vow_value swallow(vow_loop *loop, vow_value v, void *ctx) {
 static void dispatch(conn *c) {
   vow_request *r = c->req;
   r->refs++; /* the coroutine's, released by request_release */
-  vow_async_options o = {c->srv->stack_size, "http handler", request_release};
+  vow_async_options o = {.stack_size = c->srv->stack_size, .name = "http handler", .arg_free = request_release};
   vow_promise *p = vow_async_ex(c->srv->loop, request_main, r, &o);
   if (!p || vow_promise_state(p) == VOW_REJECTED) { /* no coroutine: the body never ran */
+    /* request_release already dropped the coroutine's reference (arg_free
+     * runs whenever the body will never run, NULL or rejected). */
     if (p) vow_promise_unref(vow_catch(p, swallow, NULL));
-    else request_unref(r);
-    c->state = C_RECEIVING; /* so send_error releases it */
+    c->state = C_RECEIVING; /* so send_error releases the connection's */
     send_error(c, 503);
   }
   vow_promise_unref(p);
@@ -776,6 +808,69 @@ static void parse_failed(conn *c) {
   enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
   int status = c->err_status ? c->err_status : e == HPE_HEADER_OVERFLOW ? 431 : 400;
   send_error(c, status);
+}
+
+/* The syntax of a request's head, checked on the raw bytes before the parser
+ * sees them: http-parser, as Debian builds it (HTTP_PARSER_STRICT=0), lets
+ * through what RFC 9112 and Node's llhttp refuse, and some of it smuggles —
+ * "Content-Length : 3" frames the body yet is stored under another name. A
+ * head is refused (400) for whitespace or any non-token byte in a field name
+ * (5.1), an empty name, a line that starts with whitespace (obs-fold, 5.2), a
+ * bare LF or a lone CR (2.2), a control byte in a value (5.5). CRLFs before
+ * the request line are skipped, as the parser and Node do (2.2). The state
+ * lives in the connection, so a head may come in any number of reads; it
+ * stops at the empty line, and restarts when the next message begins. */
+enum { HS_START, HS_START_CR, HS_REQUEST_LINE, HS_REQUEST_LINE_CR, HS_LINE, HS_NAME, HS_VALUE,
+       HS_VALUE_CR, HS_END_CR, HS_DONE, HS_BAD };
+
+static int is_tchar(unsigned char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+         (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static int head_step(int st, unsigned char ch) {
+  switch (st) {
+    case HS_START: return ch == '\r' ? HS_START_CR : ch == '\n' ? HS_BAD : HS_REQUEST_LINE;
+    case HS_START_CR: return ch == '\n' ? HS_START : HS_BAD;
+    case HS_REQUEST_LINE: return ch == '\r' ? HS_REQUEST_LINE_CR : ch == '\n' ? HS_BAD : st;
+    case HS_REQUEST_LINE_CR:
+    case HS_VALUE_CR: return ch == '\n' ? HS_LINE : HS_BAD;
+    case HS_LINE: return ch == '\r' ? HS_END_CR : is_tchar(ch) ? HS_NAME : HS_BAD;
+    case HS_NAME: return ch == ':' ? HS_VALUE : is_tchar(ch) ? HS_NAME : HS_BAD;
+    case HS_VALUE:
+      if (ch == '\r') return HS_VALUE_CR;
+      return (ch < 0x20 && ch != '\t') || ch == 0x7f ? HS_BAD : st;
+    case HS_END_CR: return ch == '\n' ? HS_DONE : HS_BAD;
+    default: return st;
+  }
+}
+
+/* Scans what arrived of the current head; 0, or -1 if it is malformed. */
+static int head_scan(conn *c) {
+  while (c->head != HS_DONE && c->head != HS_BAD && c->scan_at < c->in.len)
+    c->head = head_step(c->head, (unsigned char)c->in.data[c->scan_at++]);
+  return c->head == HS_BAD ? -1 : 0;
+}
+
+/* Read flow control, the one place that starts and stops reading. A
+ * connection reads while what waits unparsed is under READ_BUF and its
+ * responses are not backed up (past WRITE_HIGH no request is parsed, so what
+ * arrives would only pile up), in every state: a client that pipelines and
+ * never reads is held back by the kernel's buffers, not by vow's memory. An
+ * ending connection always reads: it discards what comes. Every event that
+ * can change the answer (a read, a write done, a request parsed or answered)
+ * ends in conn_advance, which asks here. */
+static void conn_flow(conn *c) {
+  if (c->state == C_CLOSED) return;
+  int want = c->state == C_ENDING ||
+             (c->in.len - c->in_off < READ_BUF &&
+              uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <= WRITE_HIGH);
+  if (want && !c->reading) {
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;
+  } else if (!want && c->reading) {
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
+  }
 }
 
 /* Parses what is buffered, one request at a time, until a request is being
@@ -793,10 +888,17 @@ static void conn_advance(conn *c) {
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > WRITE_HIGH) break;
     size_t avail = c->in.len - c->in_off;
     if (!avail) break;
+    if (c->scan_at < c->in_off) c->scan_at = c->in_off;
+    if (head_scan(c) != 0) {
+      send_error(c, 400);
+      break;
+    }
     size_t n = http_parser_execute(&c->parser, &settings, c->in.data + c->in_off, avail);
     c->in_off += n;
     enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-    if (e == HPE_PAUSED) {
+    if (e == HPE_PAUSED) { /* a request is complete: the next head starts here */
+      c->head = HS_START;
+      c->scan_at = c->in_off;
       dispatch(c);
       c->again = 1;
     } else if (e != HPE_OK) {
@@ -804,10 +906,8 @@ static void conn_advance(conn *c) {
     }
   } while (c->again);
   c->advancing = 0;
-  if (c->in_off == c->in.len) c->in_off = c->in.len = 0;
-  if (!c->reading && c->state < C_CLOSED && c->in.len - c->in_off < READ_BUF &&
-      uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
-    c->reading = 1;
+  if (c->in_off == c->in.len) c->in_off = c->in.len = c->scan_at = 0;
+  conn_flow(c);
 }
 
 typedef struct read_event {
@@ -829,18 +929,15 @@ static void read_task(vow_loop *loop, void *arg) {
   if (c->in_off) { /* what was parsed goes: the buffer holds only what waits */
     memmove(c->in.data, c->in.data + c->in_off, c->in.len - c->in_off);
     c->in.len -= c->in_off;
+    c->scan_at = c->scan_at > c->in_off ? c->scan_at - c->in_off : 0;
     c->in_off = 0;
   }
   if (vow__buf_append(&c->in, ev->data, (size_t)ev->nread) != 0) {
     conn_close(c);
     return;
   }
-  /* While a request is handled, pipelined bytes wait; past a bound, stop reading. */
-  if (c->state == C_HANDLING && c->in.len - c->in_off >= READ_BUF + c->srv->max_header_bytes) {
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    c->reading = 0;
-  }
-  conn_advance(c);
+  if (c->in.len > c->srv->input_peak) c->srv->input_peak = c->in.len;
+  conn_advance(c); /* and conn_flow: reading stops if this is enough for now */
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -858,10 +955,43 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 
 /* ---- accepting ------------------------------------------------------------------------------------ */
 
+static void accept_task(vow_loop *loop, void *arg);
+
+static void refused_closed(uv_handle_t *h) {
+  vow_server *srv = h->data;
+  srv->refusing = 0;
+  if (srv->accept_waiting && !srv->closing) {
+    srv->accept_waiting = 0;
+    vow__loop_enter(srv->loop, accept_task, srv);
+  }
+  server_maybe_free(srv);
+}
+
+/* No memory for a connection: it is accepted into the server's own spare
+ * handle and closed at once (the client sees the close). Left in the backlog
+ * instead, it would make libuv stop polling the listener until a uv_accept
+ * that never comes. The spare is busy until its close callback; a connection
+ * that comes meanwhile waits for it, with the listener paused by libuv. */
+static void refuse(vow_server *srv) {
+  if (srv->refusing) {
+    srv->accept_waiting = 1;
+    return;
+  }
+  uv_tcp_init(&srv->loop->uv, &srv->refused);
+  srv->refused.data = srv;
+  srv->refusing = 1;
+  uv_accept((uv_stream_t *)srv->listener, (uv_stream_t *)&srv->refused);
+  uv_close((uv_handle_t *)&srv->refused, refused_closed);
+}
+
 static void accept_task(vow_loop *loop, void *arg) {
   vow_server *srv = arg;
+  if (srv->closing) return;
   conn *c = vow__calloc(1, sizeof *c);
-  if (!c) return;
+  if (!c) {
+    refuse(srv);
+    return;
+  }
   uv_tcp_init(&loop->uv, &c->tcp);
   uv_timer_init(&loop->uv, &c->timer);
   c->tcp.data = c->timer.data = c;
@@ -908,7 +1038,7 @@ static void server_finish_task(vow_loop *loop, void *arg) {
 
 /* Frees the server once closing, its listener closed and its connections gone. */
 static void server_maybe_free(vow_server *srv) {
-  if (!srv->closing || srv->listener || srv->nconns) return;
+  if (!srv->closing || srv->listener || srv->nconns || srv->refusing) return;
   if (srv->torn) vow__free(srv); /* the loop is going: nothing to settle */
   else vow__loop_enter(srv->loop, server_finish_task, srv);
 }
@@ -936,6 +1066,8 @@ vow_promise *vow_server_close(vow_server *srv) {
 }
 
 int vow_server_port(const vow_server *srv) { return srv ? srv->port : VOW_EINVAL; }
+
+size_t vow__server_input_peak(const vow_server *srv) { return srv ? srv->input_peak : 0; }
 
 size_t vow__server_connections(const vow_server *srv) {
   size_t n = 0;
@@ -995,6 +1127,7 @@ int vow_server_listen(vow_loop *loop, const vow_server_options *options, vow_htt
       .handler = handler,
       .data = data,
       .max_header_bytes = o->max_header_bytes ? o->max_header_bytes : 16 * 1024,
+      .max_headers = o->max_headers ? o->max_headers : 2000,
       .max_body_bytes = o->max_body_bytes ? o->max_body_bytes : 1024 * 1024,
       .request_timeout_ms = o->request_timeout_ms ? o->request_timeout_ms : 10000,
       .keepalive_timeout_ms = o->keepalive_timeout_ms ? o->keepalive_timeout_ms : 5000,

@@ -50,6 +50,10 @@ void vow__stream_discard(vow_stream *s);
  * out of memory (fd is then closed if owned). */
 vow_stream *vow__stream_from_fd(vow_loop *loop, uv_file fd, int own, int64_t offset);
 
+/* Names the stream in its error messages ("tcp 127.0.0.1:6379", "stdin",
+ * "process 'cat' stdout"); copied, cut at 95 bytes. */
+void vow__stream_set_name(vow_stream *s, const char *name);
+
 /* The libuv handle of a handle-backed stream (borrowed), or NULL for a file
  * stream or a closed one: for getsockname, keep-alive, TTY modes. */
 vow__uv_stream *vow__stream_handle(vow_stream *s);

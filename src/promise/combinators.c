@@ -148,8 +148,14 @@ static vow_promise *combine(vow_loop *loop, inputs in, size_t n, vow_handler on_
     *el = (element){g, (uint32_t)i};
     g->remaining++;
     g->elements++;
-    vow__promise_then(next, on_ok, on_err, el, element_free, NULL);
+    int err = vow__promise_then(next, on_ok, on_err, el, element_free, NULL);
     vow__promise_unref(next);
+    if (err) { /* no reaction: element_free has run, and this input never counts down */
+      g->remaining--;
+      release_inputs(in, i + 1, n);
+      vow_promise_reject(result, vow_error_nomem());
+      break;
+    }
   }
   gather_step(g, reject_when_done); /* the spec's final decrement */
   if (--g->elements == 0) gather_release(g);
@@ -184,9 +190,14 @@ static vow_promise *race(vow_loop *loop, inputs in, size_t n) {
       vow_promise_reject(result, vow_error_nomem());
       break;
     }
-    vow__promise_then(next, race_fulfilled, race_rejected, vow__promise_ref(result), result_unref,
-                      NULL);
+    int err = vow__promise_then(next, race_fulfilled, race_rejected, vow__promise_ref(result),
+                                result_unref, NULL);
     vow__promise_unref(next);
+    if (err) { /* no reaction: this input can never settle the race */
+      release_inputs(in, i + 1, n);
+      vow_promise_reject(result, vow_error_nomem());
+      break;
+    }
   }
   return result;
 }

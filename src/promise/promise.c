@@ -431,6 +431,11 @@ int vow__promise_await(vow_promise *p, vow_handler on_ok, vow_handler on_err, vo
   return then_with(p, on_ok, on_err, ctx, NULL, NULL, 1);
 }
 
+int vow__promise_job_is_await(vow_task_fn fn, void *arg, const void *ctx) {
+  const vow__reaction *r = arg;
+  return fn == reaction_job && (r->derived & REACTION_TAKES) && r->ctx == ctx;
+}
+
 /* ---- the public operations ------------------------------------------------------ */
 
 int vow_promise_resolve(vow_promise *p, vow_value value) {

@@ -97,6 +97,9 @@ int vow__promise_then(vow_promise *p, vow_handler on_ok, vow_handler on_err, voi
  * and no ctx_free, except that the handlers take their argument's reference
  * (the job keeps none: what the awaiting code drops is freed at once). */
 int vow__promise_await(vow_promise *p, vow_handler on_ok, vow_handler on_err, void *ctx);
+/* 1 if the microtask job (fn, arg) is the reaction job of a vow__promise_await
+ * made with this ctx: the job that will call its handler. */
+int vow__promise_job_is_await(vow_task_fn fn, void *arg, const void *ctx);
 
 /* A fresh pending promise (not NULL-checked for thread: internal callers). */
 vow_promise *vow__promise_alloc(vow_loop *loop);

@@ -18,7 +18,10 @@ void vow__rejection_track(vow_promise *p) {
   if (st->rejected_len == st->rejected_cap) {
     size_t cap = st->rejected_cap ? st->rejected_cap * 2 : 16;
     vow_promise **list = vow__realloc(st->rejected, cap * sizeof *list);
-    if (!list) return; /* cannot remember it: it goes unreported, never crashes */
+    if (!list) { /* it cannot be remembered for the report: stop the run rather than let it pass unseen */
+      vow__loop_fail(p->loop, VOW_ENOMEM);
+      return;
+    }
     st->rejected = list;
     st->rejected_cap = cap;
   }

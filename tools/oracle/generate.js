@@ -15,7 +15,13 @@
 //      attempt for the same K,
 //   3. run twice more under the plain oracle: when the three outputs are not identical the case
 //      is dropped (no files for that K) and counted as nondeterministic.
-// A summary (cases written, attempts replaced, cases dropped, statement coverage) goes to stderr.
+// A summary (cases written, attempts replaced, cases dropped, cases that print a promise,
+// statement coverage) goes to stderr.
+//
+// FORMAT 1.1 (a promise seen as a value prints as promise:NAME): in about half of the cases some
+// printed values and rejection reasons are promises (Gen.seen). Those choices are drawn from a
+// second PRNG stream, seeded like the first with ".../seen" added, so that a case is otherwise
+// the one the first stream alone draws, as in format 1.
 //
 // The generator keeps timers apart by construction: it knows, where it can, the macrotask a
 // block runs in and that macrotask's nominal time (main script = 0, a timer's callback = its
@@ -38,6 +44,11 @@ const GAP = 30; // FORMAT asks for 20 ms; keep a margin for scheduling lag
 const HOP_LAG = 15; // and more after events late by a chain of timers (timing.js)
 const MAXT = 500; // latest nominal time of any timer
 const MAX_DEPTH = 3;
+// FORMAT 1.1 (promises seen as values, Gen.seen): the share of cases that use them, and the
+// range of the chance that such a case makes a seen value a promise
+const SEEN_CASES = 0.5;
+const SEEN_MIN = 0.2;
+const SEEN_MAX = 0.6;
 const ORACLE = path.join(__dirname, 'oracle.js');
 
 // ---- PRNG ----------------------------------------------------------------------------------
@@ -93,8 +104,11 @@ function later(a, b) {
 }
 
 class Gen {
-  constructor(rand) {
+  // rand: the main stream; seenRand: the stream of FORMAT 1.1's promises seen as values (seen())
+  constructor(rand, seenRand) {
     this.r = rand;
+    this.r2 = seenRand;
+    this.seenRate = 0;
     this.count = Object.create(null);
     this.labels = 0;
     this.meta = new Map(); // name -> {kind, settle, resolved}
@@ -170,6 +184,14 @@ class Gen {
   plain(ctx, arg = true) {
     return this.value(ctx, { p: false, arg })[0];
   }
+  // FORMAT 1.1: where a value is seen rather than adopted (printed by log, or a rejection
+  // reason: reject, rejected, throw), sometimes a promise instead of v. The choice comes from
+  // a stream of its own, so that apart from these values a case is the one format 1 drew.
+  seen(v) {
+    if (this.seenRate === 0 || this.r2() >= this.seenRate) return v;
+    const proms = this.visible(['deferred', 'promise']);
+    return proms.length ? { p: proms[Math.floor(this.r2() * proms.length)] } : v;
+  }
 
   // -- timeline
   static apart(a, b) {
@@ -224,7 +246,7 @@ class Gen {
       h.ret = v;
       if (v !== null && typeof v === 'object' && 'p' in v) settle = s;
     } else if (r < (isFinally ? 0.4 : 0.65)) {
-      h.throw = this.value(hctx, { p: false })[0];
+      h.throw = this.seen(this.value(hctx, { p: false })[0]);
     }
     return [h, settle];
   }
@@ -264,7 +286,7 @@ class Gen {
     this.budget--;
     switch (what) {
       case 'log':
-        return [this.chance(0.4) ? ['log', this.label('s')] : ['log', this.label('s'), this.plain(c)]];
+        return [this.chance(0.4) ? ['log', this.label('s')] : ['log', this.label('s'), this.seen(this.plain(c))]];
       case 'deferred': {
         const n = this.fresh('d');
         this.bind(n, { kind: 'deferred', settle: null });
@@ -278,7 +300,7 @@ class Gen {
           if (v !== null && typeof v === 'object' && v.p === d) v = this.plain(c);
           return [['resolve', d, v]];
         }
-        return [['reject', d, this.plain(c)]];
+        return [['reject', d, this.seen(this.plain(c))]];
       }
       case 'resolved': {
         const n = this.fresh('p');
@@ -287,7 +309,7 @@ class Gen {
           this.bind(n, { kind: 'promise', settle: s });
           return [['resolved', n, v]];
         }
-        const v = this.plain(c);
+        const v = this.seen(this.plain(c));
         this.bind(n, { kind: 'promise', settle: c.mt });
         return [['rejected', n, v]];
       }
@@ -452,7 +474,7 @@ class Gen {
       const [v] = this.value(ctx);
       body.push(['return', v]);
     } else if (r < 0.42) {
-      body.push(['throw', this.plain(ctx)]);
+      body.push(['throw', this.seen(this.plain(ctx))]);
     }
     return body;
   }
@@ -469,7 +491,7 @@ class Gen {
       body.push(['return', v]);
       settle = later(settle, s);
     } else if (r < 0.47) {
-      body.push(['throw', this.plain(actx)]);
+      body.push(['throw', this.seen(this.plain(actx))]);
     }
     this.scopes.pop();
     this.bind(n, { kind: 'promise', settle });
@@ -477,6 +499,8 @@ class Gen {
   }
 
   scenario(name) {
+    // About a third of the cases see promises as values, each at its own rate.
+    if (this.r2() < SEEN_CASES) this.seenRate = SEEN_MIN + this.r2() * (SEEN_MAX - SEEN_MIN);
     this.budget = this.int(5, 40);
     this.scopes.push([]);
     const ctx = { fn: 'main', mt: MAIN, noBind: false, depth: 0 };
@@ -490,7 +514,7 @@ class Gen {
         if (!this.slotFree(d, 1, 'timeout', 0, d)) continue;
         const id = this.nextId++;
         this.entries.push({ t: d, kind: 'timeout', host: 0, delay: d, root: id, hops: 1 });
-        const body = pending.map((p) => (this.chance(0.75) ? ['resolve', p, this.plain(ctx, false)] : ['reject', p, this.plain(ctx, false)]));
+        const body = pending.map((p) => (this.chance(0.75) ? ['resolve', p, this.plain(ctx, false)] : ['reject', p, this.seen(this.plain(ctx, false))]));
         program.push(['timeout', this.fresh('t'), d, body]);
         break;
       }
@@ -505,7 +529,7 @@ class Gen {
 }
 
 function generateScenario(seed, k, attempt, prefix) {
-  const g = new Gen(mulberry32(hash32(`${seed}/${k}/${attempt}`)));
+  const g = new Gen(mulberry32(hash32(`${seed}/${k}/${attempt}`)), mulberry32(hash32(`${seed}/${k}/${attempt}/seen`)));
   return g.scenario(`${prefix}-${seed}-${k}`);
 }
 
@@ -558,6 +582,7 @@ async function makeCase(seed, k, prefix, tmp, stats) {
       return null;
     }
     countStatements(doc.program, stats.coverage);
+    if (/ promise:[a-z]/.test(r1.stdout)) stats.printsPromise++;
     return { name: doc.name, text, expected: r1.stdout };
   }
   throw new Error(`case ${k}: no acceptable scenario in 100 attempts`);
@@ -632,7 +657,7 @@ async function main() {
   const o = parseArgs(process.argv.slice(2));
   fs.mkdirSync(o.out, { recursive: true });
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vow-gen-'));
-  const stats = { timing: 0, timingSamples: [], oracleErrors: 0, oracleErrorSamples: [], dropped: [], coverage: {} };
+  const stats = { timing: 0, timingSamples: [], oracleErrors: 0, oracleErrorSamples: [], dropped: [], coverage: {}, printsPromise: 0 };
   const results = new Array(o.count + 1);
   let next = 1;
   let done = 0;
@@ -662,6 +687,7 @@ async function main() {
   log(`generate: seed ${o.seed}: ${written} cases written to ${o.out}, ${stats.dropped.length} dropped as nondeterministic` +
     `${stats.dropped.length ? ` (${stats.dropped.join(' ')})` : ''}`);
   log(`generate: candidates replaced: ${stats.timing} for timer-rule problems, ${stats.oracleErrors} for oracle errors`);
+  log(`generate: ${stats.printsPromise} cases print a promise (FORMAT 1.1)`);
   if (!o.quiet) {
     for (const s of stats.timingSamples.slice(0, 3)) log(`  timing: ${s}`);
     for (const s of stats.oracleErrorSamples.slice(0, 3)) log(`  oracle: ${s}`);

@@ -1,5 +1,5 @@
 'use strict';
-// The JavaScript reference runner for vow's conformance scenarios (FORMAT.md, version 1).
+// The JavaScript reference runner for vow's conformance scenarios (FORMAT.md, version 1.1).
 //
 //   node tools/oracle/oracle.js FILE.json          run it, print the log lines, exit 0
 //   node tools/oracle/oracle.js --js FILE.json     print the JavaScript the scenario stands for
@@ -10,8 +10,11 @@
 //                                                  rules (gap 20, hop lag 0: see timing.js);
 //                                                  prints the problems, exit 1 if any
 //
-// A malformed file, or a scenario that prints a value FORMAT gives no printing for (a promise,
-// an Error), or uses a name not bound yet at run time: one line on stderr, exit 2.
+// A malformed file, or a scenario that prints a value FORMAT gives no printing for (an Error,
+// a promise bound to no name), or uses a name not bound yet at run time: one line on stderr,
+// exit 2. A promise prints as promise:NAME, NAME being the first name it was bound to: each
+// statement that binds a promise name records the name for the promise unless it has one
+// (only `resolved` can bind a promise that already has a name: Promise.resolve(p) === p).
 //
 // The scenario becomes a self-contained plain script (run `--js` output with `node x.js` and
 // you get the same lines). The oracle compiles it and runs it with vm.runInThisContext in this
@@ -49,6 +52,11 @@ function $fail(msg) {
   $failed = true;
   process.exit(2);
 }
+// The first name each promise was bound to (FORMAT 1.1: a promise prints as promise:NAME).
+const $names = new WeakMap();
+function $name(p, name) {
+  if (!$names.has(p)) $names.set(p, name);
+}
 function P(v) {
   switch (typeof v) {
     case 'undefined':
@@ -60,13 +68,16 @@ function P(v) {
       return JSON.stringify(v);
     case 'object':
       if (v === null) break;
+      if (v instanceof Promise) {
+        if ($names.has(v)) return 'promise:' + $names.get(v);
+        $fail('the scenario prints a promise bound to no name, which FORMAT gives no printing for');
+      }
       if (Array.isArray(v)) return '[' + v.map(P).join(',') + ']';
       if (v instanceof AggregateError) return 'AggregateError[' + v.errors.map(P).join(',') + ']';
       if (Object.getPrototypeOf(v) === Object.prototype) {
         if (v.status === 'fulfilled' && 'value' in v) return '{fulfilled:' + P(v.value) + '}';
         if (v.status === 'rejected' && 'reason' in v) return '{rejected:' + P(v.reason) + '}';
       }
-      if (v instanceof Promise) $fail('the scenario prints a promise object, which FORMAT gives no printing for');
       if (v instanceof Error) $fail('the scenario prints ' + v.name + ' "' + v.message + '", which FORMAT gives no printing for');
       break;
   }
@@ -181,13 +192,18 @@ function generate(doc, info, opts = {}) {
   function stmt(s, ctx, ind, acc) {
     const cb = { arg: null };
     const emit = (line) => acc.push(ind + line);
+    // N = EXPR, then N's promise records its first name (FORMAT 1.1)
+    const bindPromise = (line) => {
+      emit(line);
+      emit(`$name(${jsName(s[1])}, ${str(s[1])});`);
+    };
     const vals = (list) => list.map((v) => val(v, ctx)).join(', ');
     switch (s[0]) {
       case 'log':
         emit(s.length === 3 ? `${labelled(s[1], val(s[2], ctx))};` : `log(${str(s[1])});`);
         return;
       case 'deferred':
-        emit(`${jsName(s[1])} = $deferred();`);
+        bindPromise(`${jsName(s[1])} = $deferred();`);
         return;
       case 'resolve':
         emit(`${name(s[1], s)}.res(${val(s[2], ctx)});`);
@@ -196,25 +212,25 @@ function generate(doc, info, opts = {}) {
         emit(`${name(s[1], s)}.rej(${val(s[2], ctx)});`);
         return;
       case 'resolved':
-        emit(`${jsName(s[1])} = Promise.resolve(${val(s[2], ctx)});`);
+        bindPromise(`${jsName(s[1])} = Promise.resolve(${val(s[2], ctx)});`);
         return;
       case 'rejected':
-        emit(`${jsName(s[1])} = Promise.reject(${val(s[2], ctx)});`);
+        bindPromise(`${jsName(s[1])} = Promise.reject(${val(s[2], ctx)});`);
         return;
       case 'then':
-        emit(`${jsName(s[1])} = ${name(s[2], s)}.then(${fn(s[3], ctx, ind, false)}, ${fn(s[4], ctx, ind, false)});`);
+        bindPromise(`${jsName(s[1])} = ${name(s[2], s)}.then(${fn(s[3], ctx, ind, false)}, ${fn(s[4], ctx, ind, false)});`);
         return;
       case 'catch':
-        emit(`${jsName(s[1])} = ${name(s[2], s)}.catch(${fn(s[3], ctx, ind, false)});`);
+        bindPromise(`${jsName(s[1])} = ${name(s[2], s)}.catch(${fn(s[3], ctx, ind, false)});`);
         return;
       case 'finally':
-        emit(`${jsName(s[1])} = ${name(s[2], s)}.finally(${fn(s[3], ctx, ind, true)});`);
+        bindPromise(`${jsName(s[1])} = ${name(s[2], s)}.finally(${fn(s[3], ctx, ind, true)});`);
         return;
       case 'all':
       case 'allSettled':
       case 'race':
       case 'any':
-        emit(`${jsName(s[1])} = Promise.${s[0]}([${vals(s[2])}]);`);
+        bindPromise(`${jsName(s[1])} = Promise.${s[0]}([${vals(s[2])}]);`);
         return;
       case 'micro':
         emit(blockFn(s[1], cb, ind, 'queueMicrotask(() => ', ');'));
@@ -243,7 +259,7 @@ function generate(doc, info, opts = {}) {
       case 'async': {
         const inner = [`${ind}  let $;`];
         stmts(s[2], { arg: '$' }, ind + '  ', inner);
-        emit(`${jsName(s[1])} = (async () => {\n${inner.join('\n')}\n${ind}})();`);
+        bindPromise(`${jsName(s[1])} = (async () => {\n${inner.join('\n')}\n${ind}})();`);
         return;
       }
       case 'asyncgen': {

@@ -1,5 +1,5 @@
 'use strict';
-// Checks a scenario against /work/shared/conformance/FORMAT.md (version 1).
+// Checks a scenario against /work/shared/conformance/FORMAT.md (version 1.1).
 //
 //   node tools/oracle/validate.js FILE.json...   prints "FILE: ok" or "FILE: problem" (exit 2)
 //

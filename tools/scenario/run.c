@@ -13,7 +13,9 @@
  *   - an async body runs through vow_async, an asyncgen body through
  *     vow_asyncgen_new (afresh for each forawait over it); their statements
  *     use vow_await_value, vow_yield and the vow_for_await cursor;
- *   - unhandled rejections go through vow_on_unhandled_rejection.
+ *   - unhandled rejections go through vow_on_unhandled_rejection;
+ *   - a promise used as a reason travels as a stand-in that holds no
+ *     reference (see "promises as reasons" below).
  *
  * Errors at run time. Like the oracle, a run stops when the scenario uses a
  * name whose binding statement has not run yet, prints a value FORMAT has no
@@ -46,6 +48,7 @@ typedef struct scenario scenario;
 typedef struct slot {
   bool bound;              /* its binding statement has run */
   vow_promise *promise;    /* deferred, promise: a reference */
+  size_t first;            /* deferred, promise: the slot of the promise's first name */
   vow_timer timer;         /* timer */
   int64_t ticks;           /* interval: ticks so far (the JavaScript's k) */
   const sc_stmt *gen;      /* asyncgen: its definition */
@@ -182,11 +185,61 @@ static int bind_promise(scenario *sc, const sc_stmt *s, vow_promise *p) {
   }
   sl->bound = true;
   sl->promise = p;
+  sl->first = s->slot;
   return 0;
 }
 
+/* ---- promises as reasons ------------------------------------------------------------------
+ *
+ * FORMAT 1.1 lets a promise be a rejection reason (reject, rejected, throw, a
+ * handler's throw), which JavaScript never adopts: it travels as a value into
+ * catch blocks, allSettled records and AggregateError lists, and prints as
+ * promise:NAME. A reason holding a reference to its promise could close a
+ * reference cycle (d1 rejected with d2 and d2 with d1; an input of any() or
+ * allSettled() rejected with the combinator's own promise), which JavaScript's
+ * collector frees and vow's reference counts cannot (vow.h, "Cycles"). So the
+ * run puts a stand-in in the promise's place: a VOW_POINTER to the slot of
+ * the promise's first name, holding no reference (the slot holds one until
+ * the run ends). vow never looks into a reason, so it carries the stand-in as
+ * it would carry the promise; and wherever JavaScript uses the value as a
+ * promise (resolving or returning with it, awaiting it, yielding it, handing
+ * it to a combinator, Promise.resolve) eval() below turns it back into the
+ * promise itself. */
+
+/* A stand-in for the promise whose first name is slot i. */
+static vow_value stand_in(scenario *sc, size_t i) {
+  return vow_pointer(&sc->slots[i], NULL);
+}
+
+/* The slot a stand-in names, or SIZE_MAX when v is not one. */
+static size_t stand_in_slot(const scenario *sc, vow_value v) {
+  const slot *sl = vow_as_pointer(v);
+  if (!sl || sl < sc->slots || sl >= sc->slots + sc->prog->n_slots) return SIZE_MAX;
+  return (size_t)(sl - sc->slots);
+}
+
+/* sc_log's promise_name: the first name of a promise or of its stand-in. */
+static const char *promise_name(void *ctx, vow_value v) {
+  const scenario *sc = ctx;
+  if (vow_kind_of(v) == VOW_POINTER) {
+    size_t i = stand_in_slot(sc, v);
+    return i == SIZE_MAX ? NULL : sc->prog->names[i];
+  }
+  /* A promise itself reaches the log only if vow hands one where JavaScript
+   * has none (a fulfilment value is never a promise): look for it. */
+  vow_promise *p = vow_as_promise(v);
+  for (size_t i = 0; p && i < sc->prog->n_slots; i++) {
+    if (sc->slots[i].promise == p) return sc->prog->names[sc->slots[i].first];
+  }
+  return NULL;
+}
+
+/* Where a value goes: somewhere a promise is used as a promise (adopted,
+ * awaited...), or where it is only carried (a reason) or printed. */
+typedef enum use { USE_VALUE, USE_REASON } use;
+
 /* The vow value V stands for, as a new reference in *out. */
-static int eval(const env *e, const char *where, const sc_value *v, vow_value *out) {
+static int eval_as(const env *e, const char *where, const sc_value *v, use u, vow_value *out) {
   *out = vow_undefined();
   switch (v->kind) {
     case SC_VAL_UNDEFINED:
@@ -200,14 +253,33 @@ static int eval(const env *e, const char *where, const sc_value *v, vow_value *o
     case SC_VAL_PROMISE: {
       slot *sl = bound(e->sc, where, v->slot);
       if (!sl) return -1;
-      *out = vow_promise_value(vow_promise_ref(sl->promise));
+      *out = u == USE_REASON ? stand_in(e->sc, sl->first) : vow_promise_value(vow_promise_ref(sl->promise));
       return 0;
     }
-    case SC_VAL_ARG:
-      *out = vow_ref(*e->arg);
+    case SC_VAL_ARG: {
+      size_t i = u == USE_VALUE ? stand_in_slot(e->sc, *e->arg) : SIZE_MAX;
+      *out = i == SIZE_MAX ? vow_ref(*e->arg) : vow_promise_value(vow_promise_ref(e->sc->slots[i].promise));
       return 0;
+    }
   }
   return fail(e->sc, where, "internal error: a value of unknown kind");
+}
+
+static int eval(const env *e, const char *where, const sc_value *v, vow_value *out) {
+  return eval_as(e, where, v, USE_VALUE, out);
+}
+
+/* A reason (reject, rejected, throw) or a value to print. */
+static int eval_reason(const env *e, const char *where, const sc_value *v, vow_value *out) {
+  return eval_as(e, where, v, USE_REASON, out);
+}
+
+/* The slot of the first name of the promise V stands for, or SIZE_MAX when V
+ * is not a promise. */
+static size_t first_name(const env *e, const sc_value *v) {
+  if (v->kind == SC_VAL_PROMISE) return e->sc->slots[v->slot].first;
+  if (v->kind == SC_VAL_ARG) return stand_in_slot(e->sc, *e->arg);
+  return SIZE_MAX;
 }
 
 /* The values of a list, into a malloc'd array (never NULL on success). */
@@ -287,7 +359,7 @@ static site *site_of(scenario *sc, const sc_stmt *s) {
 static flow exec_log(const env *e, const sc_stmt *s) {
   if (!s->has_value) return status(log_line(e->sc, s->where, s->label));
   vow_value v;
-  if (eval(e, s->where, &s->value, &v) != 0) return FLOW_HALT;
+  if (eval_reason(e, s->where, &s->value, &v) != 0) return FLOW_HALT;
   int rc = log_value(e->sc, s->where, s->label, v);
   vow_unref(v);
   return status(rc);
@@ -297,18 +369,26 @@ static flow exec_log(const env *e, const sc_stmt *s) {
 static flow exec_settle(const env *e, const sc_stmt *s) {
   slot *sl = bound(e->sc, s->where, s->slot);
   vow_value v;
-  if (!sl || eval(e, s->where, &s->value, &v) != 0) return FLOW_HALT;
+  if (!sl || eval_as(e, s->where, &s->value, s->op == SC_RESOLVE ? USE_VALUE : USE_REASON, &v) != 0) {
+    return FLOW_HALT;
+  }
   int rc = s->op == SC_RESOLVE ? vow_promise_resolve(sl->promise, v) : vow_promise_reject(sl->promise, v);
   return status(rc < 0 ? fail_vow(e->sc, s->where, rc) : 0);
 }
 
-/* N = Promise.resolve(V) / Promise.reject(V) */
+/* N = Promise.resolve(V) / Promise.reject(V). Promise.resolve(p) is p itself,
+ * which keeps the first name it had. */
 static flow exec_resolved(const env *e, const sc_stmt *s) {
   vow_value v;
-  if (eval(e, s->where, &s->value, &v) != 0) return FLOW_HALT;
+  bool resolve = s->op == SC_RESOLVED;
+  if (eval_as(e, s->where, &s->value, resolve ? USE_VALUE : USE_REASON, &v) != 0) return FLOW_HALT;
   vow_loop *loop = e->sc->loop;
-  vow_promise *p = s->op == SC_RESOLVED ? vow_resolved(loop, v) : vow_rejected(loop, v);
-  return status(bind_promise(e->sc, s, p));
+  const vow_promise *given = resolve ? vow_as_promise(v) : NULL; /* only compared */
+  size_t first = resolve ? first_name(e, &s->value) : SIZE_MAX;
+  vow_promise *p = resolve ? vow_resolved(loop, v) : vow_rejected(loop, v);
+  if (bind_promise(e->sc, s, p) != 0) return FLOW_HALT;
+  if (p == given && first != SIZE_MAX) e->sc->slots[s->slot].first = first;
+  return FLOW_NEXT;
 }
 
 /* N = SRC.then(h1, h2) / SRC.catch(h) / SRC.finally(h) */
@@ -439,7 +519,7 @@ static flow exec_return(const env *e, const sc_stmt *s) {
 /* throw V */
 static flow exec_throw(const env *e, const sc_stmt *s) {
   vow_value v;
-  if (eval(e, s->where, &s->value, &v) != 0) return FLOW_HALT;
+  if (eval_reason(e, s->where, &s->value, &v) != 0) return FLOW_HALT;
   set_completion(e->fr, v);
   return FLOW_THROW;
 }
@@ -506,10 +586,7 @@ static flow exec_forawait(const env *e, const sc_stmt *s) {
   if ((s->from_gen ? forawait_gen(e, s) : forawait_array(e, s)) != 0) return FLOW_HALT;
   fr->in_forawait = true;
   VOW_FOR_AWAIT(&fr->it, x) {
-    if (sc->halted || log_value(sc, s->where, s->label, x) != 0) {
-      vow_unref(x);
-      break;
-    }
+    if (sc->halted || log_value(sc, s->where, s->label, x) != 0) break;
   }
   vow_value error;
   int rc = vow_for_await_end(&fr->it, &error);
@@ -613,8 +690,9 @@ static vow_value run_handler(const site *st, const sc_handler *h, const vow_valu
     if (rc != 0) return result;
   }
   if (exec_block(&e, &h->body) != FLOW_NEXT || h->ret_kind == SC_RET_NONE) return result;
-  if (eval(&e, st->stmt->where, &h->ret, &result) != 0) return vow_undefined();
-  return h->ret_kind == SC_RET_THROW ? vow_throw(result) : result;
+  bool throws = h->ret_kind == SC_RET_THROW;
+  if (eval_as(&e, st->stmt->where, &h->ret, throws ? USE_REASON : USE_VALUE, &result) != 0) return vow_undefined();
+  return throws ? vow_throw(result) : result;
 }
 
 static vow_value on_fulfilled(vow_loop *loop, vow_value v, void *ctx) {
@@ -671,6 +749,8 @@ static int setup(scenario *sc, const sc_program *prog) {
   if (!sc->slots || !sc->sites) return -1;
   if (vow_loop_new(&sc->loop, &options) != 0) return -1;
   sc->start = vow_loop_now(sc->loop);
+  sc->log.promise_name = promise_name;
+  sc->log.promise_name_ctx = sc;
   return vow_on_unhandled_rejection(sc->loop, on_unhandled, sc);
 }
 

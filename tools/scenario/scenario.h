@@ -142,6 +142,10 @@ typedef struct sc_log {
   char *buf;
   size_t len, cap;
   size_t lines;
+  /* FORMAT 1.1: the name a promise value v (or the run's stand-in for one, a
+   * VOW_POINTER: see run.c) prints as, promise:NAME; NULL when it has none. */
+  const char *(*promise_name)(void *ctx, vow_value v);
+  void *promise_name_ctx;
 } sc_log;
 
 /* Each returns 0, or -1 with a malloc'd *error (a limit was passed, the value
