@@ -1441,8 +1441,10 @@ int vow_signal_off(vow_loop *loop, int64_t id);
  *     options.reject_http_errors asks for a VOW_EHTTP rejection instead.
  *   - A network failure rejects with an ERROR value whose code says which:
  *     UV_ECONNREFUSED, UV_ECONNRESET, UV_EAI_NONAME (DNS), VOW_ETLS,
- *     VOW_ETIMEDOUT (options.timeout_ms), VOW_EPROTO, or — when its signal
- *     aborts — the signal's reason. Aborting stops the transfer and frees its
+ *     VOW_ETIMEDOUT (options.timeout_ms), VOW_EPROTO (a reply that is not
+ *     HTTP, or not one fetch can follow), VOW_ETOOBIG (response headers over
+ *     the limits below, or a header line over curl's 100 KiB), or — when its
+ *     signal aborts — the signal's reason. Aborting stops the transfer and frees its
  *     connection at once, whatever stage it is in (the body included).
  *   - The body is read once: whole (vow_response_text) or as a stream of
  *     chunks (vow_response_body). A slow stream consumer pauses the transfer
@@ -1466,6 +1468,10 @@ typedef struct vow_fetch_options {
   int reject_http_errors;      /* non-2xx: reject with VOW_EHTTP (status in the message) */
   const char *ca_file;         /* HTTPS: a PEM file of certificates to trust instead of the
                                   system's (a private CA, a test's self-signed one); NULL: the system's */
+  size_t max_header_bytes;     /* a response's status line and headers; 0: 16 KiB (Node's fetch),
+                                  at most 256 KiB (curl refuses more); over it: VOW_ETOOBIG */
+  size_t max_headers;          /* header lines of a response; 0: 2000 (Node's maxHeadersCount);
+                                  over it: VOW_ETOOBIG */
 } vow_fetch_options;
 
 /* fetch(url, options): url is copied, options may be NULL. Returns a new

@@ -1216,16 +1216,19 @@ static vow_value fetch_https(vow_loop *l, void *arg) {
   return vow_undefined();
 }
 
-Test(fetch_tls, https_with_a_trusted_certificate) {
-  char dir[] = "/tmp/vow-tls-XXXXXX";
-  cr_assert_not_null(mkdtemp(dir));
+/* A certificate for 127.0.0.1 in dir (key.pem, cert.pem); 0, or -1 without
+ * an openssl command. */
+static int make_certificate(const char *dir) {
   char cmd[512];
   snprintf(cmd, sizeof cmd,
            "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
            "-addext subjectAltName=IP:127.0.0.1 -keyout %s/key.pem -out %s/cert.pem 2>/dev/null",
            dir, dir);
-  if (system(cmd) != 0) cr_skip_test("no openssl command to make a certificate with");
-  int port = free_port();
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+/* `openssl s_server -www` on port with dir's certificate, as a child process. */
+static pid_t start_s_server(const char *dir, int port) {
   pid_t parent = getpid();
   pid_t server = fork();
   if (server == 0) {
@@ -1247,6 +1250,23 @@ Test(fetch_tls, https_with_a_trusted_certificate) {
            "-quiet", (char *)NULL);
     _exit(127);
   }
+  return server;
+}
+
+static void stop_s_server(pid_t server, const char *dir) {
+  char cmd[512];
+  kill(server, SIGTERM);
+  waitpid(server, NULL, 0);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  system(cmd);
+}
+
+Test(fetch_tls, https_with_a_trusted_certificate) {
+  char dir[] = "/tmp/vow-tls-XXXXXX";
+  cr_assert_not_null(mkdtemp(dir));
+  if (make_certificate(dir) != 0) cr_skip_test("no openssl command to make a certificate with");
+  int port = free_port();
+  pid_t server = start_s_server(dir, port);
   https_case c = {.ok_status = 0};
   snprintf(c.url, sizeof c.url, "https://127.0.0.1:%d/", port);
   snprintf(c.ca, sizeof c.ca, "%s/cert.pem", dir);
@@ -1255,10 +1275,392 @@ Test(fetch_tls, https_with_a_trusted_certificate) {
   vow_promise_unref(vow_async(l, fetch_https, &c));
   vow_loop_run(l);
   vow_loop_free(l);
-  kill(server, SIGTERM);
-  waitpid(server, NULL, 0);
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  system(cmd);
+  stop_s_server(server, dir);
   cr_assert_eq(c.ok_status, 200, "https with the trusted certificate: status %d", c.ok_status);
   cr_assert_eq(c.unverified_code, VOW_ETLS, "an untrusted certificate fails verification");
+}
+
+/* ---- hardening: what a hostile or broken peer does ---------------------------------------- */
+
+/* A scripted raw server on the test's loop: for each request head it reads on
+ * a connection, script(connection, request) says what to do — answer with the
+ * bytes it returns (malloc'd; the server frees them), keeping the connection,
+ * or reset it (return NULL). Request bodies are not read as such: what follows
+ * a head is taken as the next request's bytes, so scripts answer only heads. */
+typedef char *(*script_fn)(int conn, int request, size_t *len);
+
+typedef struct script_server {
+  uv_tcp_t tcp;
+  int port;
+  script_fn script;
+  int accepted;
+  int resets;     /* connections the script reset */
+  int freed;      /* connections whose handles are closed */
+  int listener_closed;
+  struct script_conn *conns;
+} script_server;
+
+typedef struct script_conn {
+  uv_tcp_t tcp;
+  script_server *srv;
+  struct script_conn *prev, *next;
+  int id, requests;
+  size_t len;
+  char in[4096];
+} script_conn;
+
+typedef struct script_write {
+  uv_write_t req;
+  char *out;
+} script_write;
+
+static void script_conn_freed(uv_handle_t *h) {
+  script_conn *c = h->data;
+  script_server *s = c->srv;
+  if (c->prev) c->prev->next = c->next;
+  else s->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  s->freed++;
+  free(c);
+}
+
+static void script_written(uv_write_t *req, int status) {
+  (void)status; /* the client may have gone: it is its business */
+  script_write *w = (script_write *)req;
+  free(w->out);
+  free(w);
+}
+
+static void script_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
+  (void)hint;
+  script_conn *c = h->data;
+  *b = uv_buf_init(c->in + c->len, (unsigned)(sizeof c->in - c->len));
+}
+
+static void script_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b) {
+  (void)b;
+  script_conn *c = stream->data;
+  if (uv_is_closing((uv_handle_t *)stream)) return;
+  if (n < 0) {
+    uv_close((uv_handle_t *)stream, script_conn_freed);
+    return;
+  }
+  c->len += (size_t)n;
+  size_t end;
+  while ((end = head_end(c->in, c->len)) != 0) {
+    memmove(c->in, c->in + end, c->len - end);
+    c->len -= end;
+    size_t len = 0;
+    char *out = c->srv->script(c->id, ++c->requests, &len);
+    if (!out) {
+      c->srv->resets++;
+      uv_tcp_close_reset(&c->tcp, script_conn_freed);
+      return;
+    }
+    script_write *w = malloc(sizeof *w);
+    w->out = out;
+    uv_buf_t buf = uv_buf_init(out, (unsigned)len);
+    uv_write(&w->req, stream, &buf, 1, script_written);
+  }
+  if (c->len == sizeof c->in) c->len = 0; /* a head too large for us, or a body: dropped */
+}
+
+static void script_accept(uv_stream_t *listener, int status) {
+  script_server *s = listener->data;
+  if (status < 0) return;
+  script_conn *c = calloc(1, sizeof *c);
+  c->srv = s;
+  c->next = s->conns;
+  if (s->conns) s->conns->prev = c;
+  s->conns = c;
+  uv_tcp_init(listener->loop, &c->tcp);
+  c->tcp.data = c;
+  if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+    s->freed--; /* not a connection */
+    uv_close((uv_handle_t *)&c->tcp, script_conn_freed);
+    return;
+  }
+  c->id = ++s->accepted;
+  uv_read_start((uv_stream_t *)&c->tcp, script_alloc, script_read);
+}
+
+static void script_listen(script_server *s, uv_loop_t *uv, script_fn script) {
+  memset(s, 0, sizeof *s);
+  s->script = script;
+  struct sockaddr_in a;
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  cr_assert_eq(uv_tcp_init(uv, &s->tcp), 0);
+  s->tcp.data = s;
+  cr_assert_eq(uv_tcp_bind(&s->tcp, (const struct sockaddr *)&a, 0), 0);
+  cr_assert_eq(uv_listen((uv_stream_t *)&s->tcp, 128, script_accept), 0);
+  struct sockaddr_storage b;
+  int len = sizeof b;
+  uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&b, &len);
+  s->port = ntohs(((struct sockaddr_in *)&b)->sin_port);
+}
+
+static void script_listener_closed(uv_handle_t *h) { ((script_server *)h->data)->listener_closed = 1; }
+
+/* Stops listening and closes every connection. */
+static void script_close(script_server *s) {
+  uv_close((uv_handle_t *)&s->tcp, script_listener_closed);
+  for (script_conn *c = s->conns; c; c = c->next)
+    if (!uv_is_closing((uv_handle_t *)&c->tcp)) uv_close((uv_handle_t *)&c->tcp, script_conn_freed);
+  wait_for(&s->listener_closed, 1);
+  wait_for(&s->freed, s->accepted);
+}
+
+/* A response: the status line, then head (header lines, may be empty), then
+ * a body of its Content-Length. */
+static char *response_of(const char *status_line, const char *head, const char *body, size_t *len) {
+  size_t n = strlen(status_line) + strlen(head) + strlen(body) + 64;
+  char *out = malloc(n);
+  *len = (size_t)snprintf(out, n, "%s\r\n%sContent-Length: %zu\r\n\r\n%s", status_line, head,
+                          strlen(body), body);
+  return out;
+}
+
+/* A keep-alive server that answers each connection's first request ("c1",
+ * "c2"... by connection) and resets the connection on its second: the
+ * request curl sends on a connection it reuses meets a reset, as when a
+ * server drops an idle connection at the moment the client reuses it.
+ *   for (i = 1..3) await (await fetch(u)).text() == 'c' + i
+ * curl's tool retries such a request on a new connection (a reused
+ * connection that fails before any byte of the reply came is retried, once);
+ * so does fetch: all three succeed, on three connections, two of them reset. */
+static char *answer_once_then_reset(int conn, int request, size_t *len) {
+  if (request > 1) return NULL;
+  char body[16];
+  snprintf(body, sizeof body, "c%d", conn);
+  return response_of("HTTP/1.1 200 OK", "", body, len);
+}
+
+static vow_value t_retry_reused(vow_loop *l, void *a) {
+  (void)a;
+  script_server s;
+  script_listen(&s, vow_loop_uv(l), answer_once_then_reset);
+  char u[64], want[16];
+  snprintf(u, sizeof u, "http://127.0.0.1:%d/", s.port);
+  for (int i = 1; i <= 3; i++) {
+    snprintf(want, sizeof want, "c%d", i);
+    fetch_expect(u, NULL, want);
+  }
+  cr_assert_eq(s.accepted, 3);
+  cr_assert_eq(s.resets, 2, "each reused connection was reset");
+  script_close(&s);
+  return close_server();
+}
+LOOP_TEST(fetch, a_reused_connection_reset_is_retried_on_a_new_one) { run(t_retry_reused); }
+
+/* Replies that are wrong each get the code that says how:
+ *   a 300 KB header line          -> VOW_ETOOBIG (curl's limit is 100 KiB a line)
+ *   "garbage" for a status line   -> VOW_EPROTO  (not HTTP at all: HTTP/0.9, refused)
+ *   "HTTP/1.5 200 OK"             -> VOW_EPROTO  (no such version)
+ *   "HTTP/1.1 abc OK"             -> VOW_EPROTO
+ * (Node's fetch rejects each with TypeError "fetch failed", the cause naming
+ * the parse error: HPE_HEADER_OVERFLOW, HPE_INVALID_CONSTANT...) while a URL
+ * whose scheme fetch does not speak is still the caller's VOW_EINVAL. */
+static int reply_kind;
+static char *bad_reply(int conn, int request, size_t *len) {
+  (void)conn, (void)request;
+  char *out;
+  switch (reply_kind) {
+    case 0: {
+      size_t n = 300 * 1000;
+      char *head = malloc(n + 16);
+      memcpy(head, "X-Big: ", 7);
+      memset(head + 7, 'a', n);
+      memcpy(head + 7 + n, "\r\n", 3);
+      out = response_of("HTTP/1.1 200 OK", head, "ok", len);
+      free(head);
+      return out;
+    }
+    case 1:
+      out = strdup("garbage\r\n\r\n");
+      *len = strlen(out);
+      return out;
+    case 2: return response_of("HTTP/1.5 200 OK", "", "ok", len);
+    default: return response_of("HTTP/1.1 abc OK", "", "ok", len);
+  }
+}
+
+static vow_value t_bad_replies(vow_loop *l, void *a) {
+  (void)a;
+  script_server s;
+  script_listen(&s, vow_loop_uv(l), bad_reply);
+  char u[64], msg[512];
+  snprintf(u, sizeof u, "http://127.0.0.1:%d/", s.port);
+  static const int want[] = {VOW_ETOOBIG, VOW_EPROTO, VOW_EPROTO, VOW_EPROTO};
+  for (reply_kind = 0; reply_kind < 4; reply_kind++) {
+    int code = get_err(u, NULL, msg, sizeof msg);
+    cr_assert_eq(code, want[reply_kind], "reply %d: %s (%s)", reply_kind, vow_err_name(code), msg);
+    cr_assert(strstr(msg, u), "the message names the URL: %s", msg);
+  }
+  cr_assert_eq(get_err("ftp://127.0.0.1/", NULL, msg, sizeof msg), VOW_EINVAL, "%s", msg);
+  script_close(&s);
+  return close_server();
+}
+LOOP_TEST(fetch, bad_replies_get_codes_that_name_what_was_wrong) { run(t_bad_replies); }
+
+/* Response headers are limited as request headers are, in size (Node's fetch:
+ * 16 KiB, UND_ERR_HEADERS_OVERFLOW) and in number:
+ *   40 000 headers                    -> VOW_ETOOBIG, at once (they are not all read)
+ *   a 20 KB header / a 15 KB one      -> VOW_ETOOBIG / 200 (as Node's fetch)
+ *   6 headers with max_headers 5 / 6  -> VOW_ETOOBIG / 200
+ *   2001 / 2000 headers (max_header_bytes 64 KiB) -> VOW_ETOOBIG / 200 (the default count, 2000) */
+static int header_lines, header_value_len;
+static char *many_headers(int conn, int request, size_t *len) {
+  (void)conn, (void)request;
+  size_t cap = (size_t)header_lines * ((size_t)header_value_len + 32) + 1, at = 0;
+  char *head = malloc(cap);
+  head[0] = '\0';
+  for (int i = 0; i < header_lines; i++) {
+    at += (size_t)snprintf(head + at, cap - at, "X-%d: ", i);
+    memset(head + at, 'v', (size_t)header_value_len);
+    at += (size_t)header_value_len;
+    at += (size_t)snprintf(head + at, cap - at, "\r\n");
+  }
+  char *out = response_of("HTTP/1.1 200 OK", head, "ok", len);
+  free(head);
+  return out;
+}
+
+static int fetch_headers(const char *u, int lines, int value_len, const vow_fetch_options *o, char *msg) {
+  header_lines = lines, header_value_len = value_len;
+  vow_value v;
+  int rc = vow_await(vow_fetch(loop, u, o), &v);
+  int code = rc == 0 ? vow_response_status(vow_as_response(v)) : vow_error_code(v);
+  snprintf(msg, 512, "%s", rc == 0 ? "fulfilled" : vow_error_message(v));
+  vow_unref(v);
+  return code;
+}
+
+static vow_value t_header_limits(vow_loop *l, void *a) {
+  (void)a;
+  script_server s;
+  script_listen(&s, vow_loop_uv(l), many_headers);
+  char u[64], msg[512];
+  snprintf(u, sizeof u, "http://127.0.0.1:%d/", s.port);
+  cr_assert_eq(fetch_headers(u, 40000, 1, NULL, msg), VOW_ETOOBIG, "%s", msg);
+  cr_assert(strstr(msg, "header"), "the message says what was too big: %s", msg);
+  cr_assert_eq(fetch_headers(u, 1, 20000, NULL, msg), VOW_ETOOBIG, "%s", msg);
+  cr_assert_eq(fetch_headers(u, 1, 15000, NULL, msg), 200, "%s", msg);
+  vow_fetch_options five = {.max_headers = 5}, six = {.max_headers = 6};
+  cr_assert_eq(fetch_headers(u, 5, 1, &five, msg), VOW_ETOOBIG, "%s", msg); /* and Content-Length */
+  cr_assert_eq(fetch_headers(u, 5, 1, &six, msg), 200, "%s", msg);
+  vow_fetch_options big = {.max_header_bytes = 64 * 1024};
+  cr_assert_eq(fetch_headers(u, 2000, 1, &big, msg), VOW_ETOOBIG, "%s", msg); /* 2001 in all */
+  cr_assert_eq(fetch_headers(u, 1999, 1, &big, msg), 200, "%s", msg);
+  cr_assert_eq(fetch_headers(u, 1, 20000, &big, msg), 200, "%s", msg);
+  script_close(&s);
+  return close_server();
+}
+LOOP_TEST(fetch, response_headers_are_limited_in_size_and_number) { run(t_header_limits); }
+
+/* SIGPIPE. A peer that goes away while the client uploads makes the client's
+ * writes fail (ECONNRESET, then EPIPE); write() would also raise SIGPIPE,
+ * whose default action kills the process. fetch's writes must never raise it,
+ * whatever the program's disposition: the child below sets it back to
+ * SIG_DFL after making its loop (so that nothing the loop does for it counts)
+ * and POSTs 16 MB to a server that reads the request's head and resets the
+ * connection (plain HTTP), or to `openssl s_server`, which it kills (SIGKILL:
+ * its sockets are reset) 200 ms into the upload (HTTPS: OpenSSL's writes,
+ * and its close_notify after the failure). The child must exit normally, the
+ * fetch rejected — with ECONNRESET or EPIPE over plain HTTP.
+ * Exit codes: 0 as expected, 1 fulfilled, 2 another rejection, 3 setup. */
+static char *reset_at_once(int conn, int request, size_t *len) {
+  (void)conn, (void)request, (void)len;
+  return NULL;
+}
+
+typedef struct upload {
+  char url[64];
+  const char *ca;       /* HTTPS: the certificate to trust */
+  pid_t s_server;       /* HTTPS: killed during the upload */
+  script_server *raw;   /* plain HTTP: the server, closed at the end */
+  int code;             /* the rejection's code, or the status */
+  int rejected;
+} upload;
+
+static void stop_s_server_reading(vow_loop *l, void *arg) {
+  (void)l;
+  kill(((upload *)arg)->s_server, SIGSTOP);
+}
+static void kill_s_server(vow_loop *l, void *arg) {
+  (void)l;
+  kill(((upload *)arg)->s_server, SIGKILL);
+}
+
+static vow_value t_upload(vow_loop *l, void *arg) {
+  upload *up = arg;
+  vow_fetch_options o = {.ca_file = up->ca};
+  vow_value v;
+  for (int i = 0; up->ca && i < 50; i++) { /* until s_server listens */
+    int rc = vow_await(vow_fetch(l, up->url, &o), &v);
+    vow_unref(v);
+    if (rc == 0) break;
+    vow_await(vow_delay(l, 100, vow_undefined()), NULL);
+  }
+  size_t n = (size_t)16 << 20;
+  char *body = malloc(n);
+  memset(body, 'x', n);
+  o = (vow_fetch_options){.method = "POST", .body = body, .body_len = n, .ca_file = up->ca};
+  vow_promise *p = vow_fetch(l, up->url, &o);
+  free(body); /* copied */
+  if (up->ca) { /* it stops reading (our writes fill the socket's buffers), then dies */
+    vow_set_timeout(l, 30, stop_s_server_reading, up);
+    vow_set_timeout(l, 130, kill_s_server, up);
+  }
+  up->rejected = vow_await(p, &v) != 0;
+  up->code = up->rejected ? vow_error_code(v) : vow_response_status(vow_as_response(v));
+  vow_unref(v);
+  if (up->raw) uv_close((uv_handle_t *)&up->raw->tcp, NULL);
+  return vow_undefined();
+}
+
+static int upload_child(upload *up) {
+  alarm(30); /* a hang is a failure too: SIGALRM */
+  vow_loop_free(loop); /* the parent's, copied by fork */
+  if (vow_loop_new(&loop, NULL) != 0) return 3;
+  signal(SIGPIPE, SIG_DFL);
+  script_server s;
+  if (!up->ca) {
+    script_listen(&s, vow_loop_uv(loop), reset_at_once);
+    snprintf(up->url, sizeof up->url, "http://127.0.0.1:%d/", s.port);
+    up->raw = &s;
+  }
+  vow_promise_unref(vow_async(loop, t_upload, up));
+  if (vow_loop_run(loop) != 0 || vow_loop_free(loop) != 0) return 3;
+  if (!up->rejected) return 1;
+  return up->ca || up->code == UV_ECONNRESET || up->code == UV_EPIPE ? 0 : 2;
+}
+
+static void expect_child_survives(upload *up) {
+  fflush(NULL);
+  pid_t child = fork();
+  cr_assert_geq(child, 0);
+  if (child == 0) _exit(upload_child(up));
+  int status;
+  cr_assert_eq(waitpid(child, &status, 0), child);
+  cr_assert(!WIFSIGNALED(status), "the child was killed by signal %d (%s)", WTERMSIG(status),
+            WIFSIGNALED(status) && WTERMSIG(status) == SIGPIPE ? "SIGPIPE" : "not SIGPIPE");
+  cr_assert_eq(WEXITSTATUS(status), 0, "the child exited with %d", WEXITSTATUS(status));
+}
+
+Test(fetch, an_upload_to_a_peer_that_resets_raises_no_sigpipe) {
+  upload up = {.ca = NULL};
+  expect_child_survives(&up);
+}
+
+Test(fetch_tls, an_https_upload_to_a_peer_that_dies_raises_no_sigpipe) {
+  char dir[] = "/tmp/vow-tls-XXXXXX";
+  cr_assert_not_null(mkdtemp(dir));
+  if (make_certificate(dir) != 0) cr_skip_test("no openssl command to make a certificate with");
+  int port = free_port();
+  char ca[64];
+  snprintf(ca, sizeof ca, "%s/cert.pem", dir);
+  upload up = {.ca = ca, .s_server = start_s_server(dir, port)};
+  snprintf(up.url, sizeof up.url, "https://127.0.0.1:%d/", port);
+  expect_child_survives(&up);
+  stop_s_server(up.s_server, dir);
 }

@@ -50,6 +50,12 @@
 
 enum { HIGH_WATER = 256 * 1024 };
 #define DEFAULT_MAX_BODY ((size_t)64 << 20)
+/* A response's head: 16 KiB as Node's fetch (undici's maxHeaderSize), 2000
+ * lines as Node's maxHeadersCount; never more bytes than curl takes (it fails
+ * a head beyond 300 KiB as a receive error, which would read as a reset). */
+#define DEFAULT_MAX_HEADER_BYTES ((size_t)16 << 10)
+#define MAX_HEADER_BYTES ((size_t)256 << 10)
+#define DEFAULT_MAX_HEADERS ((size_t)2000)
 
 enum { READER_NONE, READER_TEXT, READER_STREAM };
 enum { BODY_OPEN, BODY_DONE, BODY_FAILED };
@@ -84,6 +90,9 @@ struct vow__fetch_state {
   CURLM *multi;
   uv_timer_t *timer;      /* curl's timeout; heap, freed by its close callback */
   uv_idle_t *soon;        /* curl's 0-ms timeout (see on_curl_timer); heap, likewise */
+  uv_timer_t *deadlines;  /* the earliest timeout_ms of a transfer (see on_deadlines); heap,
+                           * unreferenced: a running transfer keeps the loop alive itself */
+  uint64_t next_deadline; /* when it fires (loop time), 0 if stopped */
   sock_ctx **socks;       /* the sockets we watch for curl, by fd */
   size_t socks_cap;
   spare_easy spare[SPARE_EASY_MAX]; /* easy handles of finished transfers */
@@ -122,7 +131,11 @@ struct vow_response {
   int redirect;
   int reject_http_errors;
   size_t max_body;
+  size_t max_header_bytes, max_headers;
+  size_t header_bytes, header_count; /* of the response arriving */
   int doomed;             /* to be stopped when curl returns */
+  uint64_t deadline;      /* options.timeout_ms as loop time, 0: none */
+  int no_socket;          /* a socket's record could not be made (out of memory) */
   uint64_t span;          /* the transfer on the trace's timeline, 0 if untraced */
   char errbuf[CURL_ERROR_SIZE];
 
@@ -149,6 +162,7 @@ struct vow_response {
 };
 
 static void detach(vow_response *x);
+static void on_deadlines(uv_timer_t *timer);
 
 /* ---- references -------------------------------------------------------------------- */
 
@@ -215,6 +229,15 @@ static vow_value errorf(int code, const char *fmt, ...) {
   return e;
 }
 
+/* Whether the request went out. If it did, a URL or a protocol curl cannot
+ * handle was in the reply (HTTP/0.9, an unknown version, a redirect's
+ * Location), which is the server's fault, not the caller's. */
+static int request_sent(CURL *easy) {
+  long bytes = 0;
+  curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &bytes);
+  return bytes > 0;
+}
+
 /* Which of vow's codes a curl failure is. */
 static int error_code(CURL *easy, CURLcode code) {
   switch (code) {
@@ -250,9 +273,13 @@ static int error_code(CURL *easy, CURLcode code) {
       return VOW_ETLS;
     case CURLE_URL_MALFORMAT:
     case CURLE_UNSUPPORTED_PROTOCOL:
-      return VOW_EINVAL;
+      return request_sent(easy) ? VOW_EPROTO : VOW_EINVAL;
     case CURLE_OUT_OF_MEMORY:
       return VOW_ENOMEM;
+#if LIBCURL_VERSION_NUM >= 0x080600
+    case CURLE_TOO_LARGE:
+      return VOW_ETOOBIG;
+#endif
     default:
       return VOW_EPROTO; /* too many redirects, a weird reply, HTTP/2 framing... */
   }
@@ -266,6 +293,14 @@ static void set_error(vow_response *x, vow_value reason) {
 
 /* The rejection for a curl failure: the code, the URL and curl's words. */
 static vow_value curl_error(vow_response *x, CURLcode code) {
+  /* curl (before 8.6's CURLE_TOO_LARGE) reports a header line longer than
+   * it buffers as out of memory: while a reply's headers arrive, that is
+   * what the code means. */
+  if (code == CURLE_COULDNT_CONNECT && x->no_socket)
+    return errorf(VOW_ENOMEM, "fetch %s: out of memory for a socket", x->url);
+  if (code == CURLE_OUT_OF_MEMORY && !x->final && request_sent(x->easy))
+    return errorf(VOW_ETOOBIG, "fetch %s: a response header line is longer than %d bytes", x->url,
+                  CURL_MAX_HTTP_HEADER);
   int err = error_code(x->easy, code);
   const char *what = curl_easy_strerror(code);
   if (x->errbuf[0] && strcmp(x->errbuf, what) != 0)
@@ -303,13 +338,18 @@ static void fail(vow_response *x, vow_value reason) {
   wake(x);
 }
 
+/* text()'s promise gets the whole body: a STRING, or a rejection when the
+ * string cannot be made (never a fulfilment with the error). */
+static void settle_text(vow_response *x) {
+  vow_value text = vow_string_n(x->body.data ? x->body.data : "", x->body.len);
+  settle(&x->text, text, text.kind != VOW_STRING);
+  vow__buf_free(&x->body);
+}
+
 static void body_done(vow_response *x) {
   if (x->body_state != BODY_OPEN) return;
   x->body_state = BODY_DONE;
-  if (x->text) {
-    settle(&x->text, vow_string_n(x->body.data ? x->body.data : "", x->body.len), 0);
-    vow__buf_free(&x->body);
-  }
+  if (x->text) settle_text(x);
   wake(x);
 }
 
@@ -334,6 +374,7 @@ vow_response *vow_as_response(vow_value v) {
  * one may come before the final one). */
 static int status_line(vow_response *x, const char *line, size_t len) {
   vow__headers_clear(&x->headers);
+  x->header_bytes = x->header_count = 0;
   x->has_location = 0;
   x->status = 0;
   if (x->status_text != x->status_small) vow__free(x->status_text);
@@ -391,17 +432,37 @@ static int headers_end(vow_response *x) {
   return 0;
 }
 
+/* Counts a line of the response's head against the limits (a header line
+ * if header). Returns 0, or sets x->error and returns -1. */
+static int head_limits(vow_response *x, size_t len, int header) {
+  x->header_bytes += len;
+  if (x->header_bytes > x->max_header_bytes) {
+    set_error(x, errorf(VOW_ETOOBIG, "fetch %s: the response headers are larger than %zu bytes",
+                        x->url, x->max_header_bytes));
+    return -1;
+  }
+  if (header && ++x->header_count > x->max_headers) {
+    set_error(x, errorf(VOW_ETOOBIG, "fetch %s: the response has more than %zu headers", x->url,
+                        x->max_headers));
+    return -1;
+  }
+  return 0;
+}
+
 static size_t on_header(char *data, size_t size, size_t n, void *userp) {
   vow_response *x = userp;
   size_t len = size * n;
   if (x->final) return len; /* trailers */
   if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
-    if (status_line(x, data, len) == 0) return len;
-    set_error(x, vow_error_nomem());
-    return 0;
+    if (status_line(x, data, len) != 0) {
+      set_error(x, vow_error_nomem());
+      return 0;
+    }
+    return head_limits(x, len, 0) == 0 ? len : 0;
   }
   if (len == 0 || data[0] == '\r' || data[0] == '\n') return headers_end(x) == 0 ? len : 0;
   const char *colon = memchr(data, ':', len);
+  if (head_limits(x, len, colon && colon != data) != 0) return 0;
   if (!colon || colon == data) return len; /* not a header: ignored, as curl does */
   size_t name_len = (size_t)(colon - data);
   if (vow__headers_add(&x->headers, data, name_len, colon + 1, len - name_len - 1, 1) != 0) {
@@ -450,6 +511,7 @@ static void easy_release(vow__fetch_state *st, vow_response *x, int finished) {
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, (char *)NULL);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)NULL);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)NULL);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, (void *)NULL);
   } else {
     curl_easy_reset(e);
   }
@@ -556,8 +618,14 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
     s->events = 0;
     return;
   }
-  int flags = 0;
-  if (status < 0) flags = CURL_CSELECT_ERR;
+  /* On an error (libuv reports POLLERR — a reset, say — as a status, with no
+   * events) curl is told the error and also that what it waits for is ready,
+   * as poll() itself reports POLLIN/POLLOUT with POLLERR: curl then reads or
+   * writes, meets the error there, and on a connection it reused retries the
+   * request on a new one, as curl's tool does. Given the error bit alone it
+   * fails the transfer ("select/poll returned error"). */
+  int flags = status < 0 ? CURL_CSELECT_ERR : 0;
+  if (status < 0) events = s->wanted;
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
   poll_event ev = {s->st, s->fd, flags};
@@ -623,7 +691,8 @@ static sock_ctx *sock_open(vow__fetch_state *st, curl_socket_t fd) {
  * find its poll already set up. */
 static curl_socket_t open_socket(void *userp, curlsocktype purpose, struct curl_sockaddr *addr) {
   (void)purpose;
-  vow__fetch_state *st = userp;
+  vow_response *x = userp; /* the transfer that needs the connection */
+  vow__fetch_state *st = x->st;
   curl_socket_t fd = socket(addr->family, addr->socktype, addr->protocol);
   if (fd == CURL_SOCKET_BAD) return fd;
   sock_ctx *s = sock_find(st, fd);
@@ -631,6 +700,7 @@ static curl_socket_t open_socket(void *userp, curlsocktype purpose, struct curl_
   s = sock_open(st, fd);
   if (!s) {
     close(fd);
+    x->no_socket = 1; /* curl reports a failure to connect: say why */
     return CURL_SOCKET_BAD;
   }
   s->owned = 1;
@@ -664,7 +734,7 @@ static void sock_want(sock_ctx *s, int events) {
 
 /* CURLMOPT_SOCKETFUNCTION: what curl wants to know about fd. */
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
-  (void)easy, (void)socketp;
+  (void)socketp;
   vow__fetch_state *st = userp;
   sock_ctx *s = sock_find(st, fd);
   if (what == CURL_POLL_REMOVE) {
@@ -672,7 +742,18 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     else if (s) sock_close(st, s); /* not a connection's (a resolver's, say): it may close unseen */
     return 0;
   }
-  if (!s && !(s = sock_open(st, fd))) return -1;
+  if (!s && !(s = sock_open(st, fd))) {
+    /* Not -1: that marks the whole multi dead, failing every transfer of
+     * the loop from then on. Only this one fails, stopped once curl returns. */
+    char *priv = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+    vow_response *x = (vow_response *)priv;
+    if (x) {
+      fail(x, vow_error_nomem());
+      x->doomed = st->doomed = 1;
+    }
+    return 0;
+  }
   int events = 0;
   if (what & CURL_POLL_IN) events |= UV_READABLE;
   if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
@@ -697,6 +778,44 @@ static int on_curl_timer(CURLM *multi, long ms, void *userp) {
   if (ms < 0) uv_timer_stop(st->timer);
   else uv_timer_start(st->timer, on_timeout, (uint64_t)ms, 0);
   return 0;
+}
+
+/* ---- timeout_ms, enforced by the loop ------------------------------------------------------------ */
+
+/* When called for a timeout, curl (7.x) runs the timers due within its
+ * TIMEOUT_INACCURACY (3 ms) but checks a transfer's CURLOPT_TIMEOUT_MS
+ * against the exact time: a transfer whose deadline is less than 3 ms away
+ * then loses it, and one whose server stalls never ends. So the loop keeps the
+ * deadlines too, on one timer for the earliest: when a transfer's is
+ * reached it fails with VOW_ETIMEDOUT, whoever comes first. */
+static void arm_deadline(vow__fetch_state *st, uint64_t due) {
+  if (st->next_deadline && st->next_deadline <= due) return;
+  uint64_t now = uv_now(&st->loop->uv);
+  st->next_deadline = due;
+  uv_timer_start(st->deadlines, on_deadlines, due > now ? due - now : 0, 0);
+}
+
+static void deadlines_task(vow_loop *loop, void *arg) {
+  vow__fetch_state *st = arg;
+  uint64_t now = uv_now(&loop->uv);
+  st->next_deadline = 0;
+  for (vow_response *x = st->all, *next; x; x = next) {
+    x_ref(x);
+    if (x->easy && x->deadline && x->deadline <= now) {
+      x->deadline = 0;
+      fail(x, errorf(VOW_ETIMEDOUT, "fetch %s: timed out", x->url));
+      detach(x);
+    } else if (x->easy && x->deadline) {
+      arm_deadline(st, x->deadline);
+    }
+    next = x->next;
+    x_unref(x);
+  }
+}
+
+static void on_deadlines(uv_timer_t *timer) {
+  vow__fetch_state *st = timer->data;
+  vow__loop_enter(st->loop, deadlines_task, st);
 }
 
 /* ---- per-loop state ------------------------------------------------------------------------------------ */
@@ -778,7 +897,8 @@ static vow__fetch_state *fetch_state_get(vow_loop *loop) {
   vow__fetch_state *st = vow__calloc(1, sizeof *st);
   uv_timer_t *timer = vow__malloc(sizeof *timer);
   uv_idle_t *soon = vow__malloc(sizeof *soon);
-  struct curl_slist *headers = st && timer && soon ? plain_headers(0) : NULL;
+  uv_timer_t *deadlines = vow__malloc(sizeof *deadlines);
+  struct curl_slist *headers = st && timer && soon && deadlines ? plain_headers(0) : NULL;
   struct curl_slist *body_headers = headers ? plain_headers(1) : NULL;
   CURLM *multi = body_headers ? curl_multi_init() : NULL;
   if (!multi) {
@@ -787,12 +907,17 @@ static vow__fetch_state *fetch_state_get(vow_loop *loop) {
     vow__free(st);
     vow__free(timer);
     vow__free(soon);
+    vow__free(deadlines);
     return NULL;
   }
   uv_timer_init(&loop->uv, timer);
   timer->data = st;
   uv_idle_init(&loop->uv, soon);
   soon->data = st;
+  uv_timer_init(&loop->uv, deadlines);
+  uv_unref((uv_handle_t *)deadlines);
+  deadlines->data = st;
+  st->deadlines = deadlines;
   st->loop = loop;
   st->multi = multi;
   st->timer = timer;
@@ -841,6 +966,7 @@ void vow__fetch_teardown(vow_loop *loop, vow__fetch_state *st) {
   curl_slist_free_all(st->plain_headers[1]);
   uv_close((uv_handle_t *)st->timer, free_handle);
   uv_close((uv_handle_t *)st->soon, free_handle);
+  uv_close((uv_handle_t *)st->deadlines, free_handle);
   vow__free(st);
 }
 
@@ -886,6 +1012,7 @@ static void easy_bind(CURL *e, vow_response *x) {
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
 }
 
 /* Every option, on a handle fresh or reset. */
@@ -893,7 +1020,6 @@ static void easy_configure(CURL *e, vow_response *x, const char *method, const v
   vow__fetch_state *st = x->st;
   easy_bind(e, x);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, st);
   curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
   curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, st);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -991,6 +1117,10 @@ vow_promise *vow_fetch(vow_loop *loop, const char *url, const vow_fetch_options 
   x->redirect = o->redirect;
   x->reject_http_errors = o->reject_http_errors;
   x->max_body = o->max_body ? o->max_body : DEFAULT_MAX_BODY;
+  x->max_header_bytes = !o->max_header_bytes ? DEFAULT_MAX_HEADER_BYTES
+                        : o->max_header_bytes > MAX_HEADER_BYTES ? MAX_HEADER_BYTES
+                                                                  : o->max_header_bytes;
+  x->max_headers = o->max_headers ? o->max_headers : DEFAULT_MAX_HEADERS;
   int err = setup(x, method, o);
   if (err == 0 && curl_multi_add_handle(st->multi, x->easy) != CURLM_OK) err = VOW_ENOMEM;
   if (err) {
@@ -1000,6 +1130,10 @@ vow_promise *vow_fetch(vow_loop *loop, const char *url, const vow_fetch_options 
     return rejected_now(p, errorf(err, "fetch %s: %s", url, vow_strerror(err)));
   }
   st->active++;
+  if (o->timeout_ms) {
+    x->deadline = uv_now(&loop->uv) + (o->timeout_ms < UINT64_MAX / 2 ? o->timeout_ms : UINT64_MAX / 2);
+    arm_deadline(st, x->deadline);
+  }
   if (loop->trace) x->span = vow__trace_span_begin(loop, "fetch", x->url);
   x->promise = vow_promise_ref(p);
   if (o->signal) {
@@ -1048,9 +1182,9 @@ vow_promise *vow_response_text(vow_response *r) {
   if (!usable(r)) return NULL;
   if (r->reader != READER_NONE)
     return vow_rejected(r->loop, errorf(VOW_EINVAL, "fetch %s: the body was already read", r->url));
-  r->reader = READER_TEXT;
   vow_promise *p = vow_promise_new(r->loop);
-  if (!p) return NULL;
+  if (!p) return NULL; /* the body is left to a later reader */
+  r->reader = READER_TEXT;
   r->text = vow_promise_ref(p);
   if (r->body.len > r->max_body) {
     fail(r, errorf(VOW_ETOOBIG, "fetch %s: the body is larger than %zu bytes", r->url, r->max_body));
@@ -1058,8 +1192,7 @@ vow_promise *vow_response_text(vow_response *r) {
   } else if (r->body_state == BODY_FAILED) {
     settle(&r->text, vow_ref(r->error), 1);
   } else if (r->body_state == BODY_DONE) {
-    settle(&r->text, vow_string_n(r->body.data ? r->body.data : "", r->body.len), 0);
-    vow__buf_free(&r->body);
+    settle_text(r);
   } else {
     resume(r);
   }
@@ -1099,7 +1232,11 @@ static vow_value body_stream(vow_loop *loop, vow_asyncgen *gen, void *arg) {
       result = vow_throw(vow_error_nomem());
       break;
     }
-    vow_await(vow_promise_ref(x->waiter), NULL);
+    vow_value why;
+    if (vow_await(vow_promise_ref(x->waiter), &why) != 0) { /* could not wait: out of memory */
+      result = vow_throw(why);
+      break;
+    }
   }
   vow__buf_free(&x->body);
   return result;
@@ -1109,7 +1246,7 @@ static vow_value body_stream(vow_loop *loop, vow_asyncgen *gen, void *arg) {
  * the end, nobody can read it any more: stop the transfer. */
 static void stream_released(void *arg) {
   vow_response *x = arg;
-  detach(x);
+  if (x->reader == READER_STREAM) detach(x); /* else the generator was never made */
   x_unref(x);
 }
 
@@ -1124,11 +1261,10 @@ vow_asyncgen *vow_response_body(vow_response *r) {
   static const vow_async_options used = {.name = "response body (used)"};
   if (r->reader != READER_NONE) return vow_asyncgen_new_ex(r->loop, body_used, NULL, &used);
   static const vow_async_options opts = {.name = "response body", .arg_free = stream_released};
+  /* Out of memory, the generator's arg_free has already dropped its
+   * reference, and left the body to a later reader (r->reader is unset). */
   vow_asyncgen *g = vow_asyncgen_new_ex(r->loop, body_stream, x_ref(r), &opts);
-  if (!g) {
-    x_unref(r);
-    return NULL;
-  }
+  if (!g) return NULL;
   r->reader = READER_STREAM;
   return g;
 }
