@@ -1093,20 +1093,20 @@ static const char *const get_headers[] = {"X-Test: get", NULL};
 
 enum { PLAIN, POST, HDR, PUT, HEAD, DEL, MANUAL, NO_REDIRECT, FOLLOW, TMO, TIMES_OUT, SLOW, POST_EMPTY, CASES };
 static const echo_case echo_cases[CASES] = {
-    [PLAIN] = {"/echo", {0}, 200, "GET", "(none)", "(none)", ""},
+    [PLAIN] = {"/echo", {0}, 200, "GET", "(none)", "(none)", "", 0},
     [POST] = {"/echo", {.method = "POST", .headers = post_headers, .body = "post body", .body_len = 9},
-              200, "POST", "post", "9", "post body"},
-    [HDR] = {"/echo", {.headers = get_headers}, 200, "GET", "get", "(none)", ""},
-    [PUT] = {"/echo", {.method = "PUT", .body = "put", .body_len = 3}, 200, "PUT", "(none)", "3", "put"},
-    [HEAD] = {"/echo", {.method = "HEAD"}, 200, "HEAD", "(none)", "(none)", ""},
-    [DEL] = {"/echo", {.method = "DELETE"}, 200, "DELETE", "(none)", "(none)", ""},
-    [MANUAL] = {"/redirect", {.redirect = VOW_REDIRECT_MANUAL}, 302, NULL, NULL, NULL, "moved"},
+              200, "POST", "post", "9", "post body", 0},
+    [HDR] = {"/echo", {.headers = get_headers}, 200, "GET", "get", "(none)", "", 0},
+    [PUT] = {"/echo", {.method = "PUT", .body = "put", .body_len = 3}, 200, "PUT", "(none)", "3", "put", 0},
+    [HEAD] = {"/echo", {.method = "HEAD"}, 200, "HEAD", "(none)", "(none)", "", 0},
+    [DEL] = {"/echo", {.method = "DELETE"}, 200, "DELETE", "(none)", "(none)", "", 0},
+    [MANUAL] = {"/redirect", {.redirect = VOW_REDIRECT_MANUAL}, 302, NULL, NULL, NULL, "moved", 0},
     [NO_REDIRECT] = {"/redirect", {.redirect = VOW_REDIRECT_ERROR}, 0, NULL, NULL, NULL, NULL, VOW_EPROTO},
-    [FOLLOW] = {"/redirect", {0}, 200, NULL, NULL, NULL, "hello"},
-    [TMO] = {"/echo", {.timeout_ms = 5000}, 200, "GET", "(none)", "(none)", ""},
+    [FOLLOW] = {"/redirect", {0}, 200, NULL, NULL, NULL, "hello", 0},
+    [TMO] = {"/echo", {.timeout_ms = 5000}, 200, "GET", "(none)", "(none)", "", 0},
     [TIMES_OUT] = {"/delay/200", {.timeout_ms = 100}, 0, NULL, NULL, NULL, NULL, VOW_ETIMEDOUT},
-    [SLOW] = {"/delay/200", {0}, 200, NULL, NULL, NULL, "delayed 200"},
-    [POST_EMPTY] = {"/echo", {.method = "POST"}, 200, "POST", "(none)", "0", ""},
+    [SLOW] = {"/delay/200", {0}, 200, NULL, NULL, NULL, "delayed 200", 0},
+    [POST_EMPTY] = {"/echo", {.method = "POST"}, 200, "POST", "(none)", "0", "", 0},
 };
 
 static vow_value echo_check(vow_loop *l, void *arg) {
