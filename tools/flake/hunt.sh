@@ -20,7 +20,7 @@ for t in $tests; do
   i=0
   while [ "$i" -lt "$n" ]; do
     i=$((i + 1))
-    if ! (cd "$build" && ctest -Q -R "^$t\$" --output-log "flake/$t.last" >/dev/null 2>&1); then
+    if ! (cd "$build" && ctest -R "^$t\$" --output-on-failure >"flake/$t.last" 2>&1); then
       fails=$((fails + 1))
       cp "$build/flake/$t.last" "$build/flake/$t.fail.$i"
     fi
