@@ -19,6 +19,7 @@
  *  13. Tracing        a Chrome trace-event timeline of what the loop ran
  *  14. Threads        CPU work on the thread pool; posting from other threads
  *  15. Beyond JS      concurrency-limited map, retry, channels, cancelling race
+ *  16. Structure      task groups, cancel scopes, async context, task dumps
  *
  * Conventions, as in libuv:
  *   - Functions that can fail return an int: 0 (or a non-negative result) on success,
@@ -975,7 +976,7 @@ typedef struct vow_fetch_options {
   size_t body_len;
   int redirect;                /* VOW_REDIRECT_*: follow (up to 20), reject (VOW_EPROTO), or hand back the 3xx */
   uint64_t timeout_ms;         /* for the whole transfer, body included; 0: none */
-  vow_abort_signal *signal;    /* borrowed for the transfer's life (a reference is taken); NULL: none */
+  vow_abort_signal *signal;    /* borrowed for the transfer's life (a reference is taken); NULL: the current cancel scope's, if any */
   size_t max_body;             /* limit for vow_response_text; 0: 64 MiB; over it: VOW_ETOOBIG */
   int reject_http_errors;      /* non-2xx: reject with VOW_EHTTP (status in the message) */
   const char *ca_file;         /* HTTPS: a PEM file of certificates to trust instead of the
@@ -1229,6 +1230,129 @@ vow_asyncgen *vow_channel_iter(vow_channel *ch);
  * (borrowed, one per item, NULL where the item has none) are aborted. */
 vow_promise *vow_race_abort(vow_loop *loop, vow_value *items, vow_abort_signal *const *signals,
                             size_t n);
+
+/* ===================================================================== *
+ * 16. Structured concurrency: task groups, cancel scopes, async context
+ * ===================================================================== *
+ *
+ * What Python's asyncio.TaskGroup and asyncio.timeout, Trio's nurseries and
+ * cancel scopes, and Node's AsyncLocalStorage give, for async functions:
+ *
+ *   vow_group *g = vow_group_new(loop, &(vow_group_options){.timeout_ms = 500});
+ *   for (int i = 0; i < n; i++) vow_group_spawn(g, fetch_one, &urls[i], NULL);
+ *   int rc = vow_group_await(g, &results);   // every child has ended here
+ *   vow_group_unref(g);
+ *
+ * Ordering, as asyncio's (tests/test_structured.c quotes the Python programs
+ * and what python3 printed):
+ *   - a child runs at once, until its first await (as calling an async
+ *     function does in JavaScript; asyncio.create_task runs it later);
+ *   - the first child that fails cancels the group; the awaits of the other
+ *     children wake one microtask later, in spawn order, with VOW_EABORTED;
+ *   - the group ends when every child has: it then rejects with the first
+ *     failure (or an AGGREGATE of all, options.aggregate), or with the reason
+ *     it was cancelled for (VOW_ETIMEDOUT for its deadline), or fulfils with
+ *     an ARRAY of the children's results in spawn order;
+ *   - a cancelled scope wakes the await suspended inside it one microtask
+ *     after its signal aborted; inner scopes are cancelled before the awaits
+ *     inside them wake (so the innermost await sees the outer reason).
+ */
+
+/* ---- cancel scopes ------------------------------------------------------------
+ * A scope belongs to the async function that opened it. While it is open,
+ * every vow_await of that function (and vow_yield, vow_for_await_next...) is
+ * an exit point: once the scope is cancelled, an await suspended inside it
+ * wakes with VOW_ETIMEDOUT (its deadline passed) or VOW_EABORTED (anything
+ * else) and *out the reason, and so does every later await inside it, at
+ * once. The promise it awaited goes on, unobserved (its rejection is not
+ * reported). Work started inside the scope stops with it: vow_delay rejects
+ * with the reason, fetch is aborted (its options.signal, when NULL, is the
+ * scope's), and so is any I/O call that takes vow_scope_signal_current. */
+typedef struct vow_scope vow_scope;
+
+typedef struct vow_scope_options {
+  uint64_t timeout_ms;       /* cancelled (VOW_ETIMEDOUT) this long after it opens; 0: never */
+  vow_abort_signal *signal;  /* borrowed (a reference is kept): cancelled when it aborts */
+  int shield;                /* 1: the scopes around it do not reach inside (Trio's
+                                shield=True): for cleanup that must await */
+} vow_scope_options;
+
+/* async with asyncio.timeout(...) / with trio.CancelScope(...): opens a scope
+ * inside the running async function, nested in its current one (cancelled
+ * with it, unless shield). *scope receives it (owned by the function: close
+ * it with vow_scope_end before the function returns; one left open is closed
+ * when the function ends). Returns 0, VOW_ENOTASYNC outside an async function
+ * of loop, VOW_EINVAL (timeout_ms above VOW_TIMEOUT_MAX), VOW_ENOMEM.
+ * options may be NULL (a scope cancelled only by vow_scope_cancel). */
+int vow_scope_begin(vow_loop *loop, const vow_scope_options *options, vow_scope **scope);
+/* A shielding scope with no deadline of its own: Trio's CancelScope(shield=True). */
+int vow_shield_begin(vow_loop *loop, vow_scope **scope);
+/* Closes the scope (and any opened inside it and left open), from the function
+ * that opened it. Returns 0 when it was not cancelled, or only because a scope
+ * around it was (that one reports it, as in Trio); else VOW_ETIMEDOUT or
+ * VOW_EABORTED with *reason (may be NULL) the reason — a new reference — as
+ * asyncio.timeout raises TimeoutError at its exit. VOW_EINVAL: NULL, or not
+ * called from the function that opened it. */
+int vow_scope_end(vow_scope *scope, vow_value *reason);
+/* scope.cancel(): cancels it now with reason (taken; undefined: VOW_EABORTED
+ * "This operation was aborted"). Returns 1 when this call cancelled it. */
+int vow_scope_cancel(vow_scope *scope, vow_value reason);
+/* The scope's signal (borrowed: valid until vow_scope_end). */
+vow_abort_signal *vow_scope_signal(vow_scope *scope);
+/* The signal of the innermost scope of the running async function (borrowed),
+ * or NULL: what an I/O call started without a signal of its own should stop
+ * on — fetch does. */
+vow_abort_signal *vow_scope_signal_current(vow_loop *loop);
+
+/* ---- task groups ----------------------------------------------------------------
+ * A group's children are async functions it runs; it ends when all of them
+ * have (none outlives it). Each child runs inside a scope on the group's
+ * signal, so cancelling the group reaches every await of every child. */
+typedef struct vow_group vow_group;
+
+typedef struct vow_group_options {
+  size_t limit;              /* at most this many children running; the others
+                                wait, in spawn order, and start as ones end; 0: no limit */
+  uint64_t timeout_ms;       /* cancelled (VOW_ETIMEDOUT) this long after it is made; 0: never */
+  vow_abort_signal *signal;  /* borrowed (a reference is kept): cancels the group */
+  int aggregate;             /* 1: a failed group rejects with an AGGREGATE of every
+                                failure, in the order they came; 0: with the first */
+  const char *name;          /* for vow_loop_dump; borrowed, must outlive the group */
+} vow_group_options;
+
+/* async with asyncio.TaskGroup(): a new group (a new reference), or NULL (out
+ * of memory, wrong thread, timeout_ms above VOW_TIMEOUT_MAX). Made inside a
+ * cancel scope, the group is cancelled with it. options may be NULL. */
+vow_group *vow_group_new(vow_loop *loop, const vow_group_options *options);
+vow_group *vow_group_ref(vow_group *group);
+/* Releasing the last reference before the group was awaited cancels it
+ * (VOW_EABORTED): its children are stopped, never orphaned. */
+void vow_group_unref(vow_group *group);
+
+/* tg.create_task(fn(arg)): runs fn as a child, now (until its first await),
+ * or later when options.limit children are running. arg is borrowed (options'
+ * arg_free releases it, as for vow_async_ex; on an error too). A child fails
+ * when fn returns vow_throw(reason) — except with the group's own cancellation
+ * (VOW_EABORTED or VOW_ETIMEDOUT once the group is cancelled), which is not a
+ * failure. Returns 0, VOW_EABORTED (the group is cancelled: nothing starts),
+ * VOW_EINVAL (NULL, or the group has ended), VOW_ETHREAD, VOW_ENOMEM. */
+int vow_group_spawn(vow_group *group, vow_async_fn fn, void *arg, const vow_async_options *options);
+
+/* The group's end: a promise (a new reference) that settles once every child
+ * has ended and nothing more can be spawned — see the ordering above. Until
+ * it is asked for, a group with no children left still takes new ones. NULL
+ * when out of memory. */
+vow_promise *vow_group_wait(vow_group *group);
+/* await vow_group_wait(group), inside an async function: the exit of `async
+ * with`. Not an exit point of the scope around it — a cancelled scope cancels
+ * the group made in it, and this still waits for the children to end. Returns
+ * as vow_await does. */
+int vow_group_await(vow_group *group, vow_value *out);
+/* Cancels the group with reason (taken; undefined: VOW_EABORTED). Returns 1
+ * when this call cancelled it, 0 when it was already (or has ended). */
+int vow_group_cancel(vow_group *group, vow_value reason);
+/* The group's signal (borrowed, lives as long as the group). */
+vow_abort_signal *vow_group_signal(vow_group *group);
 
 #ifdef __cplusplus
 }

@@ -95,6 +95,7 @@ int vow__frame_start(vow__frame *f, vow_loop *loop, int kind, vow_coro_fn body, 
 
 void vow__frame_end(vow__frame *f) {
   vow__async_state *st = vow__loop_ext(f->loop, VOW__EXT_ASYNC);
+  if (f->scope) vow__scope_abandon(f);
   if (f->prev) f->prev->next = f->next;
   else st->frames = f->next;
   if (f->next) f->next->prev = f->prev;
@@ -134,6 +135,10 @@ static void resume_with(vow__frame *f, vow_value outcome, int rejected);
 static void resume_from_job(vow__frame *f, vow_value outcome, int rejected) {
   f->in_job = 1;
   resume_with(f, outcome, rejected);
+}
+
+void vow__frame_wake(vow__frame *f, vow_value outcome, int rejected) {
+  resume_from_job(f, outcome, rejected);
 }
 
 static vow_value on_awaited_fulfilled(vow_loop *loop, vow_value value, void *f) {
@@ -268,6 +273,8 @@ int vow_await(vow_promise *p, vow_value *out) {
     vow__promise_unref(p);
     *out = vow_error(VOW_EINVAL, "await of a promise that belongs to another loop");
     rc = VOW_EINVAL;
+  } else if (__builtin_expect(f->scope != NULL, 0) && vow__scope_await(f, p, out, &rc)) {
+    /* inside a cancel scope: handled by scope.c */
   } else if (P_STATE(p) == VOW_PENDING) {
     rc = await_pending(f, p, out);
   } else {
@@ -300,6 +307,7 @@ int vow_await_value(vow_value value, vow_value *out) {
   int rc;
   vow__frame *f = awaiting_frame(out, &rc);
   if (!f) vow__unref(value);
+  else if (__builtin_expect(f->scope != NULL, 0) && vow__scope_await(f, NULL, out, &rc)) vow__unref(value);
   else rc = await_known(f, value, 0, out);
   if (out == &ignored) vow__unref(ignored);
   return rc;

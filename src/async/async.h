@@ -25,6 +25,7 @@ struct vow__frame {
   int in_job;            /* running because a microtask job resumed it (see vow_await) */
   const char *name;      /* for traces and overflow reports (borrowed) */
   uint64_t span;         /* its trace span, 0 when not tracing */
+  struct vow_scope *scope; /* its innermost cancel scope (scope.c), or NULL */
 };
 
 /* Per-loop state of the async layer (extension slot VOW__EXT_ASYNC). */
@@ -43,6 +44,19 @@ void vow__frame_end(vow__frame *f);
 vow__frame *vow__frame_current(void);
 /* Resumes f; returns non-zero when its body has finished. */
 int vow__frame_resume(vow__frame *f);
+
+/* Resumes a suspended frame from a job (or a listener) with an outcome
+ * (taken): what a reaction to its awaited promise does. */
+void vow__frame_wake(vow__frame *f, vow_value outcome, int rejected);
+
+/* scope.c: the await of a frame inside a cancel scope. Returns 1 when the
+ * scope handled the await (p taken, *out and *rc set): the scope was cancelled
+ * already, or p is pending and the frame waited for it or for the scope.
+ * Returns 0 for a settled p in a live scope: the plain await goes on. */
+int vow__scope_await(vow__frame *f, vow_promise *p, vow_value *out, int *rc);
+/* The frame ends with scopes still open (its body never closed them, or it
+ * is dropped at the loop's teardown): they are closed. */
+void vow__scope_abandon(vow__frame *f);
 
 /* Resumes a suspended frame for the last time, at the loop's teardown. */
 void vow__frame_close(vow__frame *f);

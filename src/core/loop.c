@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/context.h"
 #include "core/loop.h"
 
 _Thread_local char vow__thread_mark;
@@ -140,6 +141,7 @@ int vow_loop_free(vow_loop *loop) {
   vow__microtask_dispose_all(loop);
   vow__timers_dispose_all(loop);
   vow__post_dispose_all(loop);
+  vow__context_release(vow__context_swap(loop, NULL)); /* the top level's */
   for (int i = VOW__EXT_COUNT - 1; i >= 0; i--) {
     if (loop->ext_free[i]) loop->ext_free[i](loop, loop->ext[i]);
     loop->ext[i] = NULL;

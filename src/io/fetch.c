@@ -970,8 +970,11 @@ vow_promise *vow_fetch(vow_loop *loop, const char *url, const vow_fetch_options 
   vow_promise *p = vow_promise_new(loop); /* checks the loop and the thread */
   if (!p) return NULL;
   if (!url) return rejected_now(p, vow_error(VOW_EINVAL, "fetch: no URL"));
-  if (o->signal && vow_abort_signal_aborted(o->signal))
-    return rejected_now(p, vow_ref(vow_abort_signal_reason(o->signal)));
+  /* Without a signal of its own, a fetch stops with the cancel scope it was
+   * started in (vow_scope_begin). */
+  vow_abort_signal *signal = o->signal ? o->signal : vow_scope_signal_current(loop);
+  if (signal && vow_abort_signal_aborted(signal))
+    return rejected_now(p, vow_ref(vow_abort_signal_reason(signal)));
   const char *method = o->method ? o->method : "GET";
   if (o->body && (strcasecmp(method, "GET") == 0 || strcasecmp(method, "HEAD") == 0))
     return rejected_now(p, errorf(VOW_ETYPE, "fetch %s: a %s request cannot have a body", url, method));
@@ -1002,8 +1005,8 @@ vow_promise *vow_fetch(vow_loop *loop, const char *url, const vow_fetch_options 
   st->active++;
   if (loop->trace) x->span = vow__trace_span_begin(loop, "fetch", x->url);
   x->promise = vow_promise_ref(p);
-  if (o->signal) {
-    x->signal = vow_abort_signal_ref(o->signal);
+  if (signal) {
+    x->signal = vow_abort_signal_ref(signal);
     int64_t id = vow_abort_signal_on(x->signal, on_abort, x);
     if (id < 0) {
       fail(x, vow_error_nomem());

@@ -1,0 +1,173 @@
+/*
+ * test_faults_structured.c — allocation failure at every allocation site of
+ * task groups, cancel scopes and the async context (async/group.c, scope.c,
+ * context.c, and delay.c's watch of its scope), once and under sustained
+ * out-of-memory, with the driver of test_faults.c: every run must end, with
+ * nothing leaked and no promise left pending without an error.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/pool.h"
+#include "faults.h"
+#include "log.h"
+#include "vow.h"
+
+static void quiet(vow_loop *l, vow_promise *p, vow_value r, void *d) {
+  (void)l, (void)p, (void)r, (void)d;
+}
+
+static void sleep_ms(vow_loop *loop, uint64_t ms) {
+  vow_await(vow_delay(loop, ms, vow_undefined()), NULL);
+}
+
+/* A child: sleeps; fails when asked; cleans up in a shield when cancelled. */
+static vow_value child(vow_loop *loop, void *arg) {
+  intptr_t how = (intptr_t)arg;
+  vow_value v;
+  int rc = vow_await(vow_delay(loop, (uint64_t)(how % 100), vow_undefined()), &v);
+  vow_unref(v);
+  if (rc == VOW_EABORTED || rc == VOW_ETIMEDOUT) {
+    vow_scope *shield;
+    if (vow_shield_begin(loop, &shield) == 0) {
+      sleep_ms(loop, 1);
+      vow_scope_end(shield, NULL);
+    }
+    return vow_throw(vow_error(rc, "cancelled"));
+  }
+  if (how >= 100) return vow_throw(vow_error(VOW_EINVAL, "failed"));
+  return vow_int(how);
+}
+
+static vow_value returns_promise(vow_loop *loop, void *arg) {
+  (void)arg;
+  return vow_promise_value(vow_delay(loop, 3, vow_int(7)));
+}
+
+static vow_value scenario(vow_loop *loop, void *arg) {
+  (void)arg;
+  int ok = 1;
+  /* A scope's deadline cuts a delay short; nested and shielding scopes. */
+  vow_scope *s, *inner, *shield;
+  if (vow_scope_begin(loop, &(vow_scope_options){.timeout_ms = 5}, &s) == 0) {
+    if (vow_scope_begin(loop, &(vow_scope_options){.timeout_ms = 50}, &inner) == 0) {
+      ok &= vow_await(vow_delay(loop, 100, vow_undefined()), NULL) == VOW_ETIMEDOUT;
+      vow_scope_end(inner, NULL);
+    } else ok = 0;
+    if (vow_shield_begin(loop, &shield) == 0) {
+      ok &= vow_await(vow_delay(loop, 1, vow_undefined()), NULL) == 0;
+      vow_scope_end(shield, NULL);
+    } else ok = 0;
+    ok &= vow_await(vow_delay(loop, 1, vow_undefined()), NULL) == VOW_ETIMEDOUT; /* cancelled already */
+    ok &= vow_scope_end(s, NULL) == VOW_ETIMEDOUT;
+  } else ok = 0;
+
+  /* A group with a limit, a failure and an aggregate. */
+  vow_group *g = vow_group_new(loop, &(vow_group_options){.limit = 2, .aggregate = 1});
+  if (g) {
+    for (intptr_t i = 0; i < 4; i++)
+      if (vow_group_spawn(g, child, (void *)(i == 1 ? 102 : 5 + i * 10), NULL) != 0) ok = 0;
+    vow_value v;
+    ok &= vow_group_await(g, &v) == VOW_EREJECTED && vow_kind_of(v) == VOW_AGGREGATE;
+    vow_unref(v);
+    vow_group_unref(g);
+  } else ok = 0;
+
+  /* A group with a deadline and a signal, inside a scope; a child that
+   * returns a promise. */
+  vow_abort_signal *sig = vow_abort_signal_new(loop);
+  if (sig && vow_scope_begin(loop, &(vow_scope_options){.signal = sig}, &s) == 0) {
+    g = vow_group_new(loop, &(vow_group_options){.timeout_ms = 20, .signal = sig});
+    if (g) {
+      ok &= vow_group_spawn(g, child, (void *)(intptr_t)2, NULL) == 0;
+      ok &= vow_group_spawn(g, returns_promise, NULL, NULL) == 0;
+      ok &= vow_group_spawn(g, child, (void *)(intptr_t)90, NULL) == 0;
+      vow_value v;
+      ok &= vow_group_await(g, &v) == VOW_EREJECTED && vow_error_code(v) == VOW_ETIMEDOUT;
+      vow_unref(v);
+      vow_group_unref(g);
+    } else ok = 0;
+    vow_abort(sig, vow_undefined());
+    ok &= vow_await(vow_resolved(loop, vow_int(1)), NULL) == VOW_EABORTED;
+    vow_scope_end(s, NULL);
+  } else ok = 0;
+  vow_abort_signal_unref(sig);
+
+  /* A group released before it is awaited; one made in a cancelled scope. */
+  g = vow_group_new(loop, NULL);
+  if (g) {
+    ok &= vow_group_spawn(g, child, (void *)(intptr_t)50, NULL) == 0;
+    vow_group_unref(g);
+  } else ok = 0;
+  if (vow_scope_begin(loop, NULL, &s) == 0) {
+    vow_scope_cancel(s, vow_undefined());
+    g = vow_group_new(loop, NULL);
+    if (g) {
+      ok &= vow_group_spawn(g, child, NULL, NULL) == VOW_EABORTED;
+      ok &= vow_group_await(g, NULL) == VOW_EREJECTED;
+      vow_group_unref(g);
+    } else ok = 0;
+    vow_scope_end(s, NULL);
+  } else ok = 0;
+  sleep_ms(loop, 60);
+  return vow_string(ok ? "done" : "wrong");
+}
+
+/* ---- the driver (test_faults.c's) ---- */
+
+typedef struct scenario_def {
+  const char *name;
+  vow_async_fn fn;
+  vow_loop_options options;
+} scenario_def;
+
+static const scenario_def *current;
+
+static int run_once(long n, fault_mode how) {
+  fault_arm(n, how);
+  vow_loop *loop;
+  vow_loop_options opts = current->options;
+  if (vow_loop_new(&loop, &opts) == 0) {
+    vow_on_unhandled_rejection(loop, quiet, NULL);
+    vow_promise *p = vow_async(loop, current->fn, NULL);
+    int rc = vow_loop_run(loop);
+    if (n == 0)
+      cr_assert_str_eq(vow_str(vow_promise_result(p)), "done", "%s: %s", current->name,
+                       vow_str(vow_promise_result(p)));
+    cr_assert(!p || rc != 0 || vow_promise_state(p) != VOW_PENDING,
+              "%s: the run ended with its promise pending (allocation %ld failed, %s)",
+              current->name, n, how == FAULT_FROM ? "and on" : "once");
+    vow_promise_unref(p);
+    cr_assert_eq(vow_loop_free(loop), 0, "%s: the loop frees after a failure at allocation %ld",
+                 current->name, n);
+  }
+  long live = fault_live;
+  fault_disarm();
+  cr_assert_eq(live, 0, "%s: %ld blocks leaked after a failure at allocation %ld (%s)",
+               current->name, live, n, how == FAULT_FROM ? "and on" : "once");
+  cr_assert_eq(vow__pool_leaked, 0, "%s: pooled objects leaked after a failure at allocation %ld",
+               current->name, n);
+  return 0;
+}
+
+static void every_site_both_modes(const scenario_def *s) {
+  current = s;
+  run_once(0, FAULT_ONCE); /* the scenario works at all */
+  long total = fault_allocations;
+  cr_assert_gt(total, 0, "%s makes allocations", s->name);
+  long failed = fault_every_site(run_once, FAULT_ONCE);
+  cr_assert_geq(failed + 1, total, "%s: every allocation was failed once (%ld of %ld)", s->name,
+                failed, total);
+  failed = fault_every_site(run_once, FAULT_FROM);
+  cr_assert_geq(failed + 1, total, "%s: memory ran out at every point (%ld of %ld)", s->name,
+                failed, total);
+  TEST_LEAK_CHECK();
+}
+
+Test(faults_structured, groups_and_scopes) {
+  static const scenario_def s = {"groups and scopes", scenario, {.virtual_clock = 1, .stack_size = 64 * 1024}};
+  every_site_both_modes(&s);
+}
