@@ -1354,6 +1354,31 @@ int vow_group_cancel(vow_group *group, vow_value reason);
 /* The group's signal (borrowed, lives as long as the group). */
 vow_abort_signal *vow_group_signal(vow_group *group);
 
+/* ---- async-local context ----------------------------------------------------------
+ * Node's AsyncLocalStorage, with a key per store (any address: a static
+ * variable's is the usual one). A value bound in an async function stays
+ * bound for the rest of it, and is seen by what it starts from then on: the
+ * async functions it calls (and theirs), its promise reactions (then, catch,
+ * finally run in the context then() was called in), its timers, immediates
+ * and queued microtasks (in the context they were scheduled in). Its caller
+ * never sees it. Outside async functions, a binding lasts for the rest of
+ * the callback that made it (at the top level: for the loop's life).
+ * Costs a NULL check per reaction, timer and resumption while nothing is
+ * bound (bench: "context" against AsyncLocalStorage). */
+
+/* als.enterWith(value) for key: value is taken. Returns 0, VOW_EINVAL (NULL
+ * key or loop), VOW_ETHREAD, VOW_ECLOSING, VOW_ENOMEM. */
+int vow_context_set(vow_loop *loop, const void *key, vow_value value);
+/* als.getStore(): the value bound to key where this code runs (borrowed:
+ * valid while the binding is current), or undefined. */
+vow_value vow_context_get(vow_loop *loop, const void *key);
+/* als.run(value, fn): runs fn(arg) as an async function (vow_async_ex) with
+ * key bound to value (taken); the caller's context is left as it was.
+ * Returns its promise (a new reference), or NULL as vow_async does (options'
+ * arg_free has then run). options may be NULL. */
+vow_promise *vow_context_run(vow_loop *loop, const void *key, vow_value value, vow_async_fn fn,
+                             void *arg, const vow_async_options *options);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,7 @@
 /*
  * test_faults_structured.c — allocation failure at every allocation site of
  * task groups, cancel scopes and the async context (async/group.c, scope.c,
- * context.c, and delay.c's watch of its scope), once and under sustained
+ * context.c, core/context.c, and delay.c's watch of its scope), once and under sustained
  * out-of-memory, with the driver of test_faults.c: every run must end, with
  * nothing leaked and no promise left pending without an error.
  */
@@ -45,6 +45,43 @@ static vow_value child(vow_loop *loop, void *arg) {
 static vow_value returns_promise(vow_loop *loop, void *arg) {
   (void)arg;
   return vow_promise_value(vow_delay(loop, 3, vow_int(7)));
+}
+
+/* ---- the async context: bindings, and what captures them ---- */
+
+static const char key;
+
+static vow_value log_it(vow_loop *loop, vow_value v, void *ctx) {
+  (void)loop, (void)ctx;
+  return vow_ref(v);
+}
+static void task(vow_loop *loop, void *arg) {
+  (void)loop, (void)arg;
+}
+static vow_value inner(vow_loop *loop, void *arg) {
+  (void)arg;
+  vow_await(vow_delay(loop, 1, vow_undefined()), NULL);
+  return vow_ref(vow_context_get(loop, &key));
+}
+
+static int context_part(vow_loop *loop) {
+  int ok = vow_context_set(loop, &key, vow_string("k")) == 0;
+  vow_promise *r = vow_resolved(loop, vow_int(1));
+  vow_promise *t = r ? vow_then(r, log_it, NULL, NULL) : NULL;
+  ok &= t != NULL;
+  vow_promise_unref(r);
+  ok &= vow_await(t, NULL) == 0;
+  ok &= vow_set_timeout(loop, 1, task, NULL) > 0;
+  vow_timer i = vow_set_interval(loop, 1, task, NULL);
+  ok &= i > 0;
+  vow_clear_timer(loop, i);
+  ok &= vow_set_immediate(loop, task, NULL) > 0;
+  ok &= vow_queue_microtask(loop, task, NULL) == 0;
+  vow_value v;
+  ok &= vow_await(vow_context_run(loop, &key, vow_string("r"), inner, NULL, NULL), &v) == 0 &&
+        vow_kind_of(v) == VOW_STRING;
+  vow_unref(v);
+  return ok;
 }
 
 static vow_value scenario(vow_loop *loop, void *arg) {
@@ -113,6 +150,7 @@ static vow_value scenario(vow_loop *loop, void *arg) {
     vow_scope_end(s, NULL);
   } else ok = 0;
   sleep_ms(loop, 60);
+  ok &= context_part(loop);
   return vow_string(ok ? "done" : "wrong");
 }
 

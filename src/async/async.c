@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/context.h"
 #include "async/async.h"
 
 typedef struct async_frame {
@@ -85,6 +86,8 @@ int vow__frame_start(vow__frame *f, vow_loop *loop, int kind, vow_coro_fn body, 
   f->co = vow__coro_new(st->stacks, stack_size, body, f, name);
   if (!f->co) return VOW_ENOMEM;
   if (loop->trace) f->span = vow__trace_span_begin(loop, "async", name);
+  f->context = vow__context_capture(loop); /* inherited from whoever starts it */
+  f->started = vow__loop_now(loop);
   vow__coro_set_data(f->co, f);
   f->prev = NULL;
   f->next = st->frames;
@@ -108,6 +111,8 @@ void vow__frame_end(vow__frame *f) {
   f->awaiting = NULL;
   vow__unref(f->outcome);
   f->outcome = vow_undefined();
+  vow__context_release(f->context);
+  f->context = NULL;
 }
 
 vow__frame *vow__frame_current(void) {
@@ -116,6 +121,9 @@ vow__frame *vow__frame_current(void) {
 }
 
 int vow__frame_resume(vow__frame *f) {
+  /* The body runs in its own context, and takes it along when it suspends
+   * (with whatever it bound meanwhile): moves, no counting. */
+  vow__context *outer = vow__context_swap(f->loop, f->context);
   if (f->loop->trace) {
     uint64_t start = vow__trace_clock();
     vow__coro_resume(f->co);
@@ -123,6 +131,7 @@ int vow__frame_resume(vow__frame *f) {
   } else {
     vow__coro_resume(f->co);
   }
+  f->context = vow__context_swap(f->loop, outer);
   return vow__coro_done(f->co);
 }
 

@@ -26,6 +26,8 @@ struct vow__frame {
   const char *name;      /* for traces and overflow reports (borrowed) */
   uint64_t span;         /* its trace span, 0 when not tracing */
   struct vow_scope *scope; /* its innermost cancel scope (scope.c), or NULL */
+  vow__context *context; /* its async context while suspended (a reference; core/context.h) */
+  uint64_t started;      /* the loop's time when it started (for vow_loop_dump) */
 };
 
 /* Per-loop state of the async layer (extension slot VOW__EXT_ASYNC). */

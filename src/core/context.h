@@ -51,6 +51,15 @@ static inline vow__context *vow__context_swap(vow_loop *loop, vow__context *c) {
  * context that was current. For jobs and timer callbacks. */
 void vow__context_run(vow_loop *loop, vow__context *c, vow_task_fn fn, void *arg);
 
+/* When a context is current, wraps the task *fn(*arg) so that it runs in
+ * it (a capture); else leaves it. repeat: the wrapped task may run more than
+ * once (an interval): the wrap stays until vow__context_unwrap_drop. Returns
+ * 0 or VOW_ENOMEM (the task is then as it was). */
+int vow__context_wrap(vow_loop *loop, vow_task_fn *fn, void **arg, int repeat);
+/* A task that may have been wrapped is dropped without running (a timer
+ * cleared): releases the wrap, not what the task's own arg holds. */
+void vow__context_unwrap_drop(vow_loop *loop, vow_task_fn fn, void *arg);
+
 /* The cancel hook. watch runs fn(loop, reason, data) once when the innermost
  * cancel scope of the running code is cancelled — before returning, when it
  * is cancelled already — and returns:

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/context.h"
 #include "core/loop.h"
 
 int vow__microtask_grow(vow__microtask_queue *q) {
@@ -31,7 +32,11 @@ int vow_queue_microtask(vow_loop *loop, vow_task_fn fn, void *arg) {
   if (!loop || !fn) return VOW_EINVAL;
   if (!vow__loop_on_owner(loop)) return VOW_ETHREAD;
   if (loop->closing) return VOW_ECLOSING;
-  return vow__microtask_push(loop, fn, arg);
+  /* queueMicrotask runs its callback in the caller's async context. */
+  if (loop->context && vow__context_wrap(loop, &fn, &arg, 0) != 0) return VOW_ENOMEM;
+  int err = vow__microtask_push(loop, fn, arg);
+  if (err) vow__context_unwrap_drop(loop, fn, arg);
+  return err;
 }
 
 /* Runs tasks until the queue is empty, including those queued meanwhile.
