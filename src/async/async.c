@@ -86,8 +86,11 @@ int vow__frame_start(vow__frame *f, vow_loop *loop, int kind, vow_coro_fn body, 
   f->co = vow__coro_new(st->stacks, stack_size, body, f, name);
   if (!f->co) return VOW_ENOMEM;
   if (loop->trace) f->span = vow__trace_span_begin(loop, "async", name);
-  f->context = vow__context_capture(loop); /* inherited from whoever starts it */
-  f->started = vow__loop_now(loop);
+  /* Its context, inherited from whoever starts it: frames carry contexts
+   * once a binding was ever made on the loop, and cost nothing before. */
+  if (__builtin_expect(loop->context_used, 0)) f->context = vow__context_capture(loop);
+  /* For vow_loop_dump: libuv's cached time read in place (uv_now is a call). */
+  f->started = loop->options.virtual_clock ? loop->virtual_now : loop->uv.time;
   vow__coro_set_data(f->co, f);
   f->prev = NULL;
   f->next = st->frames;
@@ -96,9 +99,16 @@ int vow__frame_start(vow__frame *f, vow_loop *loop, int kind, vow_coro_fn body, 
   return 0;
 }
 
+/* Cold: what only frames inside cancel scopes or async contexts hold. */
+static __attribute__((cold, noinline)) void frame_end_extras(vow__frame *f) {
+  if (f->scope) vow__scope_abandon(f);
+  vow__context_release(f->context);
+  f->context = NULL;
+}
+
 void vow__frame_end(vow__frame *f) {
   vow__async_state *st = vow__loop_ext(f->loop, VOW__EXT_ASYNC);
-  if (f->scope) vow__scope_abandon(f);
+  if (__builtin_expect(((uintptr_t)f->scope | (uintptr_t)f->context) != 0, 0)) frame_end_extras(f);
   if (f->prev) f->prev->next = f->next;
   else st->frames = f->next;
   if (f->next) f->next->prev = f->prev;
@@ -111,8 +121,6 @@ void vow__frame_end(vow__frame *f) {
   f->awaiting = NULL;
   vow__unref(f->outcome);
   f->outcome = vow_undefined();
-  vow__context_release(f->context);
-  f->context = NULL;
 }
 
 vow__frame *vow__frame_current(void) {
@@ -120,10 +128,7 @@ vow__frame *vow__frame_current(void) {
   return co ? vow__coro_get_data(co) : NULL;
 }
 
-int vow__frame_resume(vow__frame *f) {
-  /* The body runs in its own context, and takes it along when it suspends
-   * (with whatever it bound meanwhile): moves, no counting. */
-  vow__context *outer = vow__context_swap(f->loop, f->context);
+static void coro_run(vow__frame *f) {
   if (f->loop->trace) {
     uint64_t start = vow__trace_clock();
     vow__coro_resume(f->co);
@@ -131,7 +136,29 @@ int vow__frame_resume(vow__frame *f) {
   } else {
     vow__coro_resume(f->co);
   }
+}
+
+/* Once the loop has contexts: the body runs in its own, and takes it along
+ * when it suspends (with whatever it bound meanwhile): moves, no counting. */
+static __attribute__((noinline)) void coro_run_in_context(vow__frame *f) {
+  vow__context *outer = vow__context_swap(f->loop, f->context);
+  coro_run(f);
   f->context = vow__context_swap(f->loop, outer);
+}
+
+/* The body made the loop's first binding: the context it ran in was NULL
+ * (nothing had been bound), and what it bound is its own. */
+static __attribute__((cold, noinline)) void first_binding_made(vow__frame *f) {
+  f->context = vow__context_swap(f->loop, NULL);
+}
+
+int vow__frame_resume(vow__frame *f) {
+  if (__builtin_expect(f->loop->context_used, 0)) {
+    coro_run_in_context(f);
+  } else {
+    coro_run(f);
+    if (__builtin_expect(f->loop->context_used, 0)) first_binding_made(f);
+  }
   return vow__coro_done(f->co);
 }
 

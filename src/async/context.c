@@ -53,6 +53,7 @@ int vow_context_set(vow_loop *loop, const void *key, vow_value value) {
   /* The loop's reference to the current context moves into the binding. */
   *b = (binding){{1, binding_destroy}, loop->context, key, value, loop};
   loop->context = &b->c;
+  loop->context_used = 1; /* from now on, frames carry their contexts */
   return 0;
 }
 

@@ -155,6 +155,7 @@ struct vow_loop {
 
   /* What runs on behalf of whom (core/context.h). */
   vow__context *context;                /* of the running code (a reference), or NULL */
+  int context_used;                     /* a binding was ever made: frames carry contexts */
   const vow__cancel_hook *cancel_hook;  /* installed by async/scope.c, or NULL */
 };
 

@@ -373,11 +373,14 @@ static void reaction_job(vow_loop *loop, void *arg) {
   vow_handler handler = rejected ? r->on_err : r->on_ok;
   vow_promise *derived = reaction_derived(r);
   void *ctx = r->ctx;
-  void (*ctx_free)(void *) = reaction_ctx_free(r);
-  vow__context *context = reaction_context(r);
+  void (*ctx_free)(void *) = NULL;
+  vow__context *context = NULL, *outer = NULL;
+  if (r->derived & REACTION_FULL) {
+    ctx_free = ((vow__reaction_full *)r)->ctx_free;
+    context = ((vow__reaction_full *)r)->context;
+  }
   reaction_free(loop, r);
   /* The handler runs in the context its then() was called in. */
-  vow__context *outer = NULL;
   if (__builtin_expect(context != NULL, 0)) outer = vow__context_swap(loop, context);
 
   if (!handler) { /* pass the outcome through */
@@ -395,7 +398,7 @@ static void reaction_job(vow_loop *loop, void *arg) {
     else vow__unref(result);
   }
   if (ctx_free) ctx_free(ctx);
-  if (context) vow__context_release(vow__context_swap(loop, outer));
+  if (__builtin_expect(context != NULL, 0)) vow__context_release(vow__context_swap(loop, outer));
   vow__promise_unref(derived);
   vow__promise_unref(source);
 }
