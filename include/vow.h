@@ -1379,6 +1379,27 @@ vow_value vow_context_get(vow_loop *loop, const void *key);
 vow_promise *vow_context_run(vow_loop *loop, const void *key, vow_value value, vow_async_fn fn,
                              void *arg, const vow_async_options *options);
 
+/* ---- task dumps -----------------------------------------------------------------
+ * What is every async function doing? vow_loop_dump prints one line per live
+ * async function and generator of the loop, oldest first: its name
+ * (vow_async_options.name), its age, what it waits for (a timer of
+ * vow_delay, a fetch and its URL, a pending promise, its next tick), its task
+ * group (vow_group_options.name) and its cancel scopes:
+ *
+ *   vow: loop 0x55d0c8a4e2a0: 2 async functions alive
+ *     async 'main', age 12 ms: awaiting a pending promise; in 1 cancel scope
+ *     async 'fetch_one', age 12 ms: awaiting fetch http://127.0.0.1:8080/a; in task group 'fanout'
+ *
+ * The environment variable VOW_DUMP_ON makes any program dump, to stderr:
+ * VOW_DUMP_ON=SIGUSR1 (or SIGUSR2, SIGQUIT, SIGHUP, SIGINT, SIGTERM,
+ * SIGWINCH) on that signal, for every loop running async functions;
+ * VOW_DUMP_ON=exit when a loop is freed with async functions still
+ * suspended; both: VOW_DUMP_ON=SIGUSR1,exit. */
+
+/* Writes the dump to out (a stdio stream, borrowed). Returns how many async
+ * functions are alive (>= 0), VOW_EINVAL (NULL loop or out), VOW_ETHREAD. */
+int vow_loop_dump(vow_loop *loop, FILE *out);
+
 #ifdef __cplusplus
 }
 #endif

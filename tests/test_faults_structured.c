@@ -1,7 +1,7 @@
 /*
  * test_faults_structured.c — allocation failure at every allocation site of
  * task groups, cancel scopes and the async context (async/group.c, scope.c,
- * context.c, core/context.c, and delay.c's watch of its scope), once and under sustained
+ * context.c, dump.c, core/context.c, and delay.c's watch of its scope), once and under sustained
  * out-of-memory, with the driver of test_faults.c: every run must end, with
  * nothing leaked and no promise left pending without an error.
  */
@@ -206,6 +206,7 @@ static void every_site_both_modes(const scenario_def *s) {
 }
 
 Test(faults_structured, groups_and_scopes) {
+  setenv("VOW_DUMP_ON", "SIGUSR2", 1); /* dump.c's state is made too, and fails */
   static const scenario_def s = {"groups and scopes", scenario, {.virtual_clock = 1, .stack_size = 64 * 1024}};
   every_site_both_modes(&s);
 }

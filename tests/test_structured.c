@@ -12,7 +12,12 @@
  * The loop runs on the virtual clock: timings are exact and instant.
  */
 #include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
 
 #include "log.h"
 #include "vow.h"
@@ -621,4 +626,119 @@ Test(structured, teardown_releases_scopes_and_groups) {
   vow_promise_unref(p);
   END();
   cr_assert_str_eq(g_log.text, "q:start q:closing group:1");
+}
+
+/* ---- task dumps ----------------------------------------------------------------------- */
+
+static vow_value fetcher(vow_loop *l, void *arg) {
+  (void)arg;
+  vow_await(vow_delay(l, 100, vow_undefined()), NULL);
+  return vow_undefined();
+}
+
+static vow_value waits_forever(vow_loop *l, void *p) {
+  (void)l;
+  vow_scope *s;
+  cr_assert_eq(vow_scope_begin(l, NULL, &s), 0);
+  int rc = vow_await(vow_promise_ref(p), NULL);
+  vow_scope_end(s, NULL);
+  return vow_int(rc);
+}
+
+static char *dumped(void) {
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  cr_assert_geq(vow_loop_dump(loop, f), 0);
+  fclose(f);
+  return text;
+}
+
+static vow_value dump_main(vow_loop *l, void *arg) {
+  vow_promise *never = arg;
+  vow_group *g = vow_group_new(l, &(vow_group_options){.name = "fanout"});
+  vow_async_options o = {.name = "fetch_one"};
+  vow_group_spawn(g, fetcher, NULL, &o);
+  vow_group_spawn(g, fetcher, NULL, &o);
+  vow_promise_unref(vow_async_ex(l, waits_forever, never, &(vow_async_options){.name = "stuck"}));
+  vow_await(vow_delay(l, 30, vow_undefined()), NULL);
+  char *text = dumped();
+  LOG("%s", text);
+  free(text);
+  vow_scope *s;
+  vow_scope_begin(l, NULL, &s);
+  vow_scope_cancel(s, vow_undefined());
+  text = dumped();
+  cr_assert(strstr(text, "running (it called the dump); in 1 cancel scope (cancelled)"), "%s", text);
+  free(text);
+  vow_scope_end(s, NULL);
+  vow_group_await(g, NULL);
+  vow_group_unref(g);
+  vow_promise_resolve(never, vow_undefined());
+  return vow_undefined();
+}
+
+Test(structured, dump_lists_every_live_function) {
+  vow_promise *never = vow_promise_new(loop);
+  vow_promise *p = vow_async_ex(loop, dump_main, never, &(vow_async_options){.name = "main"});
+  cr_assert_eq(vow_loop_run(loop), 0);
+  cr_assert_eq(vow_promise_state(p), VOW_FULFILLED);
+  vow_promise_unref(p);
+  vow_promise_unref(never);
+  cr_assert(strstr(g_log.text, "4 async functions alive\n"
+                               "  async 'main', age 30 ms: running (it called the dump)\n"
+                               "  async 'fetch_one', age 30 ms: awaiting a timer (vow_delay); in task group 'fanout'\n"
+                               "  async 'fetch_one', age 30 ms: awaiting a timer (vow_delay); in task group 'fanout'\n"
+                               "  async 'stuck', age 30 ms: awaiting a pending promise; in 1 cancel scope\n"),
+            "%s", g_log.text);
+  cr_assert_eq(vow_loop_dump(NULL, stdout), VOW_EINVAL);
+  END();
+}
+
+/* VOW_DUMP_ON=SIGUSR1,exit: the dump on the signal, and at the loop's end. */
+static void signalled(uv_signal_t *h, int signum) {
+  (void)signum;
+  vow_loop *l = h->data;
+  uv_close((uv_handle_t *)h, NULL);
+  vow_loop_release(l);
+}
+
+Test(structured, dump_on_signal_and_at_exit) {
+  vow_loop_free(loop); /* this test makes its own, with the environment set */
+  setenv("VOW_DUMP_ON", "SIGUSR1,exit", 1);
+  cr_assert_eq(vow_loop_new(&loop, NULL), 0);
+  char path[] = "/tmp/vow-dump-XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert_geq(fd, 0);
+  int saved = dup(2);
+  dup2(fd, 2);
+  vow_promise *never = vow_promise_new(loop);
+  vow_promise_unref(vow_async_ex(loop, waits_forever, never, &(vow_async_options){.name = "sleeper"}));
+  /* Our own watcher ends the run after the dump's has run (same batch). */
+  static uv_signal_t mine;
+  uv_signal_init(vow_loop_uv(loop), &mine);
+  mine.data = loop;
+  uv_signal_start(&mine, signalled, SIGUSR1);
+  vow_loop_hold(loop);
+  raise(SIGUSR1);
+  cr_assert_eq(vow_loop_run(loop), 0);
+  vow_promise_unref(never); /* pending for ever: the exit dump shows sleeper */
+  vow_loop_free(loop);
+  loop = NULL;
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  FILE *f = fdopen(fd, "r");
+  rewind(f);
+  char text[4096] = {0};
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  unlink(path);
+  unsetenv("VOW_DUMP_ON");
+  cr_assert_gt(n, 0);
+  const char *first = strstr(text, "async 'sleeper', age ");
+  cr_assert(first, "%s", text);
+  cr_assert(strstr(first + 1, "the loop is being freed with async functions still suspended:\n"), "%s", text);
+  cr_assert(strstr(strstr(first + 1, "still suspended"), "async 'sleeper'"), "%s", text);
+  TEST_LEAK_CHECK();
 }

@@ -43,8 +43,8 @@ static void async_frame_abandon(async_frame *a);
  * and so does every later one at once, so the body runs to its end and
  * releases what it holds — the way Python closes a suspended generator. */
 static void async_state_free(vow_loop *loop, void *state) {
-  (void)loop;
   vow__async_state *st = state;
+  vow__dump_on_stop(loop, st->dump_on);
   while (st->frames) {
     vow__frame *f = st->frames;
     if (!f->closing) {
@@ -71,6 +71,7 @@ static vow__async_state *async_state_get(vow_loop *loop) {
     return NULL;
   }
   vow__loop_set_ext(loop, VOW__EXT_ASYNC, st, async_state_free, NULL);
+  st->dump_on = vow__dump_on_start(loop);
   return st;
 }
 

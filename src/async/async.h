@@ -34,7 +34,18 @@ struct vow__frame {
 typedef struct vow__async_state {
   vow_stack_pool *stacks;
   vow__frame *frames;    /* live frames: running, suspended or never resumed */
+  void *dump_on;         /* VOW_DUMP_ON's state (dump.c), or NULL */
 } vow__async_state;
+
+/* dump.c. A describer says what a pending promise stands for ("fetch URL"):
+ * returns 1 and writes buf when it knows p. Registered once, process-wide,
+ * by the layers above (fetch.c). */
+typedef int (*vow__describe_fn)(vow_loop *loop, vow_promise *p, char *buf, size_t cap);
+void vow__dump_add_describer(vow__describe_fn fn);
+/* VOW_DUMP_ON for a loop: started with the async layer's state, stopped
+ * (after the dump at exit, if asked) when it is freed. */
+void *vow__dump_on_start(vow_loop *loop);
+void vow__dump_on_stop(vow_loop *loop, void *state);
 
 /* Creates f's coroutine on the loop's stack pool and links f as live.
  * Returns 0 or VOW_ENOMEM. */

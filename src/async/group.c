@@ -173,6 +173,10 @@ int vow_group_cancel(vow_group *g, vow_value reason) {
   return vow_abort(g->signal, reason);
 }
 
+const char *vow__group_name(const vow_group *g) {
+  return g->name;
+}
+
 vow_abort_signal *vow_group_signal(vow_group *g) {
   return g ? g->signal : NULL;
 }

@@ -30,6 +30,9 @@ void vow__scope_enter(vow_scope *s, vow__frame *f, vow_abort_signal *signal);
 /* Closes the innermost scope s of its frame (opened by vow__scope_enter). */
 void vow__scope_leave(vow_scope *s);
 
+/* group.c: the group's name (options.name, or "group"). */
+const char *vow__group_name(const vow_group *g);
+
 /* The error code an await inside a cancelled scope returns for its reason. */
 int vow__scope_code(vow_value reason);
 

@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "async/async.h"
 #include "io/io.h"
 #include "promise/promise.h"
 #include "promise/value.h"
@@ -63,9 +64,12 @@ static CURLcode curl_init_result = CURLE_FAILED_INIT;
 
 static void default_headers_init(void);
 
+static int describe_fetch(vow_loop *loop, vow_promise *p, char *buf, size_t cap);
+
 static void curl_init(void) {
   curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
   if (curl_init_result == CURLE_OK) default_headers_init();
+  vow__dump_add_describer(describe_fetch); /* once per process, like this */
 }
 
 /* ---- types ------------------------------------------------------------------------ */
@@ -957,6 +961,20 @@ static void on_abort(vow_loop *loop, vow_value reason, void *data) {
   fail(x, vow_ref(reason));
   detach(x);
   x_unref(x);
+}
+
+/* vow_loop_dump: an async function awaiting a fetch's promise is shown
+ * awaiting that URL. */
+static int describe_fetch(vow_loop *loop, vow_promise *p, char *buf, size_t cap) {
+  vow__io *io = vow__loop_ext(loop, VOW__EXT_IO);
+  vow__fetch_state *st = io ? io->fetch : NULL;
+  for (vow_response *x = st ? st->all : NULL; x; x = x->next) {
+    if (x->promise == p) {
+      snprintf(buf, cap, "fetch %s", x->url);
+      return 1;
+    }
+  }
+  return 0;
 }
 
 static vow_promise *rejected_now(vow_promise *p, vow_value reason) {

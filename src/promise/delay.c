@@ -70,6 +70,7 @@ static vow_promise *delay_new(vow_loop *loop, uint64_t ms, vow_value value, int 
     return NULL;
   }
   *d = (delay){vow_promise_ref(p), value, reject, 0, NULL, 0, 0};
+  P_TAG(p) = P_TAG_DELAY;
   /* (0 when there is no scope, or it is cancelled already: then
    * delay_cancelled has rejected p.) */
   d->watch = vow__cancel_watch(loop, delay_cancelled, d, &d->scope);

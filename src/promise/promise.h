@@ -12,6 +12,9 @@
  * promise is 32 bytes: header 8, result-or-reactions 16, loop 8. */
 #define P_STATE(p) ((p)->h.bits[0])
 #define P_FLAGS(p) ((p)->h.bits[1])
+/* What made it, for vow_loop_dump (async/dump.c): 0, or P_TAG_DELAY. */
+#define P_TAG(p) ((p)->h.bits[2])
+enum { P_TAG_DELAY = 1 };
 
 enum {
   P_ALREADY_RESOLVED = 1, /* its resolving functions have been used */
