@@ -99,6 +99,8 @@ static const job jobs[] = {
     {"switch", 2000000, V, K_SWITCH, MEM_NONE, "coroutine context switch (bench_switch)"},
     {"http_client", 20000, V | N | R, K_HTTP_CLIENT, MEM_STREAM, "GETs, 64 at a time, against a vow server"},
     {"http_server", 5, V | N, K_HTTP_SERVER, MEM_STREAM, "server under wrk -t1 -c64 for n seconds"},
+    {"group_spawn", 1000000, V | N, K_PLAIN, MEM_STREAM, "children spawned into groups of 50 (Node: Promise.all)"},
+    {"context", 1000000, V | N, K_PLAIN, MEM_STREAM, "run with a value bound, get across an await (Node: AsyncLocalStorage)"},
 };
 #define NJOBS (sizeof jobs / sizeof jobs[0])
 #undef V
@@ -157,6 +159,8 @@ static const row rows[] = {
     {"10 HTTP server (wrk), requests/s", "k/s", COLS_VN("http_server", "krps"), 1.5, 0, 0, 1},
     {"10 HTTP server, CPU per request", "us", COLS_VN("http_server", "cpu_us"), 0, 0, 0, 0},
     {"10 HTTP server, mean latency", "ms", COLS_VN("http_server", "lat_ms"), 0, 0, 0, 0},
+    {"11 task group spawn, per child", "ns", COLS_VN("group_spawn", "ns"), 0, 0, 0, 0},
+    {"11 context run + get across await", "ns", COLS_VN("context", "ns"), 0, 0, 0, 0},
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 
