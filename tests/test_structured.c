@@ -742,3 +742,40 @@ Test(structured, dump_on_signal_and_at_exit) {
   cr_assert(strstr(strstr(first + 1, "still suspended"), "async 'sleeper'"), "%s", text);
   TEST_LEAK_CHECK();
 }
+
+/* ---- I/O started inside a scope stops with it -------------------------------------------
+ * A fetch given no signal takes the scope's: the deadline aborts the transfer
+ * itself (its own promise rejects with the scope's reason), not only the
+ * await. The server never answers. */
+static vow_value never_answers(vow_loop *l, vow_request *req, void *data) {
+  (void)l, (void)data;
+  return vow_promise_value(vow_abort_signal_promise(vow_request_signal(req)));
+}
+
+static vow_value fetch_main(vow_loop *l, void *arg) {
+  (void)arg;
+  vow_server *server;
+  cr_assert_eq(vow_server_listen(l, NULL, never_answers, NULL, &server), 0);
+  char url[64];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/stall", vow_server_port(server));
+  vow_scope *s;
+  cr_assert_eq(vow_scope_begin(l, &(vow_scope_options){.timeout_ms = 50}, &s), 0);
+  vow_promise *f = vow_fetch(l, url, NULL);
+  vow_value v;
+  cr_assert_eq(vow_await(vow_promise_ref(f), &v), VOW_ETIMEDOUT);
+  vow_unref(v);
+  cr_assert_eq(vow_scope_end(s, NULL), VOW_ETIMEDOUT);
+  /* The transfer itself was aborted with the scope's reason. */
+  cr_assert_eq(vow_promise_state(f), VOW_REJECTED);
+  cr_assert_eq(vow_error_code(vow_promise_result(f)), VOW_ETIMEDOUT);
+  vow_promise_unref(f);
+  vow_await(vow_server_close(server), NULL);
+  LOG("fetch:aborted");
+  return vow_undefined();
+}
+
+Test(structured, fetch_started_in_a_scope_is_aborted_with_it) {
+  cr_assert_eq(run_main(fetch_main, NULL), VOW_FULFILLED);
+  cr_assert_str_eq(g_log.text, "fetch:aborted");
+  END();
+}
