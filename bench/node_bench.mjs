@@ -157,7 +157,7 @@ async function groupSpawnPass(n) {
 const als = new AsyncLocalStorage();
 async function readsContext() {
   const a = als.getStore();
-  await undefined;
+  await Promise.resolve();
   return a === als.getStore() ? 1 : 0;
 }
 async function contextPass(n) {
