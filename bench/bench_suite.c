@@ -109,6 +109,8 @@ static const job jobs[] = {
     {"fs_read_10k", 10000, V | N, K_PLAIN, MEM_NONE, "readFile of 1 KiB files, 64 in flight"},
     {"tcp_pingpong", 200000, V | N, K_PLAIN, MEM_STREAM, "TCP echo round trips, 64 connections, in-process server"},
     {"spawn_true", 2000, V | N, K_PLAIN, MEM_NONE, "spawn /bin/true and await its exit, 4 at a time"},
+    {"group_spawn", 1000000, V | N, K_PLAIN, MEM_STREAM, "children spawned into groups of 50 (Node: Promise.all)"},
+    {"context", 1000000, V | N, K_PLAIN, MEM_STREAM, "run with a value bound, get across an await (Node: AsyncLocalStorage)"},
 };
 #define NJOBS (sizeof jobs / sizeof jobs[0])
 #undef V
@@ -200,6 +202,8 @@ static const row rows[] = {
     {"13 spawn+wait /bin/true, c=4", "/s", COLS_VN("spawn_true", "per_s"), 2, 0, 0, 1, 0, 0},
     {"13 spawn, CPU per child", "us", COLS_VN("spawn_true", "cpu_us"), 0, 0, 0, 0, 0, 0},
     {"13 spawn peak RSS", "MiB", COLS_VN("spawn_true", "rss_hwm_mib"), 1, 0, 0, 0, 0, 0},
+    {"14 task group spawn, per child", "ns", COLS_VN("group_spawn", "ns"), 0, 0, 0, 0, 0, 0},
+    {"14 context run + get across await", "ns", COLS_VN("context", "ns"), 0, 0, 0, 0, 0, 0},
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 

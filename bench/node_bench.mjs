@@ -13,6 +13,7 @@
 // also provide (process, performance, /proc); `serve_native` is the HTTP
 // server through the runtime's own API (Bun.serve, Deno.serve) instead of
 // node:http.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import net from 'node:net';
@@ -143,6 +144,37 @@ async function asyncCallPass(n) {
   for (let i = 0; i < n; i++) sum += await awaitsOnce();
   const t1 = now();
   if (sum !== n) die('async calls: wrong sum');
+  return (t1 - t0) * 1e6 / n;
+}
+
+// 11. structured: Node has no task groups: the nearest is the same calls
+// gathered by Promise.all, in batches of 50 (see vow_bench.c). context: AsyncLocalStorage's
+// run, with getStore before and after an await.
+async function groupSpawnPass(n) {
+  const t0 = now();
+  let sum = 0;
+  for (let done = 0; done < n; done += 50) {
+    const batch = Math.min(50, n - done);
+    const ps = [];
+    for (let i = 0; i < batch; i++) ps.push(awaitsOnce());
+    for (const v of await Promise.all(ps)) sum += v;
+  }
+  const t1 = now();
+  if (sum !== n) die('group spawn: wrong sum');
+  return (t1 - t0) * 1e6 / n;
+}
+const als = new AsyncLocalStorage();
+async function readsContext() {
+  const a = als.getStore();
+  await Promise.resolve();
+  return a === als.getStore() ? 1 : 0;
+}
+async function contextPass(n) {
+  const t0 = now();
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += await als.run(i, readsContext);
+  const t1 = now();
+  if (sum !== n) die('context: wrong sum');
   return (t1 - t0) * 1e6 / n;
 }
 
@@ -429,6 +461,14 @@ switch (workload) {
   case 'asynccall':
     await asyncCallPass(warm(N));
     { const { r, cpu_ns } = await withCpu(N, () => asyncCallPass(N)); report({ ns: r, cpu_ns }); }
+    break;
+  case 'group_spawn':
+    await groupSpawnPass(warm(N));
+    { const { r, cpu_ns } = await withCpu(N, () => groupSpawnPass(N)); report({ ns: r, cpu_ns }); }
+    break;
+  case 'context':
+    await contextPass(warm(N));
+    { const { r, cpu_ns } = await withCpu(N, () => contextPass(N)); report({ ns: r, cpu_ns }); }
     break;
   case 'race':
     await racePass(warm(N));

@@ -19,6 +19,7 @@
  *  13. Tracing        a Chrome trace-event timeline of what the loop ran
  *  14. Threads        CPU work on the thread pool; posting from other threads
  *  15. Beyond JS      concurrency-limited map, retry, channels, cancelling race
+ *  16. Structure      task groups, cancel scopes, async context, task dumps
  *
  * Conventions, as in libuv:
  *   - Functions that can fail return an int: 0 (or a non-negative result) on success,
@@ -1463,7 +1464,7 @@ typedef struct vow_fetch_options {
   size_t body_len;
   int redirect;                /* VOW_REDIRECT_*: follow (up to 20), reject (VOW_EPROTO), or hand back the 3xx */
   uint64_t timeout_ms;         /* for the whole transfer, body included; 0: none */
-  vow_abort_signal *signal;    /* borrowed for the transfer's life (a reference is taken); NULL: none */
+  vow_abort_signal *signal;    /* borrowed for the transfer's life (a reference is taken); NULL: the current cancel scope's, if any */
   size_t max_body;             /* limit for vow_response_text; 0: 64 MiB; over it: VOW_ETOOBIG */
   int reject_http_errors;      /* non-2xx: reject with VOW_EHTTP (status in the message) */
   const char *ca_file;         /* HTTPS: a PEM file of certificates to trust instead of the
@@ -1721,6 +1722,175 @@ vow_asyncgen *vow_channel_iter(vow_channel *ch);
  * (borrowed, one per item, NULL where the item has none) are aborted. */
 vow_promise *vow_race_abort(vow_loop *loop, vow_value *items, vow_abort_signal *const *signals,
                             size_t n);
+
+/* ===================================================================== *
+ * 16. Structured concurrency: task groups, cancel scopes, async context
+ * ===================================================================== *
+ *
+ * What Python's asyncio.TaskGroup and asyncio.timeout, Trio's nurseries and
+ * cancel scopes, and Node's AsyncLocalStorage give, for async functions:
+ *
+ *   vow_group *g = vow_group_new(loop, &(vow_group_options){.timeout_ms = 500});
+ *   for (int i = 0; i < n; i++) vow_group_spawn(g, fetch_one, &urls[i], NULL);
+ *   int rc = vow_group_await(g, &results);   // every child has ended here
+ *   vow_group_unref(g);
+ *
+ * Ordering, as asyncio's (tests/test_structured.c quotes the Python programs
+ * and what python3 printed):
+ *   - a child runs at once, until its first await (as calling an async
+ *     function does in JavaScript; asyncio.create_task runs it later);
+ *   - the first child that fails cancels the group; the awaits of the other
+ *     children wake one microtask later, in spawn order, with VOW_EABORTED;
+ *   - the group ends when every child has: it then rejects with the first
+ *     failure (or an AGGREGATE of all, options.aggregate), or with the reason
+ *     it was cancelled for (VOW_ETIMEDOUT for its deadline), or fulfils with
+ *     an ARRAY of the children's results in spawn order;
+ *   - a cancelled scope wakes the await suspended inside it one microtask
+ *     after its signal aborted; inner scopes are cancelled before the awaits
+ *     inside them wake (so the innermost await sees the outer reason).
+ */
+
+/* ---- cancel scopes ------------------------------------------------------------
+ * A scope belongs to the async function that opened it. While it is open,
+ * every vow_await of that function (and vow_yield, vow_for_await_next...) is
+ * an exit point: once the scope is cancelled, an await suspended inside it
+ * wakes with VOW_ETIMEDOUT (its deadline passed) or VOW_EABORTED (anything
+ * else) and *out the reason, and so does every later await inside it, at
+ * once. The promise it awaited goes on, unobserved (its rejection is not
+ * reported). Work started inside the scope stops with it: vow_delay rejects
+ * with the reason, fetch is aborted (its options.signal, when NULL, is the
+ * scope's), and so is any I/O call that takes vow_scope_signal_current. */
+typedef struct vow_scope vow_scope;
+
+typedef struct vow_scope_options {
+  uint64_t timeout_ms;       /* cancelled (VOW_ETIMEDOUT) this long after it opens; 0: never */
+  vow_abort_signal *signal;  /* borrowed (a reference is kept): cancelled when it aborts */
+  int shield;                /* 1: the scopes around it do not reach inside (Trio's
+                                shield=True): for cleanup that must await */
+} vow_scope_options;
+
+/* async with asyncio.timeout(...) / with trio.CancelScope(...): opens a scope
+ * inside the running async function, nested in its current one (cancelled
+ * with it, unless shield). *scope receives it (owned by the function: close
+ * it with vow_scope_end before the function returns; one left open is closed
+ * when the function ends). Returns 0, VOW_ENOTASYNC outside an async function
+ * of loop, VOW_EINVAL (timeout_ms above VOW_TIMEOUT_MAX), VOW_ENOMEM.
+ * options may be NULL (a scope cancelled only by vow_scope_cancel). */
+int vow_scope_begin(vow_loop *loop, const vow_scope_options *options, vow_scope **scope);
+/* A shielding scope with no deadline of its own: Trio's CancelScope(shield=True). */
+int vow_shield_begin(vow_loop *loop, vow_scope **scope);
+/* Closes the scope (and any opened inside it and left open), from the function
+ * that opened it. Returns 0 when it was not cancelled, or only because a scope
+ * around it was (that one reports it, as in Trio); else VOW_ETIMEDOUT or
+ * VOW_EABORTED with *reason (may be NULL) the reason — a new reference — as
+ * asyncio.timeout raises TimeoutError at its exit. VOW_EINVAL: NULL, or not
+ * called from the function that opened it. */
+int vow_scope_end(vow_scope *scope, vow_value *reason);
+/* scope.cancel(): cancels it now with reason (taken; undefined: VOW_EABORTED
+ * "This operation was aborted"). Returns 1 when this call cancelled it. */
+int vow_scope_cancel(vow_scope *scope, vow_value reason);
+/* The scope's signal (borrowed: valid until vow_scope_end). */
+vow_abort_signal *vow_scope_signal(vow_scope *scope);
+/* The signal of the innermost scope of the running async function (borrowed),
+ * or NULL: what an I/O call started without a signal of its own should stop
+ * on — fetch does. */
+vow_abort_signal *vow_scope_signal_current(vow_loop *loop);
+
+/* ---- task groups ----------------------------------------------------------------
+ * A group's children are async functions it runs; it ends when all of them
+ * have (none outlives it). Each child runs inside a scope on the group's
+ * signal, so cancelling the group reaches every await of every child. */
+typedef struct vow_group vow_group;
+
+typedef struct vow_group_options {
+  size_t limit;              /* at most this many children running; the others
+                                wait, in spawn order, and start as ones end; 0: no limit */
+  uint64_t timeout_ms;       /* cancelled (VOW_ETIMEDOUT) this long after it is made; 0: never */
+  vow_abort_signal *signal;  /* borrowed (a reference is kept): cancels the group */
+  int aggregate;             /* 1: a failed group rejects with an AGGREGATE of every
+                                failure, in the order they came; 0: with the first */
+  const char *name;          /* for vow_loop_dump; borrowed, must outlive the group */
+} vow_group_options;
+
+/* async with asyncio.TaskGroup(): a new group (a new reference), or NULL (out
+ * of memory, wrong thread, timeout_ms above VOW_TIMEOUT_MAX). Made inside a
+ * cancel scope, the group is cancelled with it. options may be NULL. */
+vow_group *vow_group_new(vow_loop *loop, const vow_group_options *options);
+vow_group *vow_group_ref(vow_group *group);
+/* Releasing the last reference before the group was awaited cancels it
+ * (VOW_EABORTED): its children are stopped, never orphaned. */
+void vow_group_unref(vow_group *group);
+
+/* tg.create_task(fn(arg)): runs fn as a child, now (until its first await),
+ * or later when options.limit children are running. arg is borrowed (options'
+ * arg_free releases it, as for vow_async_ex; on an error too). A child fails
+ * when fn returns vow_throw(reason) — except with the group's own cancellation
+ * (VOW_EABORTED or VOW_ETIMEDOUT once the group is cancelled), which is not a
+ * failure. Returns 0, VOW_EABORTED (the group is cancelled: nothing starts),
+ * VOW_EINVAL (NULL, or the group has ended), VOW_ETHREAD, VOW_ENOMEM. */
+int vow_group_spawn(vow_group *group, vow_async_fn fn, void *arg, const vow_async_options *options);
+
+/* The group's end: a promise (a new reference) that settles once every child
+ * has ended and nothing more can be spawned — see the ordering above. Until
+ * it is asked for, a group with no children left still takes new ones. NULL
+ * when out of memory. */
+vow_promise *vow_group_wait(vow_group *group);
+/* await vow_group_wait(group), inside an async function: the exit of `async
+ * with`. Not an exit point of the scope around it — a cancelled scope cancels
+ * the group made in it, and this still waits for the children to end. Returns
+ * as vow_await does. */
+int vow_group_await(vow_group *group, vow_value *out);
+/* Cancels the group with reason (taken; undefined: VOW_EABORTED). Returns 1
+ * when this call cancelled it, 0 when it was already (or has ended). */
+int vow_group_cancel(vow_group *group, vow_value reason);
+/* The group's signal (borrowed, lives as long as the group). */
+vow_abort_signal *vow_group_signal(vow_group *group);
+
+/* ---- async-local context ----------------------------------------------------------
+ * Node's AsyncLocalStorage, with a key per store (any address: a static
+ * variable's is the usual one). A value bound in an async function stays
+ * bound for the rest of it, and is seen by what it starts from then on: the
+ * async functions it calls (and theirs), its promise reactions (then, catch,
+ * finally run in the context then() was called in), its timers, immediates
+ * and queued microtasks (in the context they were scheduled in). Its caller
+ * never sees it. Outside async functions, a binding lasts for the rest of
+ * the callback that made it (at the top level: for the loop's life).
+ * Costs a NULL check per reaction, timer and resumption while nothing is
+ * bound (bench: "context" against AsyncLocalStorage). */
+
+/* als.enterWith(value) for key: value is taken. Returns 0, VOW_EINVAL (NULL
+ * key or loop), VOW_ETHREAD, VOW_ECLOSING, VOW_ENOMEM. */
+int vow_context_set(vow_loop *loop, const void *key, vow_value value);
+/* als.getStore(): the value bound to key where this code runs (borrowed:
+ * valid while the binding is current), or undefined. */
+vow_value vow_context_get(vow_loop *loop, const void *key);
+/* als.run(value, fn): runs fn(arg) as an async function (vow_async_ex) with
+ * key bound to value (taken); the caller's context is left as it was.
+ * Returns its promise (a new reference), or NULL as vow_async does (options'
+ * arg_free has then run). options may be NULL. */
+vow_promise *vow_context_run(vow_loop *loop, const void *key, vow_value value, vow_async_fn fn,
+                             void *arg, const vow_async_options *options);
+
+/* ---- task dumps -----------------------------------------------------------------
+ * What is every async function doing? vow_loop_dump prints one line per live
+ * async function and generator of the loop, oldest first: its name
+ * (vow_async_options.name), its age, what it waits for (a timer of
+ * vow_delay, a fetch and its URL, a pending promise, its next tick), its task
+ * group (vow_group_options.name) and its cancel scopes:
+ *
+ *   vow: loop 0x55d0c8a4e2a0: 2 async functions alive
+ *     async 'main', age 12 ms: awaiting a pending promise; in 1 cancel scope
+ *     async 'fetch_one', age 12 ms: awaiting fetch http://127.0.0.1:8080/a; in task group 'fanout'
+ *
+ * The environment variable VOW_DUMP_ON makes any program dump, to stderr:
+ * VOW_DUMP_ON=SIGUSR1 (or SIGUSR2, SIGQUIT, SIGHUP, SIGINT, SIGTERM,
+ * SIGWINCH) on that signal, for every loop running async functions;
+ * VOW_DUMP_ON=exit when a loop is freed with async functions still
+ * suspended; both: VOW_DUMP_ON=SIGUSR1,exit. */
+
+/* Writes the dump to out (a stdio stream, borrowed). Returns how many async
+ * functions are alive (>= 0), VOW_EINVAL (NULL loop or out), VOW_ETHREAD. */
+int vow_loop_dump(vow_loop *loop, FILE *out);
 
 #ifdef __cplusplus
 }

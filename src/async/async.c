@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/context.h"
 #include "async/async.h"
 
 typedef struct async_frame {
@@ -42,8 +43,8 @@ static void async_frame_abandon(async_frame *a);
  * and so does every later one at once, so the body runs to its end and
  * releases what it holds — the way Python closes a suspended generator. */
 static void async_state_free(vow_loop *loop, void *state) {
-  (void)loop;
   vow__async_state *st = state;
+  vow__dump_on_stop(loop, st->dump_on);
   while (st->frames) {
     vow__frame *f = st->frames;
     if (!f->closing) {
@@ -71,6 +72,7 @@ static vow__async_state *async_state_get(vow_loop *loop) {
   }
   vow__stack_pool_set_allocator(st->stacks, vow__realloc, vow__free);
   vow__loop_set_ext(loop, VOW__EXT_ASYNC, st, async_state_free, NULL);
+  st->dump_on = vow__dump_on_start(loop);
   return st;
 }
 
@@ -88,6 +90,11 @@ int vow__frame_start(vow__frame *f, vow_loop *loop, int kind, vow_coro_fn body, 
   if (!f->co) return VOW_ENOMEM;
   f->copy_stack = vow__coro_is_copy(f->co);
   if (loop->trace) f->span = vow__trace_span_begin(loop, "async", name);
+  /* Its context, inherited from whoever starts it: frames carry contexts
+   * once a binding was ever made on the loop, and cost nothing before. */
+  if (__builtin_expect(loop->context_used, 0)) f->context = vow__context_capture(loop);
+  /* For vow_loop_dump: libuv's cached time read in place (uv_now is a call). */
+  f->started = loop->options.virtual_clock ? loop->virtual_now : loop->uv.time;
   vow__coro_set_data(f->co, f);
   f->prev = NULL;
   f->next = st->frames;
@@ -96,8 +103,16 @@ int vow__frame_start(vow__frame *f, vow_loop *loop, int kind, vow_coro_fn body, 
   return 0;
 }
 
+/* Cold: what only frames inside cancel scopes or async contexts hold. */
+static __attribute__((cold, noinline)) void frame_end_extras(vow__frame *f) {
+  if (f->scope) vow__scope_abandon(f);
+  vow__context_release(f->context);
+  f->context = NULL;
+}
+
 void vow__frame_end(vow__frame *f) {
   vow__async_state *st = vow__loop_ext(f->loop, VOW__EXT_ASYNC);
+  if (__builtin_expect(((uintptr_t)f->scope | (uintptr_t)f->context) != 0, 0)) frame_end_extras(f);
   if (f->prev) f->prev->next = f->next;
   else st->frames = f->next;
   if (f->next) f->next->prev = f->prev;
@@ -117,13 +132,36 @@ vow__frame *vow__frame_current(void) {
   return co ? vow__coro_get_data(co) : NULL;
 }
 
-int vow__frame_resume(vow__frame *f) {
-  /* One call site of vow__coro_resume, not one per branch: it is inlined
-   * here, and two copies made this too big to inline into its callers. */
+/* One call site of vow__coro_resume, not one per branch: two copies made
+ * vow__frame_resume too big to inline into its callers. */
+static void coro_run(vow__frame *f) {
   int tracing = f->loop->trace != NULL;
   uint64_t start = tracing ? vow__trace_clock() : 0;
   vow__coro_resume(f->co);
   if (tracing) vow__trace_complete(f->loop, "coroutine", f->name, start);
+}
+
+/* Once the loop has contexts: the body runs in its own, and takes it along
+ * when it suspends (with whatever it bound meanwhile): moves, no counting. */
+static __attribute__((noinline)) void coro_run_in_context(vow__frame *f) {
+  vow__context *outer = vow__context_swap(f->loop, f->context);
+  coro_run(f);
+  f->context = vow__context_swap(f->loop, outer);
+}
+
+/* The body made the loop's first binding: the context it ran in was NULL
+ * (nothing had been bound), and what it bound is its own. */
+static __attribute__((cold, noinline)) void first_binding_made(vow__frame *f) {
+  f->context = vow__context_swap(f->loop, NULL);
+}
+
+int vow__frame_resume(vow__frame *f) {
+  if (__builtin_expect(f->loop->context_used, 0)) {
+    coro_run_in_context(f);
+  } else {
+    coro_run(f);
+    if (__builtin_expect(f->loop->context_used, 0)) first_binding_made(f);
+  }
   return vow__coro_done(f->co);
 }
 
@@ -142,6 +180,10 @@ static void resume_from_job(vow__frame *f, vow_value outcome, int rejected) {
   }
   f->in_job = 1;
   resume_with(f, outcome, rejected);
+}
+
+void vow__frame_wake(vow__frame *f, vow_value outcome, int rejected) {
+  resume_from_job(f, outcome, rejected);
 }
 
 static vow_value on_awaited_fulfilled(vow_loop *loop, vow_value value, void *f) {
@@ -333,6 +375,8 @@ int vow_await(vow_promise *p, vow_value *out) {
     rc = VOW_ENOMEM;
   } else if (p->loop != f->loop) {
     rc = foreign_promise(p, out);
+  } else if (__builtin_expect(f->scope != NULL, 0) && vow__scope_await(f, p, out, &rc)) {
+    /* inside a cancel scope: handled by scope.c */
   } else if (P_STATE(p) == VOW_PENDING) {
     rc = await_pending(f, p, out);
   } else {
@@ -365,6 +409,7 @@ int vow_await_value(vow_value value, vow_value *out) {
   int rc;
   vow__frame *f = awaiting_frame(out, &rc);
   if (!f) vow__unref(value);
+  else if (__builtin_expect(f->scope != NULL, 0) && vow__scope_await(f, NULL, out, &rc)) vow__unref(value);
   else rc = await_known(f, value, 0, out);
   if (out == &ignored) vow__unref(ignored);
   return rc;
@@ -419,6 +464,8 @@ static void async_frame_clear(async_frame *a) {
   a->f.taking = 0;
   a->f.copy_stack = 0;
   a->f.span = 0;
+  a->f.scope = NULL;
+  a->f.context = NULL;
   a->fn = NULL;
   a->arg = NULL;
   a->arg_free = NULL;

@@ -27,13 +27,27 @@ struct vow__frame {
   int copy_stack;        /* its coroutine copies its stack (vow__coro_reserve before suspending) */
   const char *name;      /* for traces and overflow reports (borrowed) */
   uint64_t span;         /* its trace span, 0 when not tracing */
+  struct vow_scope *scope; /* its innermost cancel scope (scope.c), or NULL */
+  vow__context *context; /* its async context while suspended (a reference; core/context.h) */
+  uint64_t started;      /* the loop's time when it started (for vow_loop_dump) */
 };
 
 /* Per-loop state of the async layer (extension slot VOW__EXT_ASYNC). */
 typedef struct vow__async_state {
   vow_stack_pool *stacks;
   vow__frame *frames;    /* live frames: running, suspended or never resumed */
+  void *dump_on;         /* VOW_DUMP_ON's state (dump.c), or NULL */
 } vow__async_state;
+
+/* dump.c. A describer says what a pending promise stands for ("fetch URL"):
+ * returns 1 and writes buf when it knows p. Registered once, process-wide,
+ * by the layers above (fetch.c). */
+typedef int (*vow__describe_fn)(vow_loop *loop, vow_promise *p, char *buf, size_t cap);
+void vow__dump_add_describer(vow__describe_fn fn);
+/* VOW_DUMP_ON for a loop: started with the async layer's state, stopped
+ * (after the dump at exit, if asked) when it is freed. */
+void *vow__dump_on_start(vow_loop *loop);
+void vow__dump_on_stop(vow_loop *loop, void *state);
 
 /* Creates f's coroutine on the loop's stack pool (a copy-stack one if
  * copy_stack, see vow_async_options) and links f as live.
@@ -46,6 +60,19 @@ void vow__frame_end(vow__frame *f);
 vow__frame *vow__frame_current(void);
 /* Resumes f; returns non-zero when its body has finished. */
 int vow__frame_resume(vow__frame *f);
+
+/* Resumes a suspended frame from a job (or a listener) with an outcome
+ * (taken): what a reaction to its awaited promise does. */
+void vow__frame_wake(vow__frame *f, vow_value outcome, int rejected);
+
+/* scope.c: the await of a frame inside a cancel scope. Returns 1 when the
+ * scope handled the await (p taken, *out and *rc set): the scope was cancelled
+ * already, or p is pending and the frame waited for it or for the scope.
+ * Returns 0 for a settled p in a live scope: the plain await goes on. */
+int vow__scope_await(vow__frame *f, vow_promise *p, vow_value *out, int *rc);
+/* The frame ends with scopes still open (its body never closed them, or it
+ * is dropped at the loop's teardown): they are closed. */
+void vow__scope_abandon(vow__frame *f);
 
 /* Resumes a suspended frame for the last time, at the loop's teardown. */
 void vow__frame_close(vow__frame *f);

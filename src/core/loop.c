@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/context.h"
 #include "core/loop.h"
 
 _Thread_local char vow__thread_mark;
@@ -83,6 +84,9 @@ void vow__loop_checkpoint(vow_loop *loop) {
 }
 
 void vow__loop_enter_named(vow_loop *loop, const char *what, vow_task_fn fn, void *arg) {
+  /* A binding made by the callback outside any async function lasts for the
+   * callback only (core/context.h): the context current before comes back. */
+  vow__context *top = vow__context_capture(loop);
   if (loop->trace) {
     uint64_t start = vow__trace_clock();
     fn(loop, arg);
@@ -90,6 +94,8 @@ void vow__loop_enter_named(vow_loop *loop, const char *what, vow_task_fn fn, voi
   } else {
     fn(loop, arg);
   }
+  if (__builtin_expect(loop->context != top, 0)) vow__context_release(vow__context_swap(loop, top));
+  else vow__context_release(top); /* the loop holds it still */
   vow__loop_checkpoint(loop);
 }
 
@@ -140,6 +146,7 @@ int vow_loop_free(vow_loop *loop) {
   vow__microtask_dispose_all(loop);
   vow__timers_dispose_all(loop);
   vow__post_dispose_all(loop);
+  vow__context_release(vow__context_swap(loop, NULL)); /* the top level's */
   for (int i = VOW__EXT_COUNT - 1; i >= 0; i--) {
     if (loop->ext_free[i]) loop->ext_free[i](loop, loop->ext[i]);
     loop->ext[i] = NULL;

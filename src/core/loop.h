@@ -44,6 +44,8 @@ void vow__microtask_free(vow__microtask_queue *q);
 
 typedef struct vow__timer vow__timer;
 typedef struct vow__trace vow__trace;
+typedef struct vow__context vow__context;         /* core/context.h */
+typedef struct vow__cancel_hook vow__cancel_hook; /* core/context.h */
 typedef struct vow__timer_list vow__timer_list;
 typedef struct vow__imm_block vow__imm_block;
 
@@ -150,6 +152,11 @@ struct vow_loop {
   size_t posts_len;
   size_t posts_cap;
   uint64_t holds;     /* vow_loop_hold count (loop thread only) */
+
+  /* What runs on behalf of whom (core/context.h). */
+  vow__context *context;                /* of the running code (a reference), or NULL */
+  int context_used;                     /* a binding was ever made: frames carry contexts */
+  const vow__cancel_hook *cancel_hook;  /* installed by async/scope.c, or NULL */
 };
 
 /* Queues fn(loop, arg) at the microtask queue's tail. Inline because every

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/context.h"
 #include "core/loop.h"
 
 int vow__microtask_grow(vow__microtask_queue *q) {
@@ -27,10 +28,19 @@ int vow__microtask_grow(vow__microtask_queue *q) {
   return 0;
 }
 
+static __attribute__((noinline)) int queue_in_context(vow_loop *loop, vow_task_fn fn, void *arg) {
+  if (vow__context_wrap(loop, &fn, &arg, 0) != 0) return VOW_ENOMEM;
+  int err = vow__microtask_push(loop, fn, arg);
+  if (err) vow__context_unwrap_drop(loop, fn, arg);
+  return err;
+}
+
 int vow_queue_microtask(vow_loop *loop, vow_task_fn fn, void *arg) {
   if (!loop || !fn) return VOW_EINVAL;
   if (!vow__loop_on_owner(loop)) return VOW_ETHREAD;
   if (loop->closing) return VOW_ECLOSING;
+  /* queueMicrotask runs its callback in the caller's async context. */
+  if (__builtin_expect(loop->context != NULL, 0)) return queue_in_context(loop, fn, arg);
   return vow__microtask_push(loop, fn, arg);
 }
 

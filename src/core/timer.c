@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/context.h"
 #include "core/loop.h"
 
 #define CHUNK_SHIFT 12u /* 4096 records (160 KiB) per chunk */
@@ -83,6 +84,17 @@ struct vow__timer_list {
 };
 
 static vow__timers *timers_of(vow_loop *loop) { return &loop->timers; }
+
+/* A timer scheduled while an async context is current runs in it
+ * (core/context.h); a task dropped unrun (cleared, or an interval stopped)
+ * releases its capture. */
+static int capture_context(vow_loop *loop, vow_task_fn *fn, void **arg, int repeat) {
+  return __builtin_expect(loop->context == NULL, 1) ? 0 : vow__context_wrap(loop, fn, arg, repeat);
+}
+
+static void task_dropped(vow_loop *loop, vow_task_fn fn, void *arg) {
+  vow__context_unwrap_drop(loop, fn, arg);
+}
 
 static inline vow__timer *rec(const vow__timers *t, uint32_t slot) {
   return &t->chunks[slot >> CHUNK_SHIFT][slot & (CHUNK_RECORDS - 1)];
@@ -429,6 +441,7 @@ static void timer_fire(vow_loop *loop, vow__timer_list *l, uint32_t slot) {
     if (timer_insert(loop, slot, l->ms) == 0) return; /* l is still in the map: running */
     ref_drop_timer(t, r); /* out of memory: the interval stops */
   }
+  task_dropped(loop, r->fn, r->arg);
   record_free(t, slot);
 }
 
@@ -599,8 +612,12 @@ static vow_timer schedule(vow_loop *loop, int kind, uint64_t ms, vow_task_fn fn,
   if (err) return err;
   if (ms > VOW_TIMEOUT_MAX) return VOW_EINVAL;
   vow__timers *t = timers_of(loop);
+  if (capture_context(loop, &fn, &arg, kind == KIND_INTERVAL) != 0) return VOW_ENOMEM;
   uint32_t slot = record_alloc(t);
-  if (slot == NO_SLOT) return VOW_ENOMEM;
+  if (slot == NO_SLOT) {
+    task_dropped(loop, fn, arg);
+    return VOW_ENOMEM;
+  }
   vow__timer *r = rec(t, slot);
   r->kind = (uint8_t)kind;
   r->fn = fn;
@@ -608,6 +625,7 @@ static vow_timer schedule(vow_loop *loop, int kind, uint64_t ms, vow_task_fn fn,
   r->refed = 1;
   r->start = vow__loop_now(loop);
   if (timer_insert(loop, slot, ms < 1 ? 1 : ms) != 0) { /* as in Node: below 1 ms means 1 ms */
+    task_dropped(loop, fn, arg);
     record_free(t, slot);
     return VOW_ENOMEM;
   }
@@ -629,19 +647,23 @@ vow_timer vow_set_immediate(vow_loop *loop, vow_task_fn fn, void *arg) {
   vow__timers *t = timers_of(loop);
   uint64_t seq = t->imm_tail;
   vow__imm_block *b = t->imm_tail_block; /* valid unless seq starts a block */
-  if (__builtin_expect((seq & (IMM_BLOCK - 1)) == 0, 0) && !(b = imm_block_append(t)))
+  if (capture_context(loop, &fn, &arg, 0) != 0) return VOW_ENOMEM;
+  if (__builtin_expect((seq & (IMM_BLOCK - 1)) == 0, 0) && !(b = imm_block_append(t))) {
+    task_dropped(loop, fn, arg);
     return VOW_ENOMEM;
+  }
   b->tasks[seq & (IMM_BLOCK - 1)] = (vow__task){fn, arg};
   t->imm_tail = seq + 1;
   imm_ref(t);
   return (vow_timer)(IMMEDIATE_TAG | seq);
 }
 
-static int clear_immediate(vow__timers *t, vow_timer id) {
+static int clear_immediate(vow_loop *loop, vow__timers *t, vow_timer id) {
   uint64_t seq;
   vow__imm_block *b;
   vow__task *task = imm_find(t, id, &seq, &b);
   if (!task) return 0;
+  task_dropped(loop, task->fn, task->arg);
   task->fn = NULL; /* the check phase skips the hole */
   imm_release(t, b, seq);
   return 1;
@@ -651,7 +673,7 @@ int vow_clear_timer(vow_loop *loop, vow_timer id) {
   if (!loop) return VOW_EINVAL;
   if (!vow__loop_on_owner(loop)) return VOW_ETHREAD;
   vow__timers *t = timers_of(loop);
-  if ((uint64_t)id & IMMEDIATE_TAG) return clear_immediate(t, id);
+  if ((uint64_t)id & IMMEDIATE_TAG) return clear_immediate(loop, t, id);
   uint32_t slot = record_find(t, id);
   if (slot == NO_SLOT) return 0;
   vow__timer *r = rec(t, slot);
@@ -660,6 +682,7 @@ int vow_clear_timer(vow_loop *loop, vow_timer id) {
     r->kind = KIND_CLEARED;
   } else {
     unlink_slot(t, slot); /* its list stays, even empty (see the top) */
+    task_dropped(loop, r->fn, r->arg);
     record_free(t, slot);
   }
   driver_update_ref(t);

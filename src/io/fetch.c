@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "async/async.h"
 #include "io/io.h"
 #include "promise/promise.h"
 #include "promise/value.h"
@@ -69,9 +70,12 @@ static CURLcode curl_init_result = CURLE_FAILED_INIT;
 
 static void default_headers_init(void);
 
+static int describe_fetch(vow_loop *loop, vow_promise *p, char *buf, size_t cap);
+
 static void curl_init(void) {
   curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
   if (curl_init_result == CURLE_OK) default_headers_init();
+  vow__dump_add_describer(describe_fetch); /* once per process, like this */
 }
 
 /* ---- types ------------------------------------------------------------------------ */
@@ -1085,6 +1089,20 @@ static void on_abort(vow_loop *loop, vow_value reason, void *data) {
   x_unref(x);
 }
 
+/* vow_loop_dump: an async function awaiting a fetch's promise is shown
+ * awaiting that URL. */
+static int describe_fetch(vow_loop *loop, vow_promise *p, char *buf, size_t cap) {
+  vow__io *io = vow__loop_ext(loop, VOW__EXT_IO);
+  vow__fetch_state *st = io ? io->fetch : NULL;
+  for (vow_response *x = st ? st->all : NULL; x; x = x->next) {
+    if (x->promise == p) {
+      snprintf(buf, cap, "fetch %s", x->url);
+      return 1;
+    }
+  }
+  return 0;
+}
+
 static vow_promise *rejected_now(vow_promise *p, vow_value reason) {
   vow_promise_reject(p, reason);
   return p;
@@ -1096,8 +1114,11 @@ vow_promise *vow_fetch(vow_loop *loop, const char *url, const vow_fetch_options 
   vow_promise *p = vow_promise_new(loop); /* checks the loop and the thread */
   if (!p) return NULL;
   if (!url) return rejected_now(p, vow_error(VOW_EINVAL, "fetch: no URL"));
-  if (o->signal && vow_abort_signal_aborted(o->signal))
-    return rejected_now(p, vow_ref(vow_abort_signal_reason(o->signal)));
+  /* Without a signal of its own, a fetch stops with the cancel scope it was
+   * started in (vow_scope_begin). */
+  vow_abort_signal *signal = o->signal ? o->signal : vow_scope_signal_current(loop);
+  if (signal && vow_abort_signal_aborted(signal))
+    return rejected_now(p, vow_ref(vow_abort_signal_reason(signal)));
   const char *method = o->method ? o->method : "GET";
   if (o->body && (strcasecmp(method, "GET") == 0 || strcasecmp(method, "HEAD") == 0))
     return rejected_now(p, errorf(VOW_ETYPE, "fetch %s: a %s request cannot have a body", url, method));
@@ -1136,8 +1157,8 @@ vow_promise *vow_fetch(vow_loop *loop, const char *url, const vow_fetch_options 
   }
   if (loop->trace) x->span = vow__trace_span_begin(loop, "fetch", x->url);
   x->promise = vow_promise_ref(p);
-  if (o->signal) {
-    x->signal = vow_abort_signal_ref(o->signal);
+  if (signal) {
+    x->signal = vow_abort_signal_ref(signal);
     int64_t id = vow_abort_signal_on(x->signal, on_abort, x);
     if (id < 0) {
       fail(x, vow_error_nomem());

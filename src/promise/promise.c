@@ -19,6 +19,7 @@
 #include <stdlib.h>
 
 #include "core/alloc.h"
+#include "core/context.h"
 #include "promise/promise.h"
 
 /* The sizes the header documents. */
@@ -214,6 +215,10 @@ static void (*reaction_ctx_free(const vow__reaction *r))(void *) {
   return (r->derived & REACTION_FULL) ? ((const vow__reaction_full *)r)->ctx_free : NULL;
 }
 
+static vow__context *reaction_context(const vow__reaction *r) {
+  return (r->derived & REACTION_FULL) ? ((const vow__reaction_full *)r)->context : NULL;
+}
+
 static void reaction_free(vow_loop *loop, vow__reaction *r) {
   if (r->derived & REACTION_FULL) vow__pool_free(&loop->pool, r, sizeof(vow__reaction_full));
   else vow__pool_free(&loop->pool, r, sizeof *r);
@@ -224,6 +229,7 @@ static void reaction_free(vow_loop *loop, vow__reaction *r) {
 static void reaction_release(vow_loop *loop, vow__reaction *r) {
   void (*ctx_free)(void *) = reaction_ctx_free(r);
   if (ctx_free) ctx_free(r->ctx);
+  vow__context_release(reaction_context(r));
   vow_promise *d = reaction_derived(r), *source = r->source;
   reaction_free(loop, r);
   vow__promise_unref(d);
@@ -367,8 +373,15 @@ static void reaction_job(vow_loop *loop, void *arg) {
   vow_handler handler = rejected ? r->on_err : r->on_ok;
   vow_promise *derived = reaction_derived(r);
   void *ctx = r->ctx;
-  void (*ctx_free)(void *) = reaction_ctx_free(r);
+  void (*ctx_free)(void *) = NULL;
+  vow__context *context = NULL, *outer = NULL;
+  if (r->derived & REACTION_FULL) {
+    ctx_free = ((vow__reaction_full *)r)->ctx_free;
+    context = ((vow__reaction_full *)r)->context;
+  }
   reaction_free(loop, r);
+  /* The handler runs in the context its then() was called in. */
+  if (__builtin_expect(context != NULL, 0)) outer = vow__context_swap(loop, context);
 
   if (!handler) { /* pass the outcome through */
     if (derived) capability_settle(derived, vow__ref(outcome), rejected);
@@ -385,6 +398,7 @@ static void reaction_job(vow_loop *loop, void *arg) {
     else vow__unref(result);
   }
   if (ctx_free) ctx_free(ctx);
+  if (__builtin_expect(context != NULL, 0)) vow__context_release(vow__context_swap(loop, outer));
   vow__promise_unref(derived);
   vow__promise_unref(source);
 }
@@ -394,17 +408,23 @@ static void reaction_job(vow_loop *loop, void *arg) {
 static int then_with(vow_promise *p, vow_handler on_ok, vow_handler on_err, void *ctx,
                      void (*ctx_free)(void *), vow_promise *derived, int takes) {
   vow_loop *loop = p->loop;
-  vow__reaction *r = ctx_free ? vow__pool_alloc(&loop->pool, sizeof(vow__reaction_full))
-                              : vow__pool_alloc(&loop->pool, sizeof(vow__reaction));
+  /* An await's reaction needs no context: its frame restores its own. */
+  vow__context *context = takes ? NULL : loop->context;
+  int full = ctx_free || context;
+  vow__reaction *r = full ? vow__pool_alloc(&loop->pool, sizeof(vow__reaction_full))
+                          : vow__pool_alloc(&loop->pool, sizeof(vow__reaction));
   if (!r) {
     if (ctx_free) ctx_free(ctx);
     vow__promise_unref(derived);
     return VOW_ENOMEM;
   }
-  uintptr_t flags = (takes ? REACTION_TAKES : 0) | (ctx_free ? REACTION_FULL : 0);
+  uintptr_t flags = (takes ? REACTION_TAKES : 0) | (full ? REACTION_FULL : 0);
   assert(((uintptr_t)derived & REACTION_FLAGS) == 0);
   *r = (vow__reaction){NULL, (uintptr_t)derived | flags, on_ok, on_err, ctx, NULL};
-  if (ctx_free) ((vow__reaction_full *)r)->ctx_free = ctx_free;
+  if (full) {
+    ((vow__reaction_full *)r)->ctx_free = ctx_free;
+    ((vow__reaction_full *)r)->context = vow__context_capture(loop);
+  }
   switch (P_STATE(p)) {
     case VOW_PENDING:
       r->next = p->u.reactions;

@@ -12,6 +12,9 @@
  * promise is 32 bytes: header 8, result-or-reactions 16, loop 8. */
 #define P_STATE(p) ((p)->h.bits[0])
 #define P_FLAGS(p) ((p)->h.bits[1])
+/* What made it, for vow_loop_dump (async/dump.c): 0, or P_TAG_DELAY. */
+#define P_TAG(p) ((p)->h.bits[2])
+enum { P_TAG_DELAY = 1 };
 
 enum {
   P_ALREADY_RESOLVED = 1, /* its resolving functions have been used */
@@ -34,7 +37,9 @@ struct vow_promise {
 /* A PromiseReaction record, which doubles as its PromiseReactionJob: once
  * its promise settles, source holds a reference to that promise (whose
  * result is the outcome) and the record is queued. 48 bytes; a reaction with
- * a ctx_free is a vow__reaction_full (the record's size class is then 64). */
+ * a ctx_free, or made while an async context was current (core/context.h),
+ * is a vow__reaction_full (the record's size class is then 64): the plain
+ * record does not grow for contexts, which cost only when used. */
 struct vow__reaction {
   vow__reaction *next;
   uintptr_t derived;           /* vow_promise * (owned; 0 for internal reactions)
@@ -47,12 +52,13 @@ struct vow__reaction {
 
 typedef struct vow__reaction_full {
   vow__reaction r;
-  void (*ctx_free)(void *ctx);
+  void (*ctx_free)(void *ctx);  /* may be NULL */
+  vow__context *context;        /* the handler runs in it (a reference), or NULL */
 } vow__reaction_full;
 
 enum {
   REACTION_TAKES = 1,    /* the handlers take their argument's reference */
-  REACTION_FULL = 2,     /* a vow__reaction_full: it has a ctx_free */
+  REACTION_FULL = 2,     /* a vow__reaction_full: a ctx_free or a context */
   REACTION_FLAGS = 3     /* promises are 16-byte aligned: the low bits are free */
 };
 
