@@ -741,15 +741,14 @@ static vow_value stream_errors(vow_loop *l, void *arg) {
 Test(fs, stream_errors_name_the_path) { run(stream_errors); }
 
 /* Work still queued when its signal aborts is taken off the pool's queue:
- * here the only pool thread is held by a read blocked on a FIFO, so the
- * atomic write behind it is queued for sure when the abort comes. It rejects
- * with the reason, and the target is untouched, with no temporary beside it. */
+ * here the only pool thread is held by a read of a FIFO that has no writer
+ * yet (its open blocks until one comes), so the atomic write behind it is
+ * queued for sure when the abort comes. It rejects with the reason, and the
+ * target is untouched, with no temporary beside it. */
 static vow_value aborted_in_queue(vow_loop *l, void *arg) {
   (void)l, (void)arg;
   write_text("target", "old");
   cr_assert_eq(mkfifo(at("fifo"), 0600), 0);
-  int wfd = open(at("fifo"), O_RDWR); /* never blocks (Linux) */
-  cr_assert_geq(wfd, 0);
   vow_promise *blocker = vow_fs_read_file(loop, at("fifo"), NULL); /* holds the pool's thread */
   vow_abort_signal *s = vow_abort_signal_new(loop);
   vow_fs_write_options atomic = {.atomic = 1, .signal = s};
@@ -762,8 +761,12 @@ static vow_value aborted_in_queue(vow_loop *l, void *arg) {
   cr_assert_eq(fread(now, 1, sizeof now - 1, f), 3);
   fclose(f);
   cr_assert_str_eq(now, "old");
+  /* Opening the writing end waits for the blocker's open of the reading
+   * end, however late the pool thread gets to it: then "x", then the end. */
+  int wfd = open(at("fifo"), O_WRONLY);
+  cr_assert_geq(wfd, 0);
   cr_assert_eq(write(wfd, "x", 1), 1);
-  close(wfd); /* the blocker reads "x", then the end */
+  close(wfd);
   vow_value v = ok(blocker);
   cr_assert_str_eq(vow_str(v), "x");
   vow_unref(v);
