@@ -982,7 +982,7 @@ int vow_stream_set_signal(vow_stream *s, vow_abort_signal *signal);
  * vow_str_len is its length). A file whose size is unknown in advance (a
  * pipe, /proc) is read until its end. */
 typedef struct vow_fs_read_options {
-  vow_abort_signal *signal;  /* NULL: none */
+  vow_abort_signal *signal;  /* NULL: the current cancel scope's, if any */
   size_t max_size;           /* bigger files reject with VOW_ETOOBIG; 0: the
                                 most a STRING holds, 4 GiB - 2 */
 } vow_fs_read_options;
@@ -991,7 +991,7 @@ vow_promise *vow_fs_read_file(vow_loop *loop, const char *path, const vow_fs_rea
 /* fs.writeFile(path, data) and, with append, fs.appendFile. Fulfils with
  * undefined once every byte is written. */
 typedef struct vow_fs_write_options {
-  vow_abort_signal *signal;  /* NULL: none */
+  vow_abort_signal *signal;  /* NULL: the current cancel scope's, if any */
   int append;                /* add to the end instead of replacing */
   int exclusive;             /* fail with UV_EEXIST if the file exists ('wx') */
   int atomic;                /* write a temporary file beside path, fsync it,
@@ -1099,7 +1099,7 @@ vow_promise *vow_fs_rename(vow_loop *loop, const char *from, const char *to);
  * or the write ("ENOSPC: write 'x'"). The signal aborts the open and, once
  * open, closes the stream (section "streams"). */
 typedef struct vow_fs_stream_options {
-  vow_abort_signal *signal;  /* NULL: none */
+  vow_abort_signal *signal;  /* NULL: the current cancel scope's, if any */
   int64_t start;             /* the byte to start reading or writing at; a
                                 writer given a start keeps what the file holds
                                 (Node's 'r+'), one without truncates it */
@@ -1149,7 +1149,7 @@ typedef struct vow_dns_options {
   int family;                 /* 0: IPv4 and IPv6; 4 or 6: only that family */
   int pairs;                  /* fulfil with [address, family] pairs, ["::1",6],
                                  instead of address strings */
-  vow_abort_signal *signal;   /* borrowed (a reference is kept while resolving); NULL: none */
+  vow_abort_signal *signal;   /* borrowed (a reference is kept while resolving); NULL: the current scope's */
 } vow_dns_options;
 
 /* Resolves host (copied). options may be NULL. Returns a new promise
@@ -1194,7 +1194,7 @@ typedef struct vow_tcp_connect_options {
                                    autoSelectFamilyAttemptTimeout); 0: 250 ms */
   int nodelay;                  /* socket.setNoDelay(true) once connected */
   vow_abort_signal *signal;     /* borrowed while connecting (a reference is
-                                   kept); abort rejects with its reason; NULL: none */
+                                   kept); abort rejects with its reason; NULL: the scope's */
 } vow_tcp_connect_options;
 
 /* net.connect(port, host): host (a name or a numeric IPv4/IPv6 address,
@@ -1792,8 +1792,8 @@ int vow_scope_cancel(vow_scope *scope, vow_value reason);
 /* The scope's signal (borrowed: valid until vow_scope_end). */
 vow_abort_signal *vow_scope_signal(vow_scope *scope);
 /* The signal of the innermost scope of the running async function (borrowed),
- * or NULL: what an I/O call started without a signal of its own should stop
- * on — fetch does. */
+ * or NULL: what an I/O call started without a signal of its own stops on —
+ * fetch, the file calls, TCP connects and DNS lookups do (processes too). */
 vow_abort_signal *vow_scope_signal_current(vow_loop *loop);
 
 /* ---- task groups ----------------------------------------------------------------

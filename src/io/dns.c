@@ -199,6 +199,8 @@ vow_promise *vow_dns_lookup(vow_loop *loop, const char *host, const vow_dns_opti
   if (!vow__loop_usable(loop)) return NULL;
   static const vow_dns_options defaults = {0};
   const vow_dns_options *o = options ? options : &defaults;
+  vow_dns_options in_scope;
+  VOW__IN_SCOPE(loop, o, in_scope);
   vow_promise *p = vow_promise_new(loop);
   if (!p) return NULL;
   if (!host || !*host) return rejected_with(p, vow_error(VOW_EINVAL, "dns lookup: no host name"));

@@ -17,6 +17,7 @@
 
 #include "core/alloc.h"
 #include "io/fs.h"
+#include "io/io.h"
 #include "io/stream.h"
 #include "promise/value.h"
 
@@ -129,6 +130,8 @@ static void read_release(vow__fs_op *op) {
 vow_promise *vow_fs_read_file(vow_loop *loop, const char *path, const vow_fs_read_options *options) {
   static const vow_fs_read_options defaults = {0};
   const vow_fs_read_options *o = options ? options : &defaults;
+  vow_fs_read_options in_scope;
+  VOW__IN_SCOPE(loop, o, in_scope);
   if (!path) return vow__fs_invalid(loop, "vow_fs_read_file: the path is NULL");
   read_op *r = (read_op *)vow__fs_op_new(loop, sizeof *r, path, NULL);
   if (!r) return NULL;
@@ -214,6 +217,8 @@ vow_promise *vow_fs_write_file_value(vow_loop *loop, const char *path, vow_value
                                      const vow_fs_write_options *options) {
   static const vow_fs_write_options defaults = {0};
   const vow_fs_write_options *o = options ? options : &defaults;
+  vow_fs_write_options in_scope;
+  VOW__IN_SCOPE(loop, o, in_scope);
   const char *bad = !path                              ? "vow_fs_write_file: the path is NULL"
                     : data.kind != VOW_STRING          ? "vow_fs_write_file: the data is not a STRING"
                     : o->atomic && (o->append || o->exclusive)
@@ -397,6 +402,8 @@ static vow_promise *open_start(vow_loop *loop, const char *path, int flags, unsi
 vow_promise *vow_fs_open_read(vow_loop *loop, const char *path, const vow_fs_stream_options *options) {
   static const vow_fs_stream_options defaults = {0};
   const vow_fs_stream_options *o = options ? options : &defaults;
+  vow_fs_stream_options in_scope;
+  VOW__IN_SCOPE(loop, o, in_scope);
   if (!path) return vow__fs_invalid(loop, "vow_fs_open_read: the path is NULL");
   if (o->start < 0) return vow__fs_invalid(loop, "vow_fs_open_read: start is negative");
   return open_start(loop, path, O_RDONLY, 0, o->start, o->signal);
@@ -405,6 +412,8 @@ vow_promise *vow_fs_open_read(vow_loop *loop, const char *path, const vow_fs_str
 vow_promise *vow_fs_open_write(vow_loop *loop, const char *path, const vow_fs_stream_options *options) {
   static const vow_fs_stream_options defaults = {0};
   const vow_fs_stream_options *o = options ? options : &defaults;
+  vow_fs_stream_options in_scope;
+  VOW__IN_SCOPE(loop, o, in_scope);
   if (!path) return vow__fs_invalid(loop, "vow_fs_open_write: the path is NULL");
   if (o->start < 0) return vow__fs_invalid(loop, "vow_fs_open_write: start is negative");
   if (o->start && o->append)

@@ -46,6 +46,22 @@ const char *vow__signal_name(int signum); /* "SIGTERM"; "signal 40" (a static bu
 void vow__streams_teardown(vow_loop *loop, vow__io *io);
 void vow__net_teardown(vow_loop *loop, vow__net_state *st);
 
+/* ---- cancel scopes ------------------------------------------------------------
+ *
+ * An I/O call given no signal of its own stops with the cancel scope it was
+ * started in (vow_scope_signal_current; vow.h section 16), as fetch does:
+ * points o, a const pointer to options with a .signal, at copy, a copy that
+ * carries the scope's signal. Outside a scope nothing changes. */
+#define VOW__IN_SCOPE(loop, o, copy)                                                  \
+  do {                                                                                \
+    vow_abort_signal *scope_signal_ = (o)->signal ? NULL : vow_scope_signal_current(loop); \
+    if (scope_signal_) {                                                              \
+      (copy) = *(o);                                                                  \
+      (copy).signal = scope_signal_;                                                  \
+      (o) = &(copy);                                                                  \
+    }                                                                                 \
+  } while (0)
+
 /* ---- header lists (http.c) --------------------------------------------------
  *
  * An ordered list of name/value pairs, owned (NUL-terminated copies, kept

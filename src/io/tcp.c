@@ -386,6 +386,8 @@ vow_promise *vow_tcp_connect(vow_loop *loop, const char *host, int port,
   if (!vow__loop_usable(loop)) return NULL;
   static const vow_tcp_connect_options defaults = {0};
   const vow_tcp_connect_options *o = options ? options : &defaults;
+  vow_tcp_connect_options in_scope;
+  VOW__IN_SCOPE(loop, o, in_scope);
   vow_promise *p = vow_promise_new(loop);
   if (!p) return NULL;
   vow__connect *c = connect_begin(loop, p, host, port, o);
@@ -416,6 +418,8 @@ vow_promise *vow__tcp_connect_list(vow_loop *loop, const char *label, const char
   if (!vow__loop_usable(loop)) return NULL;
   static const vow_tcp_connect_options defaults = {0};
   const vow_tcp_connect_options *o = options ? options : &defaults;
+  vow_tcp_connect_options in_scope;
+  VOW__IN_SCOPE(loop, o, in_scope);
   vow_promise *p = vow_promise_new(loop);
   if (!p) return NULL;
   vow__connect *c = connect_begin(loop, p, label, port, o);
