@@ -122,17 +122,26 @@ static inline void fault_arm(long n, fault_mode how) {
 
 static inline void fault_disarm(void) { vow_set_allocator(NULL); }
 
-/* Runs once(n, how) for n = 1, 2, ... until a run fails no allocation; each
- * call arms, runs and disarms. Returns how many runs saw a failure. */
+/* Runs once(n, how) for n = 1, 2, ... until a run fails no allocation and n
+ * is past every allocation count a run has reached; each call arms, runs
+ * and disarms. Returns the last failure point tried: every point from 1 to
+ * it was failed in a run of its own. Going on past a run that failed nothing
+ * matters for scenarios whose allocations vary from run to run (I/O read in
+ * as many chunks as the kernel hands over): a short run must not end the
+ * sweep before the points that longer runs reach. */
 static inline long fault_every_site(int (*once)(long n, fault_mode how), fault_mode how) {
-  long n = 1;
-  for (;;) {
+  once(0, how); /* a run that fails nothing: how far a whole run goes */
+  long most = fault_allocations;
+  for (long n = 1;; n++) {
     long before = fault_failures;
     once(n, how);
-    if (fault_failures == before) break;
-    n++;
+    int failed = fault_failures != before;
+    /* Once memory has run out for good, what a run attempts after is not how
+     * far a whole run goes; a single failure lets the run go on to its end. */
+    long reached = how == FAULT_FROM && failed ? n : fault_allocations;
+    if (reached > most) most = reached;
+    if (!failed && n > most) return n - 1;
   }
-  return n - 1;
 }
 
 #endif

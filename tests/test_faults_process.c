@@ -100,6 +100,7 @@ static void quiet(vow_loop *l, vow_promise *p, vow_value r, void *d) {
 }
 
 static int run_once(long n, fault_mode how) {
+  heard = 0;
   fault_arm(n, how);
   vow_loop *loop;
   if (vow_loop_new(&loop, NULL) == 0) {

@@ -811,11 +811,19 @@ static vow_value io_main(vow_loop *l, void *arg) {
     cr_assert_str_eq(vow_error_message(v), "stop everything");
     vow_unref(v);
   }
-  /* A file call settles once its pool job is back (fs_op.c): this one is
-   * blocked in open() until a writer comes. Unaborted it would then fulfil
-   * with "" (the writer wrote nothing); aborted, it rejects. */
-  int w = open(path, O_WRONLY);
-  close(w);
+  /* A file call settles once its pool job is back (fs_op.c). The job was
+   * either still queued (then cancelled: it settles at once) or is blocked
+   * in open() until a writer comes: a writer that never blocks is offered
+   * until one of the two happens. Unaborted the read would then fulfil with
+   * "" (the writer wrote nothing); aborted, it rejects. */
+  while (vow_promise_state(ops[0]) == VOW_PENDING) {
+    int w = open(path, O_WRONLY | O_NONBLOCK); /* ENXIO while no reader has it open */
+    if (w >= 0) {
+      close(w);
+      break;
+    }
+    vow_await(vow_delay(l, 1, vow_undefined()), NULL);
+  }
   int read_rc = vow_await(ops[0], &v);
   char shown[128];
   vow_value_format(v, shown, sizeof shown);
