@@ -15,7 +15,9 @@
  * A minimal libuv program without libcurl's mappings spawns 2-3x faster
  * with uv_spawn than vow did, which is how the cost was traced to fork.
  * Where the kernel gives no pidfd (before Linux 5.3, or a seccomp filter
- * says ENOSYS/EPERM) the child is spawned with uv_spawn as before.
+ * says ENOSYS/EPERM), or while SIGCHLD is ignored (the kernel would reap
+ * the child and drop its status; libuv's SIGCHLD handler undoes that), the
+ * child is spawned with uv_spawn as before.
  *
  * A vow_process holds its handle: a uv_poll_t on the child's pidfd, or
  * libuv's uv_process_t. From the spawn to its free it is on the loop's
@@ -205,8 +207,14 @@ static void on_pidfd(uv_poll_t *h, int status, int events) {
   (void)status, (void)events;
   vow_process *p = h->data;
   siginfo_t info = {0};
-  if (waitid(P_PIDFD, (id_t)p->pidfd, &info, WEXITED | WNOHANG) < 0 && errno == EINTR) return;
-  if (info.si_pid == 0) return; /* not yet (or not ours to reap: never, it is our child) */
+  if (waitid(P_PIDFD, (id_t)p->pidfd, &info, WEXITED | WNOHANG) < 0) {
+    /* ECHILD: someone else reaped it (a waitpid(-1) elsewhere), and took its
+     * status; stop watching rather than spin. As under libuv, that exit is
+     * never seen; signals to it give UV_ESRCH (the pidfd is exact). */
+    if (errno != EINTR) uv_poll_stop(h);
+    return;
+  }
+  if (info.si_pid == 0) return; /* not yet */
   uv_poll_stop(h);
   if (info.si_code == CLD_EXITED) reaped(p, info.si_status, 0);
   else reaped(p, 0, info.si_status);
@@ -302,6 +310,27 @@ static int pidfd_works(void) {
   return k > 0;
 }
 
+/* Whether SIGCHLD is ignored (or SA_NOCLDWAIT): the kernel would then reap
+ * our children itself and their statuses would be lost. uv_spawn installs
+ * its SIGCHLD handler, which undoes that, so such a child goes to libuv. */
+static int sigchld_ignored(void) {
+  struct sigaction sa;
+  if (sigaction(SIGCHLD, NULL, &sa) != 0) return 0;
+  if (sa.sa_flags & SA_NOCLDWAIT) return 1;
+  return !(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_IGN;
+}
+
+/* Moves *fd above 2 when it is 0-2 (ours were closed): the child's dup2s
+ * onto 0-2, in order, must not overwrite a pipe end before it is copied. */
+static int above_stdio(int *fd) {
+  if (*fd > 2) return 0;
+  int moved = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
+  if (moved < 0) return errno;
+  close(*fd);
+  *fd = moved;
+  return 0;
+}
+
 /* The child's ends of its stdio: file actions that dup2 the pipes' child
  * ends (made here, in fds[i][1]; the parent's end in fds[i][0]) onto 0-2,
  * open /dev/null for 'ignore', and for 'inherit' clear close-on-exec of our
@@ -313,7 +342,8 @@ static int stdio_actions(posix_spawn_file_actions_t *fa, const spawn_args *a, in
       /* a socketpair, as uv_spawn makes (both ends close-on-exec) */
       err = uv_socketpair(SOCK_STREAM, 0, fds[i], 0, 0);
       if (err) return -err;
-      err = posix_spawn_file_actions_adddup2(fa, fds[i][1], i);
+      err = above_stdio(&fds[i][1]);
+      if (!err) err = posix_spawn_file_actions_adddup2(fa, fds[i][1], i);
     } else if (a->stdio[i].mode == VOW_STDIO_IGNORE) {
       err = posix_spawn_file_actions_addopen(fa, i, "/dev/null", i == 0 ? O_RDONLY : O_RDWR, 0);
     } else {
@@ -419,7 +449,7 @@ static int pidfd_spawn_child(vow_process *p, spawn_args *a) {
 /* Spawns the child for p (allocated, refs 1, loop set). On failure returns
  * the code and p is as it was but for a closed handle's reference. */
 static int spawn_child(vow_process *p, spawn_args *a) {
-  int err = pidfd_works() ? pidfd_spawn_child(p, a) : uv_spawn_child(p, a);
+  int err = pidfd_works() && !sigchld_ignored() ? pidfd_spawn_child(p, a) : uv_spawn_child(p, a);
   if (err) return err;
   p->running = 1;
   link_process(p);
@@ -874,8 +904,12 @@ void vow__process_teardown(vow_loop *loop, vow_process *list) {
     p->listed = 0;
     if (p->running) {
       signal_child(p, SIGKILL);
-      int status;
-      while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR) {
+      siginfo_t info;
+      /* uv_poll_init made the pidfd non-blocking, which makes waitid WNOHANG */
+      if (p->pidfd >= 0) fcntl(p->pidfd, F_SETFL, fcntl(p->pidfd, F_GETFL) & ~O_NONBLOCK);
+      idtype_t by = p->pidfd >= 0 ? P_PIDFD : P_PID;
+      id_t id = p->pidfd >= 0 ? (id_t)p->pidfd : (id_t)p->pid;
+      while (waitid(by, id, &info, WEXITED) < 0 && errno == EINTR) {
       }
       p->running = 0;
       uv_close(&p->handle.any, handle_closed); /* which closes a pidfd after its poll */
