@@ -11,7 +11,8 @@
  * our memory until it execs: nothing is copied). Measured on the 2-core
  * test machine, bench spawn_true (4 at a time, /bin/true), interleaved
  * runs: uv_spawn 830-1400 spawns/s at 245-300 us of parent CPU each;
- * posix_spawn 2250-2480/s at 55-57 us; Node 20 920-1070/s at 520-615 us.
+ * posix_spawn 2250-2480/s at 55-57 us; Node 20 920-1070/s at 520-615 us
+ * (bench_suite --rounds 3 on a busier machine: 1252/s against Node's 385).
  * A minimal libuv program without libcurl's mappings spawns 2-3x faster
  * with uv_spawn than vow did, which is how the cost was traced to fork.
  * Where the kernel gives no pidfd (before Linux 5.3, or a seccomp filter
