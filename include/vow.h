@@ -1273,7 +1273,7 @@ int vow_tcp_local_address(vow_stream *s, char *buf, size_t cap);
  *     or minus the signal's number when a signal killed it (-15: SIGTERM).
  *     vow_exit_code and vow_exit_signal read it, and read exec's results and
  *     rejections the same way.
- *   - No zombie, ever: libuv reaps each child when it exits while the loop
+ *   - No zombie, ever: each child is reaped when it exits while the loop
  *     runs. vow_loop_free, with children still running, kills them (SIGKILL)
  *     and waits for them. Between runs a child that exits waits to be reaped
  *     by the next run (or the free). After vow_loop_free a vow_process the

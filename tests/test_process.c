@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "children.h"
@@ -208,6 +209,38 @@ LOOP_TEST(process, exec_env_replaces_and_null_inherits) {
   p = vow_exec(loop, ARGV("pwd"), &c);
   cr_assert_str_eq(vow_str(vow_exec_stdout(settle(p))), "/\n");
   vow_promise_unref(p);
+}
+
+/* The program is looked up in the PATH of the env it is given, as Node does:
+ *   spawn('true', [], { env: { PATH: '/nonexistent' } })      error ENOENT
+ *   spawn('true', [], { env: { PATH: '/nonexistent:/bin' } }) exit 0
+ *   spawn('true', [], { env: {} })                            exit 0 (/bin:/usr/bin)
+ */
+LOOP_TEST(process, exec_looks_the_program_up_in_the_given_path) {
+  vow_exec_options o = {.env = ARGV("PATH=/nonexistent")};
+  vow_promise *p = vow_exec(loop, ARGV("true"), &o);
+  expect_rejection(p, UV_ENOENT, "ENOENT: spawn 'true'");
+  vow_promise_unref(p);
+  const char *const *found[] = {ARGV("PATH=/nonexistent:/bin"), ARGV("HOME=/")};
+  for (int i = 0; i < 2; i++) {
+    o.env = found[i];
+    p = vow_exec(loop, ARGV("true"), &o);
+    settle(p);
+    cr_assert_eq(vow_promise_state(p), VOW_FULFILLED, "found with env %s", found[i][0]);
+    vow_promise_unref(p);
+  }
+  ASSERT_NO_CHILDREN();
+}
+
+/* The child starts with every signal at its default action, though the loop
+ * ignores SIGPIPE: a shell that sends itself one dies of it, as under Node
+ * (execFile('/bin/sh', ['-c', 'kill -PIPE $$']) -> err.signal 'SIGPIPE'). */
+LOOP_TEST(process, exec_child_starts_with_default_signal_actions) {
+  vow_promise *p = vow_exec(loop, ARGV("/bin/sh", "-c", "kill -PIPE $$; echo survived"), NULL);
+  expect_rejection(p, VOW_EEXIT, "exec '/bin/sh': killed by SIGPIPE");
+  cr_assert_str_eq(vow_str(vow_exec_stdout(vow_promise_result(p))), "");
+  vow_promise_unref(p);
+  ASSERT_NO_CHILDREN();
 }
 
 LOOP_TEST(process, exec_many_at_once) {
@@ -489,6 +522,19 @@ LOOP_TEST(process, pipes_stdout_lines_and_stderr) {
   vow_promise *p = vow_async(loop, count_lines, NULL);
   cr_assert_eq(vow_as_int(settle(p)), 2000);
   vow_promise_unref(p);
+  ASSERT_NO_CHILDREN();
+}
+
+/* A program that ignores SIGCHLD (the kernel would then reap children
+ * itself) still gets its children's exit codes, as under Node (libuv's
+ * SIGCHLD handler replaces the SIG_IGN):
+ *   process.on... / spawn('/bin/sh', ['-c', 'exit 3']) -> 'exit' 3 */
+LOOP_TEST(process, exit_code_seen_while_sigchld_is_ignored) {
+  signal(SIGCHLD, SIG_IGN);
+  vow_process *p = spawn_ok(ARGV("/bin/sh", "-c", "exit 3"), NULL, 0);
+  cr_assert_eq(exit_of(p), 3);
+  vow_process_unref(p);
+  signal(SIGCHLD, SIG_DFL);
   ASSERT_NO_CHILDREN();
 }
 

@@ -41,6 +41,8 @@ vow__io *vow__io_get(vow_loop *loop);
 void vow__fetch_teardown(vow_loop *loop, vow__fetch_state *st);
 void vow__server_teardown(vow_loop *loop, vow__server_state *st);
 void vow__process_teardown(vow_loop *loop, struct vow_process *list); /* kills, reaps */
+/* Tests: spawn with uv_spawn from now on, as where the kernel gives no pidfd. */
+void vow__process_use_uv_spawn(void);
 void vow__signal_teardown(vow_loop *loop, struct vow__signal_state *st);
 const char *vow__signal_name(int signum); /* "SIGTERM"; "signal 40" (a static buffer) */
 void vow__streams_teardown(vow_loop *loop, vow__io *io);
