@@ -1303,7 +1303,8 @@ typedef struct vow_spawn_options {
   int stdio[3];             /* VOW_STDIO_* for stdin, stdout, stderr */
   vow_abort_signal *signal; /* when it aborts, the child is killed with
                                kill_signal; borrowed (a reference is kept
-                               until the child exits); NULL: none */
+                               until the child exits); NULL: the current
+                               cancel scope's, if any */
   int kill_signal;          /* for signal (and vow_exec's limits); 0: SIGTERM */
 } vow_spawn_options;
 
@@ -1357,7 +1358,8 @@ typedef struct vow_exec_options {
   const char *const *env;   /* as vow_spawn_options */
   const char *cwd;
   vow_abort_signal *signal; /* aborting kills the child with kill_signal and
-                               rejects with the signal's reason; borrowed */
+                               rejects with the signal's reason; borrowed;
+                               NULL: the current cancel scope's, if any */
   int kill_signal;          /* 0: SIGTERM */
   size_t max_output;        /* a limit on each of stdout and stderr; 0: 1 MiB */
   uint64_t timeout_ms;      /* 0: none */

@@ -512,6 +512,8 @@ int vow_process_spawn(vow_loop *loop, const vow_spawn_options *o, vow_process **
   if (!out) return VOW_EINVAL;
   *out = NULL;
   if (!loop || !o || argv_problem(o->argv) || bad_signal(o->kill_signal)) return VOW_EINVAL;
+  vow_spawn_options in_scope;
+  VOW__IN_SCOPE(loop, o, in_scope);
   for (int i = 0; i < 3; i++) {
     if (o->stdio[i] < VOW_STDIO_INHERIT || o->stdio[i] > VOW_STDIO_IGNORE) return VOW_EINVAL;
   }
@@ -834,6 +836,8 @@ static exec_job *job_new(vow_loop *loop, const char *name, const vow_exec_option
 vow_promise *vow_exec(vow_loop *loop, const char *const *argv, const vow_exec_options *options) {
   static const vow_exec_options defaults = {0};
   const vow_exec_options *o = options ? options : &defaults;
+  vow_exec_options in_scope;
+  VOW__IN_SCOPE(loop, o, in_scope);
   vow_promise *promise = vow_promise_new(loop); /* checks the loop and the thread */
   if (!promise) return NULL;
   const char *problem = argv_problem(argv);
