@@ -153,9 +153,15 @@ vow__promise_state *vow__promise_state_get(vow_loop *loop) {
 
 /* ---- allocation and references ------------------------------------------------ */
 
+/* The loop's first promise makes the layer's state: out of line, so that
+ * making it (inlined, with the pending table's set-up) does not give every
+ * vow__promise_alloc a frame with callee-saved registers to push. */
+static __attribute__((cold, noinline)) vow__promise_state *first_state(vow_loop *loop) {
+  return vow__promise_state_get(loop);
+}
+
 vow_promise *vow__promise_alloc(vow_loop *loop) {
-  vow__promise_state *st = vow__loop_ext(loop, VOW__EXT_PROMISE);
-  if (!st && !(st = vow__promise_state_get(loop))) return NULL;
+  if (!vow__loop_ext(loop, VOW__EXT_PROMISE) && !first_state(loop)) return NULL;
   vow_promise *p = vow__pool_alloc(&loop->pool, sizeof *p);
   if (!p) return NULL;
   p->h.refs = 1;
@@ -165,6 +171,8 @@ vow_promise *vow__promise_alloc(vow_loop *loop) {
   p->h.bits[2] = 0;
   p->u.reactions = NULL;
   p->loop = loop;
+  /* Read again, not kept across the allocation: a register less to save. */
+  vow__promise_state *st = vow__loop_ext(loop, VOW__EXT_PROMISE);
   if (__builtin_expect(st->pending != NULL, 0)) vow__pending_add(st->pending, p);
   return p;
 }
