@@ -1888,11 +1888,57 @@ vow_promise *vow_context_run(vow_loop *loop, const void *key, vow_value value, v
  * VOW_DUMP_ON=SIGUSR1 (or SIGUSR2, SIGQUIT, SIGHUP, SIGINT, SIGTERM,
  * SIGWINCH) on that signal, for every loop running async functions;
  * VOW_DUMP_ON=exit when a loop is freed with async functions still
- * suspended; both: VOW_DUMP_ON=SIGUSR1,exit. */
+ * suspended; both: VOW_DUMP_ON=SIGUSR1,exit. With "exit", the loop also
+ * reports, when it is freed (after its queued jobs and timers are released,
+ * before its async functions are closed), the promises still pending, in no
+ * particular order, each with what it stands for and who awaits it:
+ *
+ *   vow: the loop is being freed with 2 promises still pending:
+ *     promise 0x55d0c8a4f1c0: a pending promise, awaited by async 'stuck'
+ *     promise 0x55d0c8a4f200: a pending promise
+ *
+ * (an async function's own promise is listed too, while it runs). Cost: the
+ * promise layer checks VOW_DUMP_ON when a loop makes its first promise; if
+ * "exit" is there, it keeps a table of the loop's pending promises (a hash
+ * set, 16 to 32 bytes per pending promise, vow's allocator; a promise it cannot
+ * list for lack of memory is counted: "and N not listed (out of memory)").
+ * Otherwise each promise's creation and settlement test one pointer or flag
+ * more. The report needs the async layer: a loop that never ran an async
+ * function reports nothing. Adding "backtrace"
+ * (VOW_DUMP_ON=SIGUSR1,backtrace) gives those dumps VOW_DUMP_BACKTRACE.
+ *
+ * VOW_DUMP_BACKTRACE adds, under each suspended function's line, the C
+ * backtrace of its coroutine, innermost first, from its suspension point
+ * (vow's await or yield) down to the coroutine's entry:
+ *
+ *     async 'stuck', age 30 ms: awaiting a pending promise
+ *       #0 0x55d0c7a1b2c4 ? (prog+0x1b2c4)
+ *       #1 0x55d0c7a10a31 wait_for_reply+0x41 (prog)
+ *       ...
+ *
+ * Each line is the address, then its symbol+offset when the dynamic symbol
+ * table has one (link with -rdynamic to name a program's own non-static
+ * functions), else the file and offset in it, for addr2line. The dump takes
+ * a backtrace by resuming the coroutine with a request that its suspension
+ * point answers, from its own stack, before it suspends again: nothing else
+ * runs, no promise, job or order changes. Where that cannot be done a line
+ * says why: the function is running (it called the dump, or awaits inside
+ * it), has not started, or is closing; its coroutine copies its stack
+ * (vow_async_options.copy_stack: resuming it would move frames, which may
+ * need memory); or the dump itself runs in a copy-stack function. At most 31
+ * frames each. Cost: nothing until asked, but one predicted branch after each
+ * resumption of an await; a dump with backtraces costs two context switches
+ * and one unwind per suspended function. */
 
 /* Writes the dump to out (a stdio stream, borrowed). Returns how many async
  * functions are alive (>= 0), VOW_EINVAL (NULL loop or out), VOW_ETHREAD. */
 int vow_loop_dump(vow_loop *loop, FILE *out);
+
+enum { VOW_DUMP_BACKTRACE = 1 }; /* flags of vow_loop_dump_ex */
+/* vow_loop_dump with flags (VOW_DUMP_BACKTRACE, or 0). Also VOW_EINVAL for
+ * an unknown flag. Call it from the loop's thread, from anywhere on it: a
+ * job, a callback, an async function (which shows as running). */
+int vow_loop_dump_ex(vow_loop *loop, FILE *out, unsigned flags);
 
 #ifdef __cplusplus
 }

@@ -95,6 +95,7 @@ int vow__frame_start(vow__frame *f, vow_loop *loop, int kind, vow_coro_fn body, 
   if (__builtin_expect(loop->context_used, 0)) f->context = vow__context_capture(loop);
   /* For vow_loop_dump: libuv's cached time read in place (uv_now is a call). */
   f->started = loop->options.virtual_clock ? loop->virtual_now : loop->uv.time;
+  f->capture = NULL;
   vow__coro_set_data(f->co, f);
   f->prev = NULL;
   f->next = st->frames;
@@ -276,7 +277,7 @@ static int await_known(vow__frame *f, vow_value outcome, int rejected, vow_value
   }
   f->outcome = outcome;
   f->rejected = rejected;
-  vow__coro_yield(f->co); /* resumed by awaited_settled_job, or the teardown */
+  vow__frame_suspend(f); /* resumed by awaited_settled_job, or the teardown */
   return resumed(f, out);
 }
 
@@ -335,7 +336,7 @@ static int await_pending(vow__frame *f, vow_promise *p, vow_value *out) {
   }
   f->awaiting = p;
   if (!(may_run_ahead(f) && run_ahead(f)))
-    vow__coro_yield(f->co); /* resumed by a reaction job, or the teardown */
+    vow__frame_suspend(f); /* resumed by a reaction job, or the teardown */
   vow__promise_unref(f->awaiting);
   f->awaiting = NULL;
   return resumed(f, out);

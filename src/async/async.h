@@ -30,7 +30,27 @@ struct vow__frame {
   struct vow_scope *scope; /* its innermost cancel scope (scope.c), or NULL */
   vow__context *context; /* its async context while suspended (a reference; core/context.h) */
   uint64_t started;      /* the loop's time when it started (for vow_loop_dump) */
+  struct vow__backtrace *capture; /* set by a dump that resumed it for its backtrace, or NULL */
 };
+
+/* dump.c: a backtrace a suspended frame takes of itself, into the dump's
+ * buffer (vow_loop_dump_ex with VOW_DUMP_BACKTRACE). */
+typedef struct vow__backtrace {
+  void **addrs;
+  int cap;
+  int n; /* taken: how many of addrs are set */
+} vow__backtrace;
+void vow__frame_take_backtrace(vow__frame *f) __attribute__((cold, noinline));
+
+/* Every suspension of a frame (await, yield, a scope's await) goes through
+ * here. A resumption with f->capture set is not one: a dump wants f's
+ * backtrace, which only f can take; it takes it and suspends again, with
+ * nothing else touched (no promise, no job, no outcome). The one branch is on
+ * the way back from the yield, predicted not taken. */
+static inline void vow__frame_suspend(vow__frame *f) {
+  vow__coro_yield(f->co);
+  if (__builtin_expect(f->capture != NULL, 0)) vow__frame_take_backtrace(f);
+}
 
 /* Per-loop state of the async layer (extension slot VOW__EXT_ASYNC). */
 typedef struct vow__async_state {

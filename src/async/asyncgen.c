@@ -331,7 +331,7 @@ int vow_yield(vow_value value, vow_value *sent) {
     complete_step(g, awaited, 0, 0);
     if (!g->head) { /* nothing asked for yet: wait for a request */
       g->state = G_YIELD;
-      vow__coro_yield(f->co);
+      vow__frame_suspend(f);
     }
     if (f->closing) { /* resumed by the loop's teardown, not by a request */
       vow__unref(f->outcome);

@@ -317,7 +317,7 @@ static int await_in_scope(vow__frame *f, vow_scope *s, vow_promise *p, vow_value
   }
   vow_abort_signal *signal = vow_abort_signal_ref(s->signal);
   f->awaiting = p;
-  vow__coro_yield(f->co); /* resumed by the reaction, the wake, or the teardown */
+  vow__frame_suspend(f); /* resumed by the reaction, the wake, or the teardown */
   vow__promise_unref(f->awaiting);
   f->awaiting = NULL;
   vow_abort_signal_off(signal, id);

@@ -660,6 +660,10 @@ int vow__coro_done(const vow_coro *co) {
   return co->state == CORO_DONE;
 }
 
+int vow__coro_suspended(const vow_coro *co) {
+  return co->state == CORO_SUSPENDED;
+}
+
 void *vow__coro_arg(const vow_coro *co) {
   return co->arg;
 }

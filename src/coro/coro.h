@@ -165,6 +165,7 @@ void vow__coro_resume(vow_coro *co);
 void vow__coro_yield(vow_coro *co);
 vow_coro *vow__coro_current(void);      /* thread-local; NULL on the thread's own stack */
 int vow__coro_done(const vow_coro *co); /* fn has returned */
+int vow__coro_suspended(const vow_coro *co); /* it yielded and may be resumed */
 void *vow__coro_arg(const vow_coro *co);
 const char *vow__coro_name(const vow_coro *co);
 /* Returns the stack to the pool. Allowed on a finished coroutine, on one never

@@ -122,6 +122,8 @@ static void break_adoptions(vow__promise_state *st) {
 
 static void state_free(vow_loop *loop, void *state) {
   vow__promise_state *st = state;
+  vow__pending_free(loop, st->pending); /* first: its report lists them as they were */
+  st->pending = NULL;
   break_adoptions(st);
   for (size_t i = 0; i < st->rejected_len; i++) {
     P_FLAGS(st->rejected[i]) &= (uint8_t)~P_TRACKED;
@@ -145,13 +147,21 @@ vow__promise_state *vow__promise_state_get(vow_loop *loop) {
     return NULL;
   }
   vow__loop_set_ext(loop, VOW__EXT_PROMISE, st, state_free, vow__rejection_checkpoint);
+  st->pending = vow__pending_new();
   return st;
 }
 
 /* ---- allocation and references ------------------------------------------------ */
 
+/* The loop's first promise makes the layer's state: out of line, so that
+ * making it (inlined, with the pending table's set-up) does not give every
+ * vow__promise_alloc a frame with callee-saved registers to push. */
+static __attribute__((cold, noinline)) vow__promise_state *first_state(vow_loop *loop) {
+  return vow__promise_state_get(loop);
+}
+
 vow_promise *vow__promise_alloc(vow_loop *loop) {
-  if (!vow__loop_ext(loop, VOW__EXT_PROMISE) && !vow__promise_state_get(loop)) return NULL;
+  if (!vow__loop_ext(loop, VOW__EXT_PROMISE) && !first_state(loop)) return NULL;
   vow_promise *p = vow__pool_alloc(&loop->pool, sizeof *p);
   if (!p) return NULL;
   p->h.refs = 1;
@@ -161,6 +171,9 @@ vow_promise *vow__promise_alloc(vow_loop *loop) {
   p->h.bits[2] = 0;
   p->u.reactions = NULL;
   p->loop = loop;
+  /* Read again, not kept across the allocation: a register less to save. */
+  vow__promise_state *st = vow__loop_ext(loop, VOW__EXT_PROMISE);
+  if (__builtin_expect(st->pending != NULL, 0)) vow__pending_add(st->pending, p);
   return p;
 }
 
@@ -190,6 +203,7 @@ void vow__promise_destroy(vow_promise *p) {
     if (owns_result) vow__unref(result);
     return;
   }
+  if (__builtin_expect(P_FLAGS(p) & P_LISTED, 0)) vow__pending_remove(p);
   vow__promise_state *st = vow__loop_ext(loop, VOW__EXT_PROMISE);
   vow__promise_state late = {0}; /* the layer is gone (a thread-pool job that
                                     finished during the loop's teardown) */
@@ -264,6 +278,7 @@ static void trigger_reactions(vow_promise *p, vow__reaction *list) {
 
 static void fulfill(vow_promise *p, vow_value value) {
   vow__reaction *reactions = p->u.reactions;
+  if (__builtin_expect(P_FLAGS(p) & P_LISTED, 0)) vow__pending_remove(p);
   p->u.result = value;
   P_STATE(p) = VOW_FULFILLED;
   trigger_reactions(p, reactions);
@@ -271,6 +286,7 @@ static void fulfill(vow_promise *p, vow_value value) {
 
 static void reject_now(vow_promise *p, vow_value reason) {
   vow__reaction *reactions = p->u.reactions;
+  if (__builtin_expect(P_FLAGS(p) & P_LISTED, 0)) vow__pending_remove(p);
   if (reason.kind == VOW_PROMISE && reason.as.promise == p) {
     /* reject(p) with p itself is legal JavaScript. A reason that owned a
      * reference to its own promise would keep it alive forever, so this one

@@ -20,7 +20,8 @@ enum {
   P_ALREADY_RESOLVED = 1, /* its resolving functions have been used */
   P_HANDLED = 2,          /* [[PromiseIsHandled]]: a reaction was ever attached */
   P_TRACKED = 4,          /* in the unhandled-rejection list, not yet handled */
-  P_SELF_REASON = 8       /* rejected with itself: the result does not own its reference */
+  P_SELF_REASON = 8,      /* rejected with itself: the result does not own its reference */
+  P_LISTED = 16           /* in the loop's table of pending promises (pending.c) */
 };
 
 typedef struct vow__reaction vow__reaction;
@@ -80,7 +81,27 @@ typedef struct vow__promise_state {
   struct vow__adoption **adoptions;
   size_t adoptions_len;
   size_t adoptions_cap;
+  /* The table of pending promises (pending.c), kept only for VOW_DUMP_ON=exit;
+   * NULL otherwise, which is all promise creation tests. */
+  struct vow__pending *pending;
 } vow__promise_state;
+
+/* pending.c. Whether VOW_DUMP_ON asks for the report at the loop's end
+ * ("exit"); the table for a new state (NULL when not asked, or no memory). */
+typedef struct vow__pending vow__pending;
+vow__pending *vow__pending_new(void);
+/* Lists p (pending, just made); when the table cannot grow, counts it as
+ * missed instead. */
+void vow__pending_add(vow__pending *t, vow_promise *p) __attribute__((cold, noinline));
+/* p (P_LISTED) settles or is destroyed: out of the table. */
+void vow__pending_remove(vow_promise *p) __attribute__((cold, noinline));
+/* Calls fn for every listed pending promise of the loop, in no particular
+ * order; returns how many, and *missed (may be NULL) takes how many more
+ * could not be listed. */
+size_t vow__pending_each(vow_loop *loop, void (*fn)(vow_promise *p, void *ctx), void *ctx,
+                         size_t *missed);
+/* At the promise layer's end: frees the table (its promises are unlisted). */
+void vow__pending_free(vow_loop *loop, vow__pending *t);
 
 vow__promise_state *vow__promise_state_get(vow_loop *loop);
 
