@@ -1889,13 +1889,15 @@ vow_promise *vow_context_run(vow_loop *loop, const void *key, vow_value value, v
  * SIGWINCH) on that signal, for every loop running async functions;
  * VOW_DUMP_ON=exit when a loop is freed with async functions still
  * suspended; both: VOW_DUMP_ON=SIGUSR1,exit. With "exit", the loop also
- * reports, when it is freed (after its queued jobs and timers are released,
- * before its async functions are closed), the promises still pending, in no
- * particular order, each with what it stands for and who awaits it:
+ * reports, as vow_loop_free begins (before anything is released: queued
+ * jobs, timers and transfers are all still there), the promises still
+ * pending, in no particular order, each with what it stands for and who
+ * awaits it:
  *
- *   vow: the loop is being freed with 2 promises still pending:
+ *   vow: the loop is being freed with 3 promises still pending:
  *     promise 0x55d0c8a4f1c0: a pending promise, awaited by async 'stuck'
  *     promise 0x55d0c8a4f200: a pending promise
+ *     promise 0x55d0c8a4f260: a timer (vow_delay)
  *
  * (an async function's own promise is listed too, while it runs). Cost: the
  * promise layer checks VOW_DUMP_ON when a loop makes its first promise; if

@@ -60,6 +60,10 @@ static void async_state_free(vow_loop *loop, void *state) {
   vow__free(st);
 }
 
+static void async_state_closing(vow_loop *loop, void *state) {
+  vow__dump_at_exit(loop, ((vow__async_state *)state)->dump_on);
+}
+
 static vow__async_state *async_state_get(vow_loop *loop) {
   vow__async_state *st = vow__loop_ext(loop, VOW__EXT_ASYNC);
   if (st) return st;
@@ -73,6 +77,7 @@ static vow__async_state *async_state_get(vow_loop *loop) {
   vow__stack_pool_set_allocator(st->stacks, vow__realloc, vow__free);
   vow__loop_set_ext(loop, VOW__EXT_ASYNC, st, async_state_free, NULL);
   st->dump_on = vow__dump_on_start(loop);
+  if (st->dump_on) vow__loop_set_closing(loop, VOW__EXT_ASYNC, async_state_closing);
   return st;
 }
 

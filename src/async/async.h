@@ -67,6 +67,9 @@ void vow__dump_add_describer(vow__describe_fn fn);
 /* VOW_DUMP_ON for a loop: started with the async layer's state, stopped
  * (after the dump at exit, if asked) when it is freed. */
 void *vow__dump_on_start(vow_loop *loop);
+/* VOW_DUMP_ON=exit: what was left, told as vow_loop_free begins (before the
+ * loop drops its queued tasks and timers), then the state's end. */
+void vow__dump_at_exit(vow_loop *loop, void *state);
 void vow__dump_on_stop(vow_loop *loop, void *state);
 
 /* Creates f's coroutine on the loop's stack pool (a copy-stack one if

@@ -287,15 +287,21 @@ static void report_pending(vow_loop *loop, FILE *out) {
   fflush(out);
 }
 
-void vow__dump_on_stop(vow_loop *loop, void *state) {
+void vow__dump_at_exit(vow_loop *loop, void *state) {
   dump_on *d = state;
-  if (!d) return;
-  if (d->at_exit) report_pending(loop, stderr);
-  if (d->at_exit && vow__loop_ext(loop, VOW__EXT_ASYNC) &&
+  if (!d || !d->at_exit) return;
+  report_pending(loop, stderr);
+  if (vow__loop_ext(loop, VOW__EXT_ASYNC) &&
       ((vow__async_state *)vow__loop_ext(loop, VOW__EXT_ASYNC))->frames) {
     fputs("vow: the loop is being freed with async functions still suspended:\n", stderr);
     vow_loop_dump_ex(loop, stderr, d->flags);
   }
+}
+
+void vow__dump_on_stop(vow_loop *loop, void *state) {
+  (void)loop;
+  dump_on *d = state;
+  if (!d) return;
   if (d->armed) {
     d->signal.data = d;
     uv_close((uv_handle_t *)&d->signal, close_freed);

@@ -140,6 +140,8 @@ int vow_loop_free(vow_loop *loop) {
   if (!vow__loop_on_owner(loop)) return VOW_ETHREAD;
   if (loop->running || loop->in_checkpoint || loop->closing) return VOW_EBUSY;
   loop->closing = 1;
+  for (int i = VOW__EXT_COUNT - 1; i >= 0; i--)
+    if (loop->ext_closing[i]) loop->ext_closing[i](loop, loop->ext[i]);
   vow__trace_free(loop); /* writes the file of a trace still running */
   /* Release what queued tasks hold, then each layer's state (newest layer
    * first: async before promises), then the libuv handles, then memory. */

@@ -135,6 +135,7 @@ struct vow_loop {
   uint64_t virtual_now;  /* the clock when options.virtual_clock is set */
 
   void *ext[VOW__EXT_COUNT];
+  vow__ext_free_fn ext_closing[VOW__EXT_COUNT]; /* see vow__loop_set_closing (NULL: none) */
   vow__ext_free_fn ext_free[VOW__EXT_COUNT];
   vow__checkpoint_fn ext_checkpoint[VOW__EXT_COUNT];
 
@@ -239,6 +240,12 @@ void vow__loop_fail(vow_loop *loop, int err);
 /* Installs a layer's per-loop state. At most once per slot. */
 void vow__loop_set_ext(vow_loop *loop, int slot, void *state, vow__ext_free_fn free_fn,
                        vow__checkpoint_fn checkpoint_fn);
+/* A layer's look at its state as vow_loop_free begins, before anything is
+ * released (queued tasks and timers still there): for reports of what was
+ * left (VOW_DUMP_ON=exit). It may read and print, not change or run user code. */
+static inline void vow__loop_set_closing(vow_loop *loop, int slot, vow__ext_free_fn fn) {
+  loop->ext_closing[slot] = fn;
+}
 static inline void *vow__loop_ext(const vow_loop *loop, int slot) {
   return loop->ext[slot];
 }
