@@ -1111,12 +1111,12 @@ static vow_promise *rejected_now(vow_promise *p, vow_value reason) {
 vow_promise *vow_fetch(vow_loop *loop, const char *url, const vow_fetch_options *options) {
   static const vow_fetch_options defaults = {0};
   const vow_fetch_options *o = options ? options : &defaults;
+  vow_fetch_options in_scope;
+  VOW__IN_SCOPE(loop, o, in_scope);
   vow_promise *p = vow_promise_new(loop); /* checks the loop and the thread */
   if (!p) return NULL;
   if (!url) return rejected_now(p, vow_error(VOW_EINVAL, "fetch: no URL"));
-  /* Without a signal of its own, a fetch stops with the cancel scope it was
-   * started in (vow_scope_begin). */
-  vow_abort_signal *signal = o->signal ? o->signal : vow_scope_signal_current(loop);
+  vow_abort_signal *signal = o->signal;
   if (signal && vow_abort_signal_aborted(signal))
     return rejected_now(p, vow_ref(vow_abort_signal_reason(signal)));
   const char *method = o->method ? o->method : "GET";
