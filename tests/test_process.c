@@ -542,7 +542,7 @@ LOOP_TEST(process, exit_code_seen_while_sigchld_is_ignored) {
  * EPIPE, and SIGPIPE does not kill us. */
 static vow_value write_to_closed_stdin(vow_loop *l, void *arg) {
   (void)l, (void)arg;
-  vow_process *p = spawn_piped(ARGV("/bin/sh", "-c", "exec 0<&-; echo closed; sleep 10"),
+  vow_process *p = spawn_piped(ARGV("/bin/sh", "-c", "exec 0<&-; echo closed; exec sleep 10"),
                                VOW_STDIO_PIPE, VOW_STDIO_PIPE, VOW_STDIO_INHERIT);
   vow_for_await it;
   vow_for_await_gen(&it, vow_stream_lines(vow_process_stdout(p), 0));
