@@ -45,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -1179,6 +1180,26 @@ static void find_wrk(void) {
   }
 }
 
+/* Warms the machine's memory once, before any round. On a VM whose host backs
+ * guest memory lazily (Firecracker here), the first write to a guest page costs
+ * the host's allocation too: 2 GiB touched for the first time took 5.6 s, the
+ * same 2 GiB again 0.9 s. Whichever runtime first touches fresh pages pays
+ * that (a million promises is 40 k pages, ~100 ns per promise), so rows that
+ * build large heaps read 1-6x apart between rounds. Touching BENCH_WARM_MIB
+ * (default 2048; 0 skips it) once and freeing it leaves backed pages that the
+ * kernel hands out first, to every runtime alike. Returns the seconds it took. */
+static double warm_memory(size_t mib) {
+  if (mib == 0) return 0;
+  double t = now_s();
+  size_t n = mib << 20;
+  char *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return -1;
+  long page = sysconf(_SC_PAGESIZE);
+  for (size_t i = 0; i < n; i += (size_t)page) ((volatile char *)p)[i] = 1;
+  munmap(p, n);
+  return now_s() - t;
+}
+
 int main(int argc, char **argv) {
   int no_js[NIMPL] = {0};
   const char *env = getenv("BENCH_ROUNDS");
@@ -1249,6 +1270,9 @@ int main(int argc, char **argv) {
   snprintf(machine, sizeof machine, "%s, %ld CPUs, Linux %s, node %s, bun %s, deno %s, %s",
            model, sysconf(_SC_NPROCESSORS_ONLN), un.release, js_version[NODE], js_version[BUN],
            js_version[DENO], when);
+  const char *warm_env = getenv("BENCH_WARM_MIB");
+  size_t warm_mib = warm_env && *warm_env ? (size_t)strtoull(warm_env, NULL, 10) : 2048;
+  double warm_s = warm_memory(warm_mib);
   cpu_snapshot c0 = cpu_snap();
   double t0 = now_s();
 
@@ -1288,8 +1312,12 @@ int main(int argc, char **argv) {
       cpu_clock ? "; ns rows are CPU time" : "; ns rows are wall-clock time");
   out("machine: %s\n", machine);
   out("load: loadavg %s at start, %s at end; other processes used %.2f of %ld CPUs on average "
-      "during the %.0f s run (steal %.2f)\n\n",
+      "during the %.0f s run (steal %.2f)\n",
       load0, load1, others < 0 ? 0 : others, sysconf(_SC_NPROCESSORS_ONLN), t_main, steal);
+  if (warm_mib)
+    out("memory: %zu MiB touched once before the rounds (%.1f s; BENCH_WARM_MIB=0 skips it)\n",
+        warm_mib, warm_s);
+  out("\n");
   for (int k = NODE; k <= DENO; k++)
     if (!have_js[k])
       out("note: %s was not run (%s%s): its column is empty\n", impl_title[k],
