@@ -23,6 +23,7 @@
 
 #include "core/alloc.h"
 #include "core/context.h"
+#include "core/list.h"
 #include "async/async.h"
 
 typedef struct async_frame {
@@ -102,10 +103,7 @@ int vow__frame_start(vow__frame *f, vow_loop *loop, int kind, vow_coro_fn body, 
   f->started = loop->options.virtual_clock ? loop->virtual_now : loop->uv.time;
   f->capture = NULL;
   vow__coro_set_data(f->co, f);
-  f->prev = NULL;
-  f->next = st->frames;
-  if (st->frames) st->frames->prev = f;
-  st->frames = f;
+  VOW__LIST_PUSH(st->frames, f);
   return 0;
 }
 
@@ -119,10 +117,7 @@ static __attribute__((cold, noinline)) void frame_end_extras(vow__frame *f) {
 void vow__frame_end(vow__frame *f) {
   vow__async_state *st = vow__loop_ext(f->loop, VOW__EXT_ASYNC);
   if (__builtin_expect(((uintptr_t)f->scope | (uintptr_t)f->context) != 0, 0)) frame_end_extras(f);
-  if (f->prev) f->prev->next = f->next;
-  else st->frames = f->next;
-  if (f->next) f->next->prev = f->prev;
-  f->prev = f->next = NULL;
+  VOW__LIST_UNLINK(st->frames, f);
   if (f->span && f->loop->trace) vow__trace_span_end(f->loop, f->span);
   f->span = 0;
   vow__coro_free(f->co);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/list.h"
 #include "io/dns.h"
 #include "io/io.h"
 #include "promise/promise.h"
@@ -52,11 +53,8 @@ vow__net_state *vow__net_get(vow_loop *loop) {
 
 static void dns_unlink(vow__dns_req *r) {
   if (!r->st) return;
-  if (r->prev) r->prev->next = r->next;
-  else r->st->lookups = r->next;
-  if (r->next) r->next->prev = r->prev;
+  VOW__LIST_UNLINK(r->st->lookups, r);
   r->st = NULL;
-  r->prev = r->next = NULL;
 }
 
 static void dns_deliver(vow_loop *loop, void *arg) {
@@ -93,9 +91,7 @@ vow__dns_req *vow__dns_start(vow_loop *loop, const char *host, int family, vow__
     return NULL;
   }
   r->st = st;
-  r->next = st->lookups;
-  if (st->lookups) st->lookups->prev = r;
-  st->lookups = r;
+  VOW__LIST_PUSH(st->lookups, r);
   return r;
 }
 

@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/list.h"
 #include "async/async.h"
 #include "io/io.h"
 #include "promise/promise.h"
@@ -185,11 +186,7 @@ static void drop_signal(vow_response *x) {
 
 static void x_free(vow_response *x) {
   vow__fetch_state *st = x->st;
-  if (st) {
-    if (x->prev) x->prev->next = x->next;
-    else st->all = x->next;
-    if (x->next) x->next->prev = x->prev;
-  }
+  if (st) VOW__LIST_UNLINK(st->all, x);
   drop_signal(x);
   vow_promise_unref(x->promise);
   vow_promise_unref(x->text);
@@ -954,9 +951,7 @@ void vow__fetch_teardown(vow_loop *loop, vow__fetch_state *st) {
     vow_promise_unref(x->text);
     vow_promise_unref(x->waiter);
     x->promise = x->text = x->waiter = NULL;
-    st->all = x->next;
-    if (x->next) x->next->prev = NULL;
-    x->prev = x->next = NULL;
+    VOW__LIST_UNLINK(st->all, x);
     x->st = NULL;
     x_unref(x);
   }
@@ -1132,9 +1127,7 @@ vow_promise *vow_fetch(vow_loop *loop, const char *url, const vow_fetch_options 
   x->refs = 1;
   x->loop = loop;
   x->st = st;
-  x->next = st->all;
-  if (st->all) st->all->prev = x;
-  st->all = x;
+  VOW__LIST_PUSH(st->all, x);
   x->redirect = o->redirect;
   x->reject_http_errors = o->reject_http_errors;
   x->max_body = o->max_body ? o->max_body : DEFAULT_MAX_BODY;

@@ -69,6 +69,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/list.h"
 #include "io/io.h"
 #include "io/stream.h"
 #include "promise/value.h"
@@ -160,19 +161,14 @@ static void handle_closed(uv_handle_t *h) {
 
 static void link_process(vow_process *p) {
   vow__io *io = vow__io_get(p->loop); /* made before the spawn: never NULL here */
-  p->next = io->processes;
-  if (p->next) p->next->prev = p;
-  io->processes = p;
+  VOW__LIST_PUSH(io->processes, p);
   p->listed = 1;
 }
 
 static void unlink_process(vow_process *p) {
   if (!p->listed) return;
   vow__io *io = vow__loop_ext(p->loop, VOW__EXT_IO);
-  if (p->prev) p->prev->next = p->next;
-  else if (io) io->processes = p->next;
-  if (p->next) p->next->prev = p->prev;
-  p->prev = p->next = NULL;
+  if (io) VOW__LIST_UNLINK(io->processes, p);
   p->listed = 0;
 }
 

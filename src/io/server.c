@@ -50,6 +50,7 @@
 #include <strings.h>
 
 #include "core/alloc.h"
+#include "core/list.h"
 #include "io/io.h"
 #include "promise/promise.h"
 #include "promise/value.h"
@@ -437,10 +438,7 @@ static void conn_close(conn *c) {
   if (c->state == C_CLOSED) return;
   c->state = C_CLOSED;
   vow_server *srv = c->srv;
-  if (c->prev) c->prev->next = c->next;
-  else srv->conns = c->next;
-  if (c->next) c->next->prev = c->prev;
-  c->prev = c->next = NULL;
+  VOW__LIST_UNLINK(srv->conns, c);
   uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
   uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
   if (c->drained) {
@@ -998,9 +996,7 @@ static void accept_task(vow_loop *loop, void *arg) {
   c->open_handles = 2;
   c->srv = srv;
   srv->nconns++;
-  c->next = srv->conns;
-  if (srv->conns) srv->conns->prev = c;
-  srv->conns = c;
+  VOW__LIST_PUSH(srv->conns, c);
   http_parser_init(&c->parser, HTTP_REQUEST);
   c->parser.data = c;
   if (uv_accept((uv_stream_t *)srv->listener, (uv_stream_t *)&c->tcp) != 0 ||
@@ -1026,11 +1022,7 @@ static void server_finish_task(vow_loop *loop, void *arg) {
   vow_server *srv = arg;
   vow_promise *p = srv->closed;
   srv->closed = NULL;
-  if (srv->st) {
-    if (srv->prev) srv->prev->next = srv->next;
-    else srv->st->servers = srv->next;
-    if (srv->next) srv->next->prev = srv->prev;
-  }
+  if (srv->st) VOW__LIST_UNLINK(srv->st->servers, srv);
   vow__free(srv);
   vow_promise_resolve(p, vow_undefined());
   vow_promise_unref(p);
@@ -1141,9 +1133,7 @@ int vow_server_listen(vow_loop *loop, const vow_server_options *options, vow_htt
     vow__free(srv);
     return err;
   }
-  srv->next = st->servers;
-  if (st->servers) st->servers->prev = srv;
-  st->servers = srv;
+  VOW__LIST_PUSH(st->servers, srv);
   *out = srv;
   return 0;
 }
@@ -1156,8 +1146,7 @@ void vow__server_teardown(vow_loop *loop, vow__server_state *st) {
    * which releases their requests (request_release). */
   while (st->servers) {
     vow_server *srv = st->servers;
-    st->servers = srv->next;
-    srv->prev = srv->next = NULL;
+    VOW__LIST_UNLINK(st->servers, srv);
     srv->st = NULL;
     srv->torn = 1;
     vow_promise_unref(srv->closed);

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/list.h"
 #include "io/io.h"
 #include "io/lines.h"
 #include "io/stream.h"
@@ -114,10 +115,7 @@ static vow_value stream_error(const vow_stream *s, int code, const char *op) {
 
 static void unlink_stream(vow_stream *s) {
   if (s->orphaned || !s->io) return;
-  if (s->prev) s->prev->next = s->next;
-  else if (s->io->streams == s) s->io->streams = s->next;
-  if (s->next) s->next->prev = s->prev;
-  s->prev = s->next = NULL;
+  if (s->prev || s->io->streams == s) VOW__LIST_UNLINK(s->io->streams, s);
   for (int i = 0; i < 3; i++)
     if (s->io->stdio[i] == s) s->io->stdio[i] = NULL;
 }
@@ -173,9 +171,7 @@ static void link_stream(vow_stream *s) {
   s->state = S_OPEN;
   s->holds++; /* the open handle or descriptor */
   s->last_active = vow__loop_now(s->loop);
-  s->next = s->io->streams;
-  if (s->next) s->next->prev = s;
-  s->io->streams = s;
+  VOW__LIST_PUSH(s->io->streams, s);
 }
 
 void vow__stream_opened(vow_stream *s) {

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/list.h"
 #include "io/dns.h"
 #include "io/io.h"
 #include "io/stream.h"
@@ -111,11 +112,8 @@ struct vow__connect {
 
 static void connect_unlink(vow__connect *c) {
   if (!c->st) return;
-  if (c->prev) c->prev->next = c->next;
-  else c->st->connects = c->next;
-  if (c->next) c->next->prev = c->prev;
+  VOW__LIST_UNLINK(c->st->connects, c);
   c->st = NULL;
-  c->prev = c->next = NULL;
 }
 
 static void connect_maybe_free(vow__connect *c) {
@@ -326,9 +324,7 @@ static vow__connect *connect_new(vow_loop *loop, vow__net_state *st, vow_promise
   c->error = vow_undefined();
   memcpy(c->host, host, len + 1);
   c->st = st;
-  c->next = st->connects;
-  if (st->connects) st->connects->prev = c;
-  st->connects = c;
+  VOW__LIST_PUSH(st->connects, c);
   return c;
 }
 
@@ -458,11 +454,8 @@ struct vow_tcp_server {
 
 static void server_unlink(vow_tcp_server *srv) {
   if (!srv->st) return;
-  if (srv->prev) srv->prev->next = srv->next;
-  else srv->st->servers = srv->next;
-  if (srv->next) srv->next->prev = srv->prev;
+  VOW__LIST_UNLINK(srv->st->servers, srv);
   srv->st = NULL;
-  srv->prev = srv->next = NULL;
 }
 
 static void server_unref(vow_tcp_server *srv) {
@@ -575,9 +568,7 @@ int vow_tcp_listen(vow_loop *loop, const char *host, int port, const vow_tcp_lis
   }
   srv->listening = 1;
   srv->st = st;
-  srv->next = st->servers;
-  if (st->servers) st->servers->prev = srv;
-  st->servers = srv;
+  VOW__LIST_PUSH(st->servers, srv);
   *out = srv;
   return 0;
 }
