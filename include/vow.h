@@ -305,6 +305,14 @@ vow_value vow_stringf(const char *fmt, ...)
  * cause is taken (vow_undefined() for none). */
 vow_value vow_error(int code, const char *message);
 vow_value vow_error_with_cause(int code, const char *message, vow_value cause);
+/* An error whose message is printf's output, of any length:
+ *   vow_errorf(UV_ENOENT, "ENOENT: open '%s'", path)
+ * Out of memory it is vow_error_nomem(), whatever code was asked for. */
+vow_value vow_errorf(int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 /* An empty array with room for capacity items (it grows as needed). */
 vow_value vow_array(size_t capacity);
 /* Appends item (taken). Returns 0, VOW_EINVAL (not an array) or VOW_ENOMEM

@@ -52,7 +52,8 @@ static const char *at(const char *name) {
   static char buf[8][512];
   static int i;
   char *b = buf[i++ % 8];
-  snprintf(b, 512, "%s/%s", dir, name);
+  int n = snprintf(b, 512, "%s/%s", dir, name);
+  cr_assert(n > 0 && n < 512, "the path of '%s' fits", name);
   return b;
 }
 

@@ -4,6 +4,8 @@
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
+#include <string.h>
+#include <wchar.h>
 
 #include "core/loop.h"
 #include "handlers.h"
@@ -494,4 +496,28 @@ LOOP_TEST(promise, rejected_with_itself_is_not_a_leak) {
   vow_promise_unref(p);
   cr_assert_eq(vow_loop_run(loop), 0);
   cr_assert_str_eq(LOG_TEXT(), "caught");
+}
+
+/* new Error(`ENOENT: open '${path}'`), with a message longer than any buffer:
+ * vow_errorf keeps every byte, the code, and no cause; a format that printf
+ * cannot print is an error of its own, never a crash. */
+Test(values, errorf_formats_messages_of_any_length) {
+  vow_value e = vow_errorf(-2, "ENOENT: open '%s'", "x.txt");
+  cr_assert_eq(e.kind, VOW_ERROR);
+  cr_assert_eq(vow_error_code(e), -2);
+  cr_assert_str_eq(vow_error_message(e), "ENOENT: open 'x.txt'");
+  cr_assert_eq(vow_error_cause(e).kind, VOW_UNDEFINED);
+  vow_unref(e);
+  static char path[5000];
+  memset(path, 'p', sizeof path - 1);
+  e = vow_errorf(-2, "ENOENT: open '%s'", path);
+  cr_assert_eq(strlen(vow_error_message(e)), strlen("ENOENT: open ''") + sizeof path - 1);
+  cr_assert_eq(vow_error_message(e)[sizeof path - 1 + 14], '\'');
+  vow_unref(e);
+  /* In the C locale a wide character past ASCII cannot be printed: EILSEQ. */
+  static const wchar_t unprintable[] = {0x20ac, 0};
+  e = vow_errorf(-2, "%ls", unprintable);
+  cr_assert_eq(vow_error_code(e), VOW_EINVAL);
+  cr_assert_str_eq(vow_error_message(e), "a format that cannot be printed");
+  vow_unref(e);
 }

@@ -35,7 +35,6 @@
  */
 #include <curl/curl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,30 +205,6 @@ static void x_unref(vow_response *x) {
 
 /* ---- errors -------------------------------------------------------------------------- */
 
-static vow_value errorf(int code, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-
-static vow_value errorf(int code, const char *fmt, ...) {
-  char small[512];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(small, sizeof small, fmt, ap);
-  va_end(ap);
-  if (n < 0) return vow_error(code, vow_strerror(code));
-  if ((size_t)n < sizeof small) return vow_error(code, small);
-  char *big = vow__malloc((size_t)n + 1);
-  if (!big) return vow_error_nomem();
-  va_start(ap, fmt);
-  vsnprintf(big, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  vow_value e = vow_error(code, big);
-  vow__free(big);
-  return e;
-}
-
 /* Whether the request went out. If it did, a URL or a protocol curl cannot
  * handle was in the reply (HTTP/0.9, an unknown version, a redirect's
  * Location), which is the server's fault, not the caller's. */
@@ -298,15 +273,15 @@ static vow_value curl_error(vow_response *x, CURLcode code) {
    * it buffers as out of memory: while a reply's headers arrive, that is
    * what the code means. */
   if (code == CURLE_COULDNT_CONNECT && x->no_socket)
-    return errorf(VOW_ENOMEM, "fetch %s: out of memory for a socket", x->url);
+    return vow_errorf(VOW_ENOMEM, "fetch %s: out of memory for a socket", x->url);
   if (code == CURLE_OUT_OF_MEMORY && !x->final && request_sent(x->easy))
-    return errorf(VOW_ETOOBIG, "fetch %s: a response header line is longer than %d bytes", x->url,
+    return vow_errorf(VOW_ETOOBIG, "fetch %s: a response header line is longer than %d bytes", x->url,
                   CURL_MAX_HTTP_HEADER);
   int err = error_code(x->easy, code);
   const char *what = curl_easy_strerror(code);
   if (x->errbuf[0] && strcmp(x->errbuf, what) != 0)
-    return errorf(err, "fetch %s: %s (%s)", x->url, what, x->errbuf);
-  return errorf(err, "fetch %s: %s", x->url, what);
+    return vow_errorf(err, "fetch %s: %s (%s)", x->url, what, x->errbuf);
+  return vow_errorf(err, "fetch %s: %s", x->url, what);
 }
 
 /* ---- settling ---------------------------------------------------------------------------- */
@@ -407,7 +382,7 @@ static int headers_end(vow_response *x) {
   if (x->redirect == VOW_REDIRECT_FOLLOW && x->status >= 300 && x->status < 400 && x->has_location)
     return 0; /* curl follows it */
   if (x->redirect == VOW_REDIRECT_ERROR && is_redirect(x->status)) {
-    set_error(x, errorf(VOW_EPROTO, "fetch %s: redirect (%d) while redirect mode is \"error\"",
+    set_error(x, vow_errorf(VOW_EPROTO, "fetch %s: redirect (%d) while redirect mode is \"error\"",
                         x->url, x->status));
     return -1;
   }
@@ -420,7 +395,7 @@ static int headers_end(vow_response *x) {
     return -1;
   }
   if (x->reject_http_errors && !vow_response_ok(x)) {
-    set_error(x, errorf(VOW_EHTTP, "fetch %s: HTTP %d %s", x->final_url, x->status, x->status_text));
+    set_error(x, vow_errorf(VOW_EHTTP, "fetch %s: HTTP %d %s", x->final_url, x->status, x->status_text));
     return -1;
   }
   vow_value v = vow_pointer(x_ref(x), response_value_free);
@@ -438,12 +413,12 @@ static int headers_end(vow_response *x) {
 static int head_limits(vow_response *x, size_t len, int header) {
   x->header_bytes += len;
   if (x->header_bytes > x->max_header_bytes) {
-    set_error(x, errorf(VOW_ETOOBIG, "fetch %s: the response headers are larger than %zu bytes",
+    set_error(x, vow_errorf(VOW_ETOOBIG, "fetch %s: the response headers are larger than %zu bytes",
                         x->url, x->max_header_bytes));
     return -1;
   }
   if (header && ++x->header_count > x->max_headers) {
-    set_error(x, errorf(VOW_ETOOBIG, "fetch %s: the response has more than %zu headers", x->url,
+    set_error(x, vow_errorf(VOW_ETOOBIG, "fetch %s: the response has more than %zu headers", x->url,
                         x->max_headers));
     return -1;
   }
@@ -479,7 +454,7 @@ static size_t on_write(char *data, size_t size, size_t n, void *userp) {
   size_t len = size * n;
   if (!x->final) return len; /* the body of an interim or redirect response */
   if (x->reader == READER_TEXT && x->body.len + len > x->max_body) {
-    set_error(x, errorf(VOW_ETOOBIG, "fetch %s: the body is larger than %zu bytes", x->url,
+    set_error(x, vow_errorf(VOW_ETOOBIG, "fetch %s: the body is larger than %zu bytes", x->url,
                         x->max_body));
     return 0;
   }
@@ -565,7 +540,7 @@ static void finish(vow_response *x, CURLcode code) {
   if (code != CURLE_OK) /* our own reason (abort, limits) comes first; curl_error needs the handle */
     reason = x->error.kind != VOW_UNDEFINED ? vow_ref(x->error) : curl_error(x, code);
   else if (!x->final)
-    reason = errorf(VOW_EPROTO, "fetch %s: the reply ended without a final response", x->url);
+    reason = vow_errorf(VOW_EPROTO, "fetch %s: the reply ended without a final response", x->url);
   detach_ex(x, 1);
   if (reason.kind != VOW_UNDEFINED) fail(x, reason);
   else body_done(x);
@@ -804,7 +779,7 @@ static void deadlines_task(vow_loop *loop, void *arg) {
     x_ref(x);
     if (x->easy && x->deadline && x->deadline <= now) {
       x->deadline = 0;
-      fail(x, errorf(VOW_ETIMEDOUT, "fetch %s: timed out", x->url));
+      fail(x, vow_errorf(VOW_ETIMEDOUT, "fetch %s: timed out", x->url));
       detach(x);
     } else if (x->easy && x->deadline) {
       arm_deadline(st, x->deadline);
@@ -1116,9 +1091,9 @@ vow_promise *vow_fetch(vow_loop *loop, const char *url, const vow_fetch_options 
     return rejected_now(p, vow_ref(vow_abort_signal_reason(signal)));
   const char *method = o->method ? o->method : "GET";
   if (o->body && (strcasecmp(method, "GET") == 0 || strcasecmp(method, "HEAD") == 0))
-    return rejected_now(p, errorf(VOW_ETYPE, "fetch %s: a %s request cannot have a body", url, method));
+    return rejected_now(p, vow_errorf(VOW_ETYPE, "fetch %s: a %s request cannot have a body", url, method));
   if (o->redirect < VOW_REDIRECT_FOLLOW || o->redirect > VOW_REDIRECT_MANUAL)
-    return rejected_now(p, errorf(VOW_EINVAL, "fetch %s: unknown redirect mode %d", url, o->redirect));
+    return rejected_now(p, vow_errorf(VOW_EINVAL, "fetch %s: unknown redirect mode %d", url, o->redirect));
   vow__fetch_state *st = fetch_state_get(loop);
   size_t url_size = strlen(url) + 1;
   vow_response *x = st ? vow__calloc(1, sizeof *x + url_size) : NULL;
@@ -1141,7 +1116,7 @@ vow_promise *vow_fetch(vow_loop *loop, const char *url, const vow_fetch_options 
     if (x->easy) curl_easy_cleanup(x->easy);
     x->easy = NULL;
     x_unref(x);
-    return rejected_now(p, errorf(err, "fetch %s: %s", url, vow_strerror(err)));
+    return rejected_now(p, vow_errorf(err, "fetch %s: %s", url, vow_strerror(err)));
   }
   st->active++;
   if (o->timeout_ms) {
@@ -1195,13 +1170,13 @@ static int usable(const vow_response *r) {
 vow_promise *vow_response_text(vow_response *r) {
   if (!usable(r)) return NULL;
   if (r->reader != READER_NONE)
-    return vow_rejected(r->loop, errorf(VOW_EINVAL, "fetch %s: the body was already read", r->url));
+    return vow_rejected(r->loop, vow_errorf(VOW_EINVAL, "fetch %s: the body was already read", r->url));
   vow_promise *p = vow_promise_new(r->loop);
   if (!p) return NULL; /* the body is left to a later reader */
   r->reader = READER_TEXT;
   r->text = vow_promise_ref(p);
   if (r->body.len > r->max_body) {
-    fail(r, errorf(VOW_ETOOBIG, "fetch %s: the body is larger than %zu bytes", r->url, r->max_body));
+    fail(r, vow_errorf(VOW_ETOOBIG, "fetch %s: the body is larger than %zu bytes", r->url, r->max_body));
     detach(r);
   } else if (r->body_state == BODY_FAILED) {
     settle(&r->text, vow_ref(r->error), 1);

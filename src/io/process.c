@@ -59,7 +59,6 @@
 #include <limits.h>
 #include <signal.h>
 #include <spawn.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,18 +118,6 @@ typedef struct spawn_args {
 static void exec_exited(exec_job *job);
 static void exec_abort(exec_job *job, vow_value reason);
 static void exec_teardown(exec_job *job);
-
-/* ---- messages ---------------------------------------------------------------------- */
-
-static vow_value errorf(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static vow_value errorf(int code, const char *fmt, ...) {
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  return vow_error(code, msg);
-}
 
 /* ---- the process object ------------------------------------------------------------ */
 
@@ -750,7 +737,7 @@ static void on_timeout(vow_loop *loop, void *arg) {
   (void)loop;
   exec_job *job = arg;
   job->timer = 0;
-  exec_fail(job, errorf(VOW_ETIMEDOUT, "exec '%s': timed out after %llu ms", job->name,
+  exec_fail(job, vow_errorf(VOW_ETIMEDOUT, "exec '%s': timed out after %llu ms", job->name,
                         (unsigned long long)job->timeout_ms), 1);
 }
 
@@ -786,15 +773,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     job->out[i].len += (size_t)nread;
     if (job->out[i].len <= job->max_output) return;
     job->out[i].len = job->max_output;
-    exec_fail(job, errorf(VOW_ETOOBIG, "exec '%s': %s is larger than %zu bytes", job->name,
+    exec_fail(job, vow_errorf(VOW_ETOOBIG, "exec '%s': %s is larger than %zu bytes", job->name,
                           i == 0 ? "stdout" : "stderr", job->max_output), 1);
   } else if (nread == UV_ENOBUFS) {
-    exec_fail(job, errorf(VOW_ENOMEM, "exec '%s': no memory for its %s", job->name,
+    exec_fail(job, vow_errorf(VOW_ENOMEM, "exec '%s': no memory for its %s", job->name,
                           i == 0 ? "stdout" : "stderr"), 1);
   } else if (nread == 0) {
     return;
   } else if (nread != UV_EOF) {
-    exec_fail(job, errorf((int)nread, "%s: exec '%s': reading its %s", vow_err_name((int)nread),
+    exec_fail(job, vow_errorf((int)nread, "%s: exec '%s': reading its %s", vow_err_name((int)nread),
                           job->name, i == 0 ? "stdout" : "stderr"), 1);
   }
   uv_read_stop(s);
@@ -808,8 +795,8 @@ static vow_promise *rejected_now(vow_promise *p, vow_value reason) {
 }
 
 static vow_value spawn_error(int err, const char *name, const char *cwd) {
-  if (cwd) return errorf(err, "%s: spawn '%s' (cwd '%s')", vow_err_name(err), name, cwd);
-  return errorf(err, "%s: spawn '%s'", vow_err_name(err), name);
+  if (cwd) return vow_errorf(err, "%s: spawn '%s' (cwd '%s')", vow_err_name(err), name, cwd);
+  return vow_errorf(err, "%s: spawn '%s'", vow_err_name(err), name);
 }
 
 static exec_job *job_new(vow_loop *loop, const char *name, const vow_exec_options *o) {
@@ -837,18 +824,18 @@ vow_promise *vow_exec(vow_loop *loop, const char *const *argv, const vow_exec_op
   vow_promise *promise = vow_promise_new(loop); /* checks the loop and the thread */
   if (!promise) return NULL;
   const char *problem = argv_problem(argv);
-  if (problem) return rejected_now(promise, errorf(VOW_EINVAL, "exec: %s", problem));
+  if (problem) return rejected_now(promise, vow_errorf(VOW_EINVAL, "exec: %s", problem));
   if (bad_signal(o->kill_signal))
-    return rejected_now(promise, errorf(VOW_EINVAL, "exec '%s': no signal %d", argv[0], o->kill_signal));
+    return rejected_now(promise, vow_errorf(VOW_EINVAL, "exec '%s': no signal %d", argv[0], o->kill_signal));
   if (o->signal && vow_abort_signal_aborted(o->signal))
     return rejected_now(promise, vow_ref(vow_abort_signal_reason(o->signal)));
   if (o->timeout_ms > VOW_TIMEOUT_MAX)
-    return rejected_now(promise, errorf(VOW_EINVAL, "exec '%s': timeout above the maximum", argv[0]));
+    return rejected_now(promise, vow_errorf(VOW_EINVAL, "exec '%s': timeout above the maximum", argv[0]));
   vow_process *p = vow__io_get(loop) ? process_new(loop, o->kill_signal) : NULL;
   exec_job *job = p ? job_new(loop, argv[0], o) : NULL;
   if (!job) {
     vow_process_unref(p);
-    return rejected_now(promise, errorf(VOW_ENOMEM, "exec '%s': out of memory", argv[0]));
+    return rejected_now(promise, vow_errorf(VOW_ENOMEM, "exec '%s': out of memory", argv[0]));
   }
   spawn_args a = {.argv = argv, .env = o->env, .cwd = o->cwd};
   a.stdio[0].mode = VOW_STDIO_IGNORE;
@@ -864,7 +851,7 @@ vow_promise *vow_exec(vow_loop *loop, const char *const *argv, const vow_exec_op
   p->exec = job;
   job->promise = vow_promise_ref(promise);
   if (watch_signal(p, o->signal) != 0)
-    exec_fail(job, errorf(VOW_ENOMEM, "exec '%s': out of memory", argv[0]), 1);
+    exec_fail(job, vow_errorf(VOW_ENOMEM, "exec '%s': out of memory", argv[0]), 1);
   for (int i = 0; i < 2; i++) {
     job->reading[i] = uv_read_start((uv_stream_t *)&job->pipes[i], on_alloc, on_read) == 0;
   }
@@ -872,7 +859,7 @@ vow_promise *vow_exec(vow_loop *loop, const char *const *argv, const vow_exec_op
     job->timer = vow_set_timeout(loop, o->timeout_ms, on_timeout, job);
     if (job->timer < 0) {
       job->timer = 0;
-      exec_fail(job, errorf(VOW_ENOMEM, "exec '%s': out of memory", argv[0]), 1);
+      exec_fail(job, vow_errorf(VOW_ENOMEM, "exec '%s': out of memory", argv[0]), 1);
     }
   }
   return promise;

@@ -23,7 +23,6 @@
  * Every libuv callback enters through vow__loop_enter, except after the
  * loop's teardown, when callbacks only free memory.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,21 +35,6 @@
 #include "promise/promise.h"
 
 enum { DEFAULT_BACKLOG = 511, DEFAULT_ATTEMPT_MS = 250 };
-
-static vow_value errorf(int code, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-
-static vow_value errorf(int code, const char *fmt, ...) {
-  char msg[600];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  return vow_error(code, msg);
-}
 
 /* "127.0.0.1:80", "[::1]:80" */
 static void endpoint_text(const struct sockaddr *sa, char *buf, size_t cap) {
@@ -256,7 +240,7 @@ static void attempt_next(vow__connect *c) {
   }
   vow_value e = c->error;
   c->error = vow_undefined();
-  if (vow_is_undefined(e)) e = errorf(UV_EAI_NONAME, "EAI_NONAME: connect '%s': no address", c->host);
+  if (vow_is_undefined(e)) e = vow_errorf(UV_EAI_NONAME, "EAI_NONAME: connect '%s': no address", c->host);
   connect_settle(c, e, 0);
 }
 
@@ -265,7 +249,7 @@ static void connect_resolved(vow_loop *loop, int status, const struct addrinfo *
   vow__connect *c = data;
   c->dns = NULL;
   if (status) {
-    connect_settle(c, errorf(status, "%s: getaddrinfo '%.400s': %s", vow_err_name(status), c->host,
+    connect_settle(c, vow_errorf(status, "%s: getaddrinfo '%.400s': %s", vow_err_name(status), c->host,
                              vow_strerror(status)), 0);
     return;
   }
@@ -291,7 +275,7 @@ static void connect_timed_out(vow_loop *loop, void *arg) {
   (void)loop;
   vow__connect *c = arg;
   c->timer = 0;
-  connect_settle(c, errorf(VOW_ETIMEDOUT, "ETIMEDOUT: connect '%.400s' port %d: timed out after %llu ms",
+  connect_settle(c, vow_errorf(VOW_ETIMEDOUT, "ETIMEDOUT: connect '%.400s' port %d: timed out after %llu ms",
                            c->host, c->port, (unsigned long long)c->timeout_ms), 0);
 }
 
@@ -349,9 +333,9 @@ static int connect_arm(vow__connect *c, const vow_tcp_connect_options *o) {
 static vow_value connect_check(const char *host, int port, const vow_tcp_connect_options *o) {
   if (!host || !*host) return vow_error(VOW_EINVAL, "connect: no host");
   if (port < 1 || port > 65535)
-    return errorf(VOW_EINVAL, "connect '%.400s': port must be 1-65535 (got %d)", host, port);
+    return vow_errorf(VOW_EINVAL, "connect '%.400s': port must be 1-65535 (got %d)", host, port);
   if (o->family != 0 && o->family != 4 && o->family != 6)
-    return errorf(VOW_EINVAL, "connect '%.400s': family must be 0, 4 or 6 (got %d)", host, o->family);
+    return vow_errorf(VOW_EINVAL, "connect '%.400s': family must be 0, 4 or 6 (got %d)", host, o->family);
   if (o->signal && vow_abort_signal_aborted(o->signal)) return vow_ref(vow_abort_signal_reason(o->signal));
   return vow_undefined();
 }
@@ -404,7 +388,7 @@ vow_promise *vow_tcp_connect(vow_loop *loop, const char *host, int port,
   c->dns = vow__dns_start(loop, host, o->family, connect_resolved, connect_dns_dropped, c, &err);
   if (!c->dns)
     connect_settle(c, err == VOW_ENOMEM ? vow_error_nomem()
-                                        : errorf(err, "%s: getaddrinfo '%.400s': %s", vow_err_name(err),
+                                        : vow_errorf(err, "%s: getaddrinfo '%.400s': %s", vow_err_name(err),
                                                  host, vow_strerror(err)), 0);
   return p;
 }
@@ -600,14 +584,14 @@ static vow_value accept_one(vow_tcp_server *srv) {
   int err = uv_tcp_init(&srv->loop->uv, &h->tcp);
   if (err) {
     vow__stream_discard(s);
-    return errorf(err, "%s: accept", vow_err_name(err));
+    return vow_errorf(err, "%s: accept", vow_err_name(err));
   }
   vow__stream_opened(s);
   srv->ready = 0;
   err = uv_accept((uv_stream_t *)&srv->listener, &h->stream);
   if (err) {
     vow_stream_unref(s);
-    return errorf(err, "%s: accept", vow_err_name(err));
+    return vow_errorf(err, "%s: accept", vow_err_name(err));
   }
   struct sockaddr_storage peer;
   int len = sizeof peer;
@@ -649,7 +633,7 @@ static vow_value accept_body(vow_loop *loop, vow_asyncgen *gen, void *arg) {
     if (srv->accept_error) {
       int code = srv->accept_error;
       srv->accept_error = 0;
-      result = vow_throw(errorf(code, "%s: accept", vow_err_name(code)));
+      result = vow_throw(vow_errorf(code, "%s: accept", vow_err_name(code)));
       break;
     }
     if (!srv->ready) {

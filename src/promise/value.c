@@ -117,19 +117,30 @@ vow_value vow_string(const char *s) {
   return vow_string_n(s ? s : "", s ? strlen(s) : 0);
 }
 
+/* A string of what fmt and ap print, or an error value: VOW_ENOMEM, or
+ * VOW_EINVAL when fmt cannot be printed (vsnprintf failed). */
+static vow_value string_vformat(const char *fmt, va_list ap) {
+  va_list again;
+  va_copy(again, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  if (n < 0) {
+    va_end(again);
+    return vow_error(VOW_EINVAL, "a format that cannot be printed");
+  }
+  vow__string *str = object_new(sizeof *str + (size_t)n + 1, VOW_STRING);
+  if (str) vsnprintf(str->data, (size_t)n + 1, fmt, again);
+  va_end(again);
+  if (!str) return vow_error_nomem();
+  str->len = (uint32_t)n;
+  return heap_value(VOW_STRING, &str->h);
+}
+
 vow_value vow_stringf(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
+  vow_value s = string_vformat(fmt, ap);
   va_end(ap);
-  if (n < 0) return vow_error_nomem();
-  vow__string *str = object_new(sizeof *str + (size_t)n + 1, VOW_STRING);
-  if (!str) return vow_error_nomem();
-  va_start(ap, fmt);
-  vsnprintf(str->data, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  str->len = (uint32_t)n;
-  return heap_value(VOW_STRING, &str->h);
+  return s;
 }
 
 vow_value vow_error_with_cause(int code, const char *message, vow_value cause) {
@@ -146,6 +157,23 @@ vow_value vow_error_with_cause(int code, const char *message, vow_value cause) {
 
 vow_value vow_error(int code, const char *message) {
   return vow_error_with_cause(code, message, vow_undefined());
+}
+
+vow_value vow_errorf(int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vow_value message = string_vformat(fmt, ap);
+  va_end(ap);
+  if (message.kind == VOW_ERROR) return message; /* out of memory, or a bad format */
+  vow__error *e = object_new(sizeof *e, VOW_ERROR);
+  if (!e) {
+    vow_unref(message);
+    return vow_error_nomem();
+  }
+  e->code = code;
+  e->message = message;
+  e->cause = vow_undefined();
+  return heap_value(VOW_ERROR, &e->h);
 }
 
 vow_value vow_array(size_t capacity) {
