@@ -54,9 +54,13 @@ fi
 # One case: writes $tmp/r/NUM.pass, or $tmp/r/NUM.fail holding the report.
 export RUNNER TIMEOUT LINES tmp
 mkdir "$tmp/r"
-awk '{ print NR }' "$tmp/list" | xargs -P "$JOBS" -n 16 sh -c '
-for n do
-    f=$(sed -n "${n}p" "$tmp/list")
+# Numbered pairs "N FILE" (the paths hold no blanks), 16 cases per shell; the
+# outputs of passing cases go with the tmp dir: no process per case but the
+# runner, its timeout and cmp.
+awk '{ print NR, $0 }' "$tmp/list" | xargs -P "$JOBS" -n 32 sh -c '
+while [ $# -ge 2 ]; do
+    n=$1 f=$2
+    shift 2
     exp=${f%.json}.expected
     out=$tmp/r/$n.out
     err=$tmp/r/$n.err
@@ -69,7 +73,6 @@ for n do
     rc=$?
     if [ "$rc" -eq 0 ] && cmp -s "$exp" "$out"; then
         : >"$tmp/r/$n.pass"
-        rm -f "$out" "$err"
         continue
     fi
     {
@@ -86,7 +89,6 @@ for n do
         fi
         diff -u "$exp" "$out" | sed "1,2d" | head -n "$LINES"
     } >"$tmp/r/$n.fail"
-    rm -f "$out" "$err"
 done
 ' sh
 
