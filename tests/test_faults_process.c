@@ -13,6 +13,7 @@
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "children.h"
@@ -35,6 +36,22 @@ static void await_exec(vow_loop *loop, const char *const *argv, const vow_exec_o
   vow_unref(v);
 }
 
+/* A script with no #! line, which spawn runs under /bin/sh (its own allocation). */
+static char script[64];
+
+static void make_script(void) {
+  snprintf(script, sizeof script, "/tmp/vow-faults-noshebang-%ld", (long)getpid());
+  FILE *f = fopen(script, "w");
+  cr_assert_not_null(f);
+  fputs("echo ran\n", f);
+  fclose(f);
+  cr_assert_eq(chmod(script, 0755), 0);
+}
+
+static void remove_script(void) { unlink(script); }
+
+TestSuite(faults_process, .init = make_script, .fini = remove_script);
+
 static vow_value scenario(vow_loop *loop, void *arg) {
   (void)arg;
   vow_value v;
@@ -42,6 +59,7 @@ static vow_value scenario(vow_loop *loop, void *arg) {
   await_exec(loop, ARGV("/bin/sh", "-c", "echo hi; echo err >&2; head -c 10000 /dev/zero"), NULL);
   await_exec(loop, ARGV("/bin/sh", "-c", "exit 2"), NULL);
   await_exec(loop, ARGV("vow-no-such-program"), NULL);
+  await_exec(loop, ARGV(script), NULL); /* under /bin/sh */
   await_exec(loop, ARGV(""), NULL); /* VOW_EINVAL */
   vow_await(vow_signal_promise(loop, SIGKILL), &v), vow_unref(v); /* cannot be watched */
   vow_exec_options small = {.max_output = 100};

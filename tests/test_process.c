@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -64,6 +65,38 @@ LOOP_TEST(process, exec_collects_stdout_and_stderr) {
   cr_assert_eq(vow_exit_code(r), 0);
   cr_assert_eq(vow_exit_signal(r), 0);
   vow_promise_unref(p);
+  ASSERT_NO_CHILDREN();
+}
+
+/* A script without a #! line runs under /bin/sh, as execvp (and so libuv
+ * and Node) runs it; $0 is its path, found directly or along PATH:
+ *   execFile('/tmp/d/noshebang', ['a1'])  -> "sh: /tmp/d/noshebang a1\n"
+ *   execFile('noshebang', ['a2'], { env: { PATH: '/tmp/d' } })  -> "sh: /tmp/d/noshebang a2\n" */
+LOOP_TEST(process, a_script_without_a_shebang_runs_under_sh) {
+  char dir[] = "/tmp/vow-noshebang-XXXXXX", script[64], path_env[64], want[128];
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(script, sizeof script, "%s/noshebang", dir);
+  FILE *f = fopen(script, "w");
+  cr_assert_not_null(f);
+  fputs("echo \"sh: $0 $1\"\n", f);
+  fclose(f);
+  cr_assert_eq(chmod(script, 0755), 0);
+  vow_promise *p = vow_exec(loop, ARGV(script, "a1"), NULL);
+  vow_value r = settle(p);
+  cr_assert_eq(vow_promise_state(p), VOW_FULFILLED, "%s", vow_error_message(r));
+  snprintf(want, sizeof want, "sh: %s a1\n", script);
+  cr_assert_str_eq(vow_str(vow_exec_stdout(r)), want);
+  vow_promise_unref(p);
+  snprintf(path_env, sizeof path_env, "PATH=%s", dir);
+  vow_exec_options o = {.env = ARGV(path_env)};
+  p = vow_exec(loop, ARGV("noshebang", "a2"), &o);
+  r = settle(p);
+  cr_assert_eq(vow_promise_state(p), VOW_FULFILLED, "%s", vow_error_message(r));
+  snprintf(want, sizeof want, "sh: %s a2\n", script);
+  cr_assert_str_eq(vow_str(vow_exec_stdout(r)), want);
+  vow_promise_unref(p);
+  unlink(script);
+  rmdir(dir);
   ASSERT_NO_CHILDREN();
 }
 

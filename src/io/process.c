@@ -351,20 +351,41 @@ static int default_signals(posix_spawnattr_t *attr) {
   return err;
 }
 
+/* posix_spawn of the program at path. A file the kernel will not execute
+ * (ENOEXEC: a script with no #! line) runs under /bin/sh, as execvp runs it,
+ * and so libuv's uv_spawn and Node: argv becomes {"/bin/sh", path, argv[1],
+ * ...}. A positive errno, as posix_spawn returns. */
+static int spawn_file(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                      const posix_spawnattr_t *attr, char **argv, char **envp) {
+  int err = posix_spawn(pid, path, fa, attr, argv, envp);
+  if (err != ENOEXEC) return err;
+  static char sh[] = "/bin/sh";
+  size_t argc = 0;
+  while (argv[argc]) argc++;
+  char **sh_argv = vow__malloc((argc + 2) * sizeof *sh_argv);
+  if (!sh_argv) return ENOMEM;
+  sh_argv[0] = sh;
+  sh_argv[1] = unconst(&path)[0];
+  for (size_t i = 1; i <= argc; i++) sh_argv[i + 1] = argv[i]; /* and the NULL */
+  err = posix_spawn(pid, sh, fa, attr, sh_argv, envp);
+  vow__free(sh_argv);
+  return err;
+}
+
 /* execvp's search, with the PATH of the child's environment when it is
- * given (libuv and Node look the program up there): posix_spawnp would use
- * ours. A positive errno, as posix_spawn returns. */
+ * given (libuv and Node look the program up there), else ours. A positive
+ * errno, as posix_spawn returns. */
 static int spawn_search(pid_t *pid, const spawn_args *a, const posix_spawn_file_actions_t *fa,
                         const posix_spawnattr_t *attr) {
   const char *file = a->argv[0];
   char **argv = unconst(a->argv);
-  if (!a->env) return posix_spawnp(pid, file, fa, attr, argv, environ);
-  char **envp = unconst(a->env);
-  if (strchr(file, '/')) return posix_spawn(pid, file, fa, attr, argv, envp);
-  const char *path = "/bin:/usr/bin"; /* execvp's, when there is no PATH */
-  for (const char *const *e = a->env; *e; e++) {
+  char **envp = a->env ? unconst(a->env) : environ;
+  if (strchr(file, '/')) return spawn_file(pid, file, fa, attr, argv, envp);
+  const char *path = a->env ? NULL : getenv("PATH");
+  for (const char *const *e = a->env; e && *e; e++) {
     if (!strncmp(*e, "PATH=", 5)) path = *e + 5;
   }
+  if (!path) path = "/bin:/usr/bin"; /* execvp's, when there is no PATH */
   int denied = 0;
   for (const char *dir = path;; dir++) {
     const char *end = strchr(dir, ':');
@@ -372,7 +393,7 @@ static int spawn_search(pid_t *pid, const spawn_args *a, const posix_spawn_file_
     char full[PATH_MAX];
     if (len + strlen(file) + 2 <= sizeof full) {
       snprintf(full, sizeof full, "%.*s%s%s", (int)len, dir, len ? "/" : "", file);
-      int err = posix_spawn(pid, full, fa, attr, argv, envp);
+      int err = spawn_file(pid, full, fa, attr, argv, envp);
       if (err == 0) return 0;
       if (err == EACCES) denied = 1;
       else if (err != ENOENT && err != ENOTDIR) return err;
