@@ -15,6 +15,17 @@
  *
  * Each run must end — with a result, a rejection or an error code — without a
  * crash, a hang or a leak; what "ends" means is the scenario's to check.
+ *
+ * Counting allocations fails every site a run reaches only when every run
+ * makes them in the same order. Over real sockets it need not (a body read
+ * in one chunk or in two; which of two transfers is served first), so a site
+ * can be the nth allocation in one run and never the nth in the run that
+ * fails the nth. With VOW_FAULT_SITES set (tools/coverage/fault_sites.sh),
+ * fault_every_site therefore also sweeps by call stack: a clean run lists
+ * the distinct stacks that allocate, and then one run per stack fails the
+ * first allocation made from it (and, FAULT_FROM, every one after), whenever
+ * it comes. Such runs call once(-1, how); fault_hit_at tells at which
+ * allocation the failure came (0: the stack was not reached that time).
  */
 #ifndef VOW_TEST_FAULTS_H
 #define VOW_TEST_FAULTS_H
@@ -38,6 +49,9 @@ static long fault_at;          /* the first allocation that fails (1-based); 0: 
 static long fault_failures;    /* failed so far, over all runs */
 static long fault_live;        /* blocks the hook gave since fault_arm, not yet freed */
 static fault_mode fault_how;
+static uint64_t fault_target;  /* a by-stack run: the stack that fails; 0: by count */
+static long fault_hit_at;      /* by stack: the allocation that failed first; 0: none yet */
+static int fault_census;       /* a run that lists the stacks that allocate */
 
 /* ---- which sites were failed (tools/coverage/fault_sites.sh) ----
  *
@@ -89,6 +103,39 @@ static void fault_record_stack(void) {
   pthread_mutex_unlock(&lock);
 }
 
+/* Out of line, and called from one place (fault_realloc): the same site
+ * hashes the same in every run. */
+static __attribute__((noinline)) uint64_t fault_stack_hash(void) {
+  void *frames[FAULT_STACK_DEPTH];
+  int n = backtrace(frames, FAULT_STACK_DEPTH);
+  uint64_t h = 1469598103934665603ull;
+  for (int i = 0; i < n; i++) h = (h ^ (uint64_t)(uintptr_t)frames[i]) * 1099511628211ull;
+  return h ? h : 1;
+}
+
+/* The census: the distinct stacks a clean run allocates from, in order. */
+static uint64_t fault_stacks[FAULT_SEEN_MAX];
+static int fault_nstacks;
+
+static void fault_census_add(uint64_t h) {
+  static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_lock(&lock);
+  int known = 0;
+  for (int i = 0; i < fault_nstacks && !known; i++) known = fault_stacks[i] == h;
+  if (!known && fault_nstacks < FAULT_SEEN_MAX) fault_stacks[fault_nstacks++] = h;
+  pthread_mutex_unlock(&lock);
+}
+
+/* Whether allocation n (by stack) fails: the first from fault_target, and
+ * under FAULT_FROM every one after it. */
+static int fault_by_stack(long n, uint64_t stack) {
+  if (__atomic_load_n(&fault_hit_at, __ATOMIC_ACQUIRE)) return fault_how == FAULT_FROM;
+  if (stack != fault_target) return 0;
+  long none = 0;
+  return __atomic_compare_exchange_n(&fault_hit_at, &none, n, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) ||
+         fault_how == FAULT_FROM;
+}
+
 static void *fault_realloc(void *ptr, size_t size, void *ctx) {
   (void)ctx;
   if (size == 0) {
@@ -97,9 +144,12 @@ static void *fault_realloc(void *ptr, size_t size, void *ctx) {
     return NULL;
   }
   long n = __atomic_add_fetch(&fault_allocations, 1, __ATOMIC_RELAXED);
-  if (fault_at && (n == fault_at || (fault_how == FAULT_FROM && n > fault_at))) {
+  uint64_t stack = fault_census || fault_target ? fault_stack_hash() : 0;
+  if (fault_census) fault_census_add(stack);
+  if (fault_target ? fault_by_stack(n, stack)
+                   : fault_at && (n == fault_at || (fault_how == FAULT_FROM && n > fault_at))) {
     __atomic_add_fetch(&fault_failures, 1, __ATOMIC_RELAXED);
-    if (n == fault_at) fault_record_stack();
+    if (n == (fault_target ? fault_hit_at : fault_at)) fault_record_stack();
     return NULL;
   }
   void *block = realloc(ptr, size);
@@ -115,7 +165,8 @@ static inline void fault_arm(long n, fault_mode how) {
   static const vow_allocator a = {fault_realloc, NULL};
   fault_allocations = 0;
   fault_live = 0;
-  fault_at = n;
+  fault_at = n > 0 ? n : 0; /* n < 0: a run by stack (fault_target) */
+  fault_hit_at = 0;
   fault_how = how;
   vow_set_allocator(&a);
 }
@@ -129,6 +180,23 @@ static inline void fault_disarm(void) { vow_set_allocator(NULL); }
  * matters for scenarios whose allocations vary from run to run (I/O read in
  * as many chunks as the kernel hands over): a short run must not end the
  * sweep before the points that longer runs reach. */
+/* The sweep by stack (see the top): a census run, then a run per stack. */
+static inline void fault_every_stack(int (*once)(long n, fault_mode how), fault_mode how) {
+  fault_nstacks = 0;
+  fault_census = 1;
+  once(0, how);
+  fault_census = 0;
+  int count = fault_nstacks, reached = 0;
+  for (int i = 0; i < count; i++) {
+    fault_target = fault_stacks[i];
+    once(-1, how);
+    reached += fault_hit_at != 0;
+  }
+  fault_target = 0;
+  fprintf(stderr, "faults: %d stacks allocate; failed by stack (%s), %d were reached\n", count,
+          how == FAULT_FROM ? "and on" : "once", reached);
+}
+
 static inline long fault_every_site(int (*once)(long n, fault_mode how), fault_mode how) {
   once(0, how); /* a run that fails nothing: how far a whole run goes */
   long most = fault_allocations;
@@ -140,7 +208,10 @@ static inline long fault_every_site(int (*once)(long n, fault_mode how), fault_m
      * far a whole run goes; a single failure lets the run go on to its end. */
     long reached = how == FAULT_FROM && failed ? n : fault_allocations;
     if (reached > most) most = reached;
-    if (!failed && n > most) return n - 1;
+    if (!failed && n > most) {
+      if (getenv("VOW_FAULT_SITES")) fault_every_stack(once, how);
+      return n - 1;
+    }
   }
 }
 
