@@ -393,7 +393,10 @@ static int spawn_search(pid_t *pid, const spawn_args *a, const posix_spawn_file_
     char full[PATH_MAX];
     if (len + strlen(file) + 2 <= sizeof full) {
       snprintf(full, sizeof full, "%.*s%s%s", (int)len, dir, len ? "/" : "", file);
-      int err = spawn_file(pid, full, fa, attr, argv, envp);
+      /* A directory without the file costs a lookup, not a clone and exec. */
+      int err = access(full, F_OK) != 0 && (errno == ENOENT || errno == ENOTDIR)
+                    ? errno
+                    : spawn_file(pid, full, fa, attr, argv, envp);
       if (err == 0) return 0;
       if (err == EACCES) denied = 1;
       else if (err != ENOENT && err != ENOTDIR) return err;
