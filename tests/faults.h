@@ -45,7 +45,7 @@ typedef enum { FAULT_ONCE, FAULT_FROM } fault_mode;
 /* Counted atomically: vow_work's functions and the threadsafe calls may
  * allocate on other threads. Tests read them between runs, plainly. */
 static long fault_allocations; /* made so far in this run */
-static long fault_at;          /* the first allocation that fails (1-based); 0: none */
+static long fault_at;          /* the first allocation that fails (1-based); -1: by stack; 0: none */
 static long fault_failures;    /* failed so far, over all runs */
 static long fault_live;        /* blocks the hook gave since fault_arm, not yet freed */
 static fault_mode fault_how;
@@ -165,7 +165,7 @@ static inline void fault_arm(long n, fault_mode how) {
   static const vow_allocator a = {fault_realloc, NULL};
   fault_allocations = 0;
   fault_live = 0;
-  fault_at = n > 0 ? n : 0; /* n < 0: a run by stack (fault_target) */
+  fault_at = n; /* n < 0: a run by stack (fault_target); nonzero either way when armed */
   fault_hit_at = 0;
   fault_how = how;
   vow_set_allocator(&a);
