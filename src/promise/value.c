@@ -119,6 +119,7 @@ vow_value vow_string(const char *s) {
 
 /* A string of what fmt and ap print, or an error value: VOW_ENOMEM, or
  * VOW_EINVAL when fmt cannot be printed (vsnprintf failed). */
+static vow_value string_vformat(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 static vow_value string_vformat(const char *fmt, va_list ap) {
   va_list again;
   va_copy(again, ap);
