@@ -1275,8 +1275,11 @@ int vow_tcp_local_address(vow_stream *s, char *buf, size_t cap);
  * exit is a promise. vow_exec is execFile: it collects the output, within a
  * size limit and a time limit.
  *
- *   - The program (argv[0]) is looked up in PATH when it has no '/'. Nothing
- *     goes through a shell: to run a pipeline, run /bin/sh -c "yes | head".
+ *   - The program (argv[0]) is looked up in PATH when it has no '/' (the
+ *     PATH of options->env when it is given, as Node does). Nothing goes
+ *     through a shell: to run a pipeline, run /bin/sh -c "yes | head". A
+ *     script without a #! line is the exception, as with execvp and Node:
+ *     it runs as /bin/sh SCRIPT ARGS...
  *   - The exit is an INT value: the exit code (0-255) when the child exited,
  *     or minus the signal's number when a signal killed it (-15: SIGTERM).
  *     vow_exit_code and vow_exit_signal read it, and read exec's results and
