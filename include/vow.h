@@ -307,7 +307,9 @@ vow_value vow_error(int code, const char *message);
 vow_value vow_error_with_cause(int code, const char *message, vow_value cause);
 /* An error whose message is printf's output, of any length:
  *   vow_errorf(UV_ENOENT, "ENOENT: open '%s'", path)
- * Out of memory it is vow_error_nomem(), whatever code was asked for. */
+ * Out of memory it is vow_error_nomem(), and a format printf cannot print
+ * (EILSEQ) a VOW_EINVAL error, whatever code was asked for. vow_stringf
+ * returns the same two errors instead of a string. */
 vow_value vow_errorf(int code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))

@@ -10,7 +10,6 @@
  *   - a lookup promise settles once: with the addresses, with the error, or
  *     with its signal's reason (its listener is removed when it settles).
  */
-#include <stdio.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -121,11 +120,9 @@ static void lookup_free(lookup *l) {
   vow__free(l);
 }
 
-static vow_value lookup_error(int code, const char *host) {
-  char msg[512];
-  snprintf(msg, sizeof msg, "%s: getaddrinfo '%.400s': %s", vow_err_name(code), host,
-           vow_strerror(code));
-  return vow_error(code, msg);
+vow_value vow__dns_error(int code, const char *host) {
+  return vow_errorf(code, "%s: getaddrinfo '%.400s': %s", vow_err_name(code), host,
+                    vow_strerror(code));
 }
 
 /* One address, as a STRING or as [address, family]. */
@@ -162,7 +159,7 @@ static void lookup_done(vow_loop *loop, int status, const struct addrinfo *res, 
   lookup *l = data;
   l->req = NULL;
   if (status) {
-    vow_promise_reject(l->promise, lookup_error(status, l->host));
+    vow_promise_reject(l->promise, vow__dns_error(status, l->host));
   } else {
     vow_value list = address_list(res, l->pairs);
     if (vow_kind_of(list) == VOW_ERROR) vow_promise_reject(l->promise, list);
@@ -200,11 +197,9 @@ vow_promise *vow_dns_lookup(vow_loop *loop, const char *host, const vow_dns_opti
   vow_promise *p = vow_promise_new(loop);
   if (!p) return NULL;
   if (!host || !*host) return rejected_with(p, vow_error(VOW_EINVAL, "dns lookup: no host name"));
-  if (o->family != 0 && o->family != 4 && o->family != 6) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "dns lookup: family must be 0, 4 or 6 (got %d)", o->family);
-    return rejected_with(p, vow_error(VOW_EINVAL, msg));
-  }
+  if (o->family != 0 && o->family != 4 && o->family != 6)
+    return rejected_with(p, vow_errorf(VOW_EINVAL, "dns lookup: family must be 0, 4 or 6 (got %d)",
+                                       o->family));
   if (o->signal && vow_abort_signal_aborted(o->signal))
     return rejected_with(p, vow_ref(vow_abort_signal_reason(o->signal)));
   size_t len = strlen(host);
@@ -224,7 +219,7 @@ vow_promise *vow_dns_lookup(vow_loop *loop, const char *host, const vow_dns_opti
   l->req = vow__dns_start(loop, host, o->family, lookup_done, lookup_drop, l, &err);
   if (!l->req) {
     lookup_free(l);
-    return rejected_with(p, err == VOW_ENOMEM ? vow_error_nomem() : lookup_error(err, host));
+    return rejected_with(p, err == VOW_ENOMEM ? vow_error_nomem() : vow__dns_error(err, host));
   }
   return p;
 }

@@ -45,6 +45,9 @@ vow__dns_req *vow__dns_start(vow_loop *loop, const char *host, int family, vow__
                              vow__dns_drop_fn drop, void *data, int *err);
 /* cb will not be called. The request must still be pending (cb not yet run). */
 void vow__dns_cancel(vow__dns_req *req);
+/* A failed lookup's error, as Node words it:
+ *   "ENOTFOUND: getaddrinfo 'no.such.host': unknown node or service" (a new reference). */
+vow_value vow__dns_error(int code, const char *host);
 
 /* "127.0.0.1", "::1" — the text of an address (buf of INET6_ADDRSTRLEN);
  * returns 4 or 6, or 0 for a family that is neither. */

@@ -275,8 +275,9 @@ static vow_value curl_error(vow_response *x, CURLcode code) {
   if (code == CURLE_COULDNT_CONNECT && x->no_socket)
     return vow_errorf(VOW_ENOMEM, "fetch %s: out of memory for a socket", x->url);
   if (code == CURLE_OUT_OF_MEMORY && !x->final && request_sent(x->easy))
-    return vow_errorf(VOW_ETOOBIG, "fetch %s: a response header line is longer than %d bytes", x->url,
-                  CURL_MAX_HTTP_HEADER);
+    return vow_errorf(VOW_ETOOBIG,
+                      "fetch %s: a response header line is longer than %d bytes", x->url,
+                      CURL_MAX_HTTP_HEADER);
   int err = error_code(x->easy, code);
   const char *what = curl_easy_strerror(code);
   if (x->errbuf[0] && strcmp(x->errbuf, what) != 0)
@@ -383,7 +384,7 @@ static int headers_end(vow_response *x) {
     return 0; /* curl follows it */
   if (x->redirect == VOW_REDIRECT_ERROR && is_redirect(x->status)) {
     set_error(x, vow_errorf(VOW_EPROTO, "fetch %s: redirect (%d) while redirect mode is \"error\"",
-                        x->url, x->status));
+                            x->url, x->status));
     return -1;
   }
   x->final = 1;
@@ -395,7 +396,8 @@ static int headers_end(vow_response *x) {
     return -1;
   }
   if (x->reject_http_errors && !vow_response_ok(x)) {
-    set_error(x, vow_errorf(VOW_EHTTP, "fetch %s: HTTP %d %s", x->final_url, x->status, x->status_text));
+    set_error(x, vow_errorf(VOW_EHTTP,
+                            "fetch %s: HTTP %d %s", x->final_url, x->status, x->status_text));
     return -1;
   }
   vow_value v = vow_pointer(x_ref(x), response_value_free);
@@ -414,12 +416,12 @@ static int head_limits(vow_response *x, size_t len, int header) {
   x->header_bytes += len;
   if (x->header_bytes > x->max_header_bytes) {
     set_error(x, vow_errorf(VOW_ETOOBIG, "fetch %s: the response headers are larger than %zu bytes",
-                        x->url, x->max_header_bytes));
+                            x->url, x->max_header_bytes));
     return -1;
   }
   if (header && ++x->header_count > x->max_headers) {
     set_error(x, vow_errorf(VOW_ETOOBIG, "fetch %s: the response has more than %zu headers", x->url,
-                        x->max_headers));
+                            x->max_headers));
     return -1;
   }
   return 0;
@@ -455,7 +457,7 @@ static size_t on_write(char *data, size_t size, size_t n, void *userp) {
   if (!x->final) return len; /* the body of an interim or redirect response */
   if (x->reader == READER_TEXT && x->body.len + len > x->max_body) {
     set_error(x, vow_errorf(VOW_ETOOBIG, "fetch %s: the body is larger than %zu bytes", x->url,
-                        x->max_body));
+                            x->max_body));
     return 0;
   }
   if (x->reader != READER_TEXT && x->body.len && x->body.len + len > HIGH_WATER) {
@@ -1091,9 +1093,11 @@ vow_promise *vow_fetch(vow_loop *loop, const char *url, const vow_fetch_options 
     return rejected_now(p, vow_ref(vow_abort_signal_reason(signal)));
   const char *method = o->method ? o->method : "GET";
   if (o->body && (strcasecmp(method, "GET") == 0 || strcasecmp(method, "HEAD") == 0))
-    return rejected_now(p, vow_errorf(VOW_ETYPE, "fetch %s: a %s request cannot have a body", url, method));
+    return rejected_now(p, vow_errorf(VOW_ETYPE,
+                                      "fetch %s: a %s request cannot have a body", url, method));
   if (o->redirect < VOW_REDIRECT_FOLLOW || o->redirect > VOW_REDIRECT_MANUAL)
-    return rejected_now(p, vow_errorf(VOW_EINVAL, "fetch %s: unknown redirect mode %d", url, o->redirect));
+    return rejected_now(p, vow_errorf(VOW_EINVAL,
+                                      "fetch %s: unknown redirect mode %d", url, o->redirect));
   vow__fetch_state *st = fetch_state_get(loop);
   size_t url_size = strlen(url) + 1;
   vow_response *x = st ? vow__calloc(1, sizeof *x + url_size) : NULL;
@@ -1170,13 +1174,15 @@ static int usable(const vow_response *r) {
 vow_promise *vow_response_text(vow_response *r) {
   if (!usable(r)) return NULL;
   if (r->reader != READER_NONE)
-    return vow_rejected(r->loop, vow_errorf(VOW_EINVAL, "fetch %s: the body was already read", r->url));
+    return vow_rejected(r->loop, vow_errorf(VOW_EINVAL,
+                                            "fetch %s: the body was already read", r->url));
   vow_promise *p = vow_promise_new(r->loop);
   if (!p) return NULL; /* the body is left to a later reader */
   r->reader = READER_TEXT;
   r->text = vow_promise_ref(p);
   if (r->body.len > r->max_body) {
-    fail(r, vow_errorf(VOW_ETOOBIG, "fetch %s: the body is larger than %zu bytes", r->url, r->max_body));
+    fail(r, vow_errorf(VOW_ETOOBIG,
+                       "fetch %s: the body is larger than %zu bytes", r->url, r->max_body));
     detach(r);
   } else if (r->body_state == BODY_FAILED) {
     settle(&r->text, vow_ref(r->error), 1);

@@ -118,15 +118,7 @@ vow_value vow__fs_error(int err, const char *syscall, const char *path, const ch
   const char *text = err == VOW_ETOOBIG ? "file is larger than the limit" : vow_strerror(err);
   const char *q1 = path ? " '" : "", *p1 = path ? path : "", *e1 = path ? "'" : "";
   const char *q2 = path2 ? " -> '" : "", *p2 = path2 ? path2 : "", *e2 = path2 ? "'" : "";
-#define FS_ERROR_FORMAT "%s: %s, %s%s%s%s%s%s%s", name, text, syscall, q1, p1, e1, q2, p2, e2
-  int n = snprintf(NULL, 0, FS_ERROR_FORMAT);
-  char *msg = n >= 0 ? vow__malloc((size_t)n + 1) : NULL;
-  if (!msg) return vow_error_nomem();
-  snprintf(msg, (size_t)n + 1, FS_ERROR_FORMAT);
-#undef FS_ERROR_FORMAT
-  vow_value e = vow_error(err, msg);
-  vow__free(msg);
-  return e;
+  return vow_errorf(err, "%s: %s, %s%s%s%s%s%s%s", name, text, syscall, q1, p1, e1, q2, p2, e2);
 }
 
 vow_promise *vow__fs_invalid(vow_loop *loop, const char *message) {

@@ -762,7 +762,7 @@ static void on_timeout(vow_loop *loop, void *arg) {
   exec_job *job = arg;
   job->timer = 0;
   exec_fail(job, vow_errorf(VOW_ETIMEDOUT, "exec '%s': timed out after %llu ms", job->name,
-                        (unsigned long long)job->timeout_ms), 1);
+                            (unsigned long long)job->timeout_ms), 1);
 }
 
 static int pipe_index(exec_job *job, uv_handle_t *h) {
@@ -798,15 +798,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     if (job->out[i].len <= job->max_output) return;
     job->out[i].len = job->max_output;
     exec_fail(job, vow_errorf(VOW_ETOOBIG, "exec '%s': %s is larger than %zu bytes", job->name,
-                          i == 0 ? "stdout" : "stderr", job->max_output), 1);
+                              i == 0 ? "stdout" : "stderr", job->max_output), 1);
   } else if (nread == UV_ENOBUFS) {
     exec_fail(job, vow_errorf(VOW_ENOMEM, "exec '%s': no memory for its %s", job->name,
-                          i == 0 ? "stdout" : "stderr"), 1);
+                              i == 0 ? "stdout" : "stderr"), 1);
   } else if (nread == 0) {
     return;
   } else if (nread != UV_EOF) {
     exec_fail(job, vow_errorf((int)nread, "%s: exec '%s': reading its %s", vow_err_name((int)nread),
-                          job->name, i == 0 ? "stdout" : "stderr"), 1);
+                              job->name, i == 0 ? "stdout" : "stderr"), 1);
   }
   uv_read_stop(s);
   job->reading[i] = 0;
@@ -850,11 +850,13 @@ vow_promise *vow_exec(vow_loop *loop, const char *const *argv, const vow_exec_op
   const char *problem = argv_problem(argv);
   if (problem) return rejected_now(promise, vow_errorf(VOW_EINVAL, "exec: %s", problem));
   if (bad_signal(o->kill_signal))
-    return rejected_now(promise, vow_errorf(VOW_EINVAL, "exec '%s': no signal %d", argv[0], o->kill_signal));
+    return rejected_now(promise, vow_errorf(VOW_EINVAL,
+                                            "exec '%s': no signal %d", argv[0], o->kill_signal));
   if (o->signal && vow_abort_signal_aborted(o->signal))
     return rejected_now(promise, vow_ref(vow_abort_signal_reason(o->signal)));
   if (o->timeout_ms > VOW_TIMEOUT_MAX)
-    return rejected_now(promise, vow_errorf(VOW_EINVAL, "exec '%s': timeout above the maximum", argv[0]));
+    return rejected_now(promise, vow_errorf(VOW_EINVAL,
+                                            "exec '%s': timeout above the maximum", argv[0]));
   vow_process *p = vow__io_get(loop) ? process_new(loop, o->kill_signal) : NULL;
   exec_job *job = p ? job_new(loop, argv[0], o) : NULL;
   if (!job) {

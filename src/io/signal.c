@@ -109,9 +109,8 @@ static void deliver(vow_loop *loop, void *arg) {
       watch_end(w);
       break;
     case WATCH_ABORT: {
-      char msg[64];
-      snprintf(msg, sizeof msg, "interrupted by %s", vow__signal_name(w->signum));
-      vow_abort(w->abort, vow_error(VOW_EABORTED, msg)); /* its listener ends w */
+      /* its listener ends w */
+      vow_abort(w->abort, vow_errorf(VOW_EABORTED, "interrupted by %s", vow__signal_name(w->signum)));
       break;
     }
     default:
@@ -161,17 +160,15 @@ vow_promise *vow_signal_promise(vow_loop *loop, int signum) {
   vow_promise *p = vow_promise_new(loop); /* checks the loop and the thread */
   if (!p) return NULL;
   if (bad_signum(signum)) {
-    char msg[64];
-    snprintf(msg, sizeof msg, "signal: %s cannot be watched", vow__signal_name(signum));
-    vow_promise_reject(p, vow_error(VOW_EINVAL, msg));
+    vow_promise_reject(p, vow_errorf(VOW_EINVAL, "signal: %s cannot be watched",
+                                     vow__signal_name(signum)));
     return p;
   }
   int err;
   watch *w = watch_start(loop, WATCH_PROMISE, signum, &err);
   if (!w) {
-    char msg[64];
-    snprintf(msg, sizeof msg, "%s: signal: watching %s", vow_err_name(err), vow__signal_name(signum));
-    vow_promise_reject(p, vow_error(err, msg));
+    vow_promise_reject(p, vow_errorf(err, "%s: signal: watching %s", vow_err_name(err),
+                                     vow__signal_name(signum)));
     return p;
   }
   w->promise = vow_promise_ref(p);

@@ -105,10 +105,8 @@ static void pull(vow_stream *s);
 /* "ECONNRESET: read tcp 127.0.0.1:6379" — the code's name, the operation,
  * the stream. */
 static vow_value stream_error(const vow_stream *s, int code, const char *op) {
-  char msg[192];
   const char *name = code <= -5000 ? vow_err_name(code) : uv_err_name(code);
-  snprintf(msg, sizeof msg, "%s: %s %s", name, op, s->name);
-  return vow_error(code, msg);
+  return vow_errorf(code, "%s: %s %s", name, op, s->name);
 }
 
 /* ---- lifetime --------------------------------------------------------------- */

@@ -240,7 +240,8 @@ static void attempt_next(vow__connect *c) {
   }
   vow_value e = c->error;
   c->error = vow_undefined();
-  if (vow_is_undefined(e)) e = vow_errorf(UV_EAI_NONAME, "EAI_NONAME: connect '%s': no address", c->host);
+  if (vow_is_undefined(e)) e = vow_errorf(UV_EAI_NONAME,
+                                          "EAI_NONAME: connect '%s': no address", c->host);
   connect_settle(c, e, 0);
 }
 
@@ -249,8 +250,7 @@ static void connect_resolved(vow_loop *loop, int status, const struct addrinfo *
   vow__connect *c = data;
   c->dns = NULL;
   if (status) {
-    connect_settle(c, vow_errorf(status, "%s: getaddrinfo '%.400s': %s", vow_err_name(status), c->host,
-                             vow_strerror(status)), 0);
+    connect_settle(c, vow__dns_error(status, c->host), 0);
     return;
   }
   size_t n = 0;
@@ -275,8 +275,9 @@ static void connect_timed_out(vow_loop *loop, void *arg) {
   (void)loop;
   vow__connect *c = arg;
   c->timer = 0;
-  connect_settle(c, vow_errorf(VOW_ETIMEDOUT, "ETIMEDOUT: connect '%.400s' port %d: timed out after %llu ms",
-                           c->host, c->port, (unsigned long long)c->timeout_ms), 0);
+  connect_settle(c, vow_errorf(VOW_ETIMEDOUT,
+                               "ETIMEDOUT: connect '%.400s' port %d: timed out after %llu ms",
+                               c->host, c->port, (unsigned long long)c->timeout_ms), 0);
 }
 
 static void connect_aborted(vow_loop *loop, vow_value reason, void *data) {
@@ -335,7 +336,8 @@ static vow_value connect_check(const char *host, int port, const vow_tcp_connect
   if (port < 1 || port > 65535)
     return vow_errorf(VOW_EINVAL, "connect '%.400s': port must be 1-65535 (got %d)", host, port);
   if (o->family != 0 && o->family != 4 && o->family != 6)
-    return vow_errorf(VOW_EINVAL, "connect '%.400s': family must be 0, 4 or 6 (got %d)", host, o->family);
+    return vow_errorf(VOW_EINVAL,
+                      "connect '%.400s': family must be 0, 4 or 6 (got %d)", host, o->family);
   if (o->signal && vow_abort_signal_aborted(o->signal)) return vow_ref(vow_abort_signal_reason(o->signal));
   return vow_undefined();
 }
@@ -387,9 +389,7 @@ vow_promise *vow_tcp_connect(vow_loop *loop, const char *host, int port,
   int err;
   c->dns = vow__dns_start(loop, host, o->family, connect_resolved, connect_dns_dropped, c, &err);
   if (!c->dns)
-    connect_settle(c, err == VOW_ENOMEM ? vow_error_nomem()
-                                        : vow_errorf(err, "%s: getaddrinfo '%.400s': %s", vow_err_name(err),
-                                                 host, vow_strerror(err)), 0);
+    connect_settle(c, err == VOW_ENOMEM ? vow_error_nomem() : vow__dns_error(err, host), 0);
   return p;
 }
 

@@ -144,16 +144,22 @@ vow_value vow_stringf(const char *fmt, ...) {
   return s;
 }
 
-vow_value vow_error_with_cause(int code, const char *message, vow_value cause) {
+/* An error of code; message (a string) and cause are taken. */
+static vow_value error_new(int code, vow_value message, vow_value cause) {
   vow__error *e = object_new(sizeof *e, VOW_ERROR);
   if (!e) {
+    vow_unref(message);
     vow_unref(cause);
     return vow_error_nomem();
   }
   e->code = code;
-  e->message = vow_string(message);
+  e->message = message;
   e->cause = cause;
   return heap_value(VOW_ERROR, &e->h);
+}
+
+vow_value vow_error_with_cause(int code, const char *message, vow_value cause) {
+  return error_new(code, vow_string(message), cause);
 }
 
 vow_value vow_error(int code, const char *message) {
@@ -166,15 +172,7 @@ vow_value vow_errorf(int code, const char *fmt, ...) {
   vow_value message = string_vformat(fmt, ap);
   va_end(ap);
   if (message.kind == VOW_ERROR) return message; /* out of memory, or a bad format */
-  vow__error *e = object_new(sizeof *e, VOW_ERROR);
-  if (!e) {
-    vow_unref(message);
-    return vow_error_nomem();
-  }
-  e->code = code;
-  e->message = message;
-  e->cause = vow_undefined();
-  return heap_value(VOW_ERROR, &e->h);
+  return error_new(code, message, vow_undefined());
 }
 
 vow_value vow_array(size_t capacity) {
