@@ -70,6 +70,22 @@ static int fault_census;       /* a run that lists the stacks that allocate */
 
 static void *fault_realloc(void *ptr, size_t size, void *ctx);
 
+/* FNV-1a over return addresses, seeded; never 0 (0 means "no stack"). */
+static uint64_t fault_hash_frames(void *const *frames, int n, uint64_t seed) {
+  uint64_t h = 1469598103934665603ull ^ seed;
+  for (int i = 0; i < n; i++) h = (h ^ (uint64_t)(uintptr_t)frames[i]) * 1099511628211ull;
+  return h ? h : 1;
+}
+
+/* Adds h to the set of *len hashes (room for FAULT_SEEN_MAX; the caller
+ * holds the set's lock). 1 if it was not there yet. */
+static int fault_hash_add(uint64_t *set, int *len, uint64_t h) {
+  for (int i = 0; i < *len; i++)
+    if (set[i] == h) return 0;
+  if (*len < FAULT_SEEN_MAX) set[(*len)++] = h;
+  return 1;
+}
+
 static void fault_record_stack(void) {
   static int fd = -2;
   static uint64_t seen[FAULT_SEEN_MAX]; /* hashes of the stacks written */
@@ -81,17 +97,13 @@ static void fault_record_stack(void) {
   if (!w) return;
   void *frames[FAULT_STACK_DEPTH];
   int n = backtrace(frames, FAULT_STACK_DEPTH);
-  uint64_t h = 1469598103934665603ull ^ (uint64_t)fault_how;
-  for (int i = 0; i < n; i++) h = (h ^ (uint64_t)(uintptr_t)frames[i]) * 1099511628211ull;
+  uint64_t h = fault_hash_frames(frames, n, (uint64_t)fault_how);
   pthread_mutex_lock(&lock);
   if (fd == -2) {
     const char *path = getenv("VOW_FAULT_SITES");
     fd = path ? open(path, O_WRONLY | O_CREAT | O_APPEND, 0644) : -1;
   }
-  int known = fd < 0;
-  for (int i = 0; i < nseen && !known; i++) known = seen[i] == h;
-  if (!known) {
-    if (nseen < FAULT_SEEN_MAX) seen[nseen++] = h;
+  if (fd >= 0 && fault_hash_add(seen, &nseen, h)) {
     char line[FAULT_STACK_DEPTH * 20 + 64];
     int len = snprintf(line, sizeof line, "%s %zx", fault_how == FAULT_FROM ? "from" : "once",
                        (size_t)(uintptr_t)fault_realloc);
@@ -108,9 +120,7 @@ static void fault_record_stack(void) {
 static __attribute__((noinline)) uint64_t fault_stack_hash(void) {
   void *frames[FAULT_STACK_DEPTH];
   int n = backtrace(frames, FAULT_STACK_DEPTH);
-  uint64_t h = 1469598103934665603ull;
-  for (int i = 0; i < n; i++) h = (h ^ (uint64_t)(uintptr_t)frames[i]) * 1099511628211ull;
-  return h ? h : 1;
+  return fault_hash_frames(frames, n, 0);
 }
 
 /* The census: the distinct stacks a clean run allocates from, in order. */
@@ -120,9 +130,7 @@ static int fault_nstacks;
 static void fault_census_add(uint64_t h) {
   static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
   pthread_mutex_lock(&lock);
-  int known = 0;
-  for (int i = 0; i < fault_nstacks && !known; i++) known = fault_stacks[i] == h;
-  if (!known && fault_nstacks < FAULT_SEEN_MAX) fault_stacks[fault_nstacks++] = h;
+  fault_hash_add(fault_stacks, &fault_nstacks, h);
   pthread_mutex_unlock(&lock);
 }
 
@@ -173,13 +181,6 @@ static inline void fault_arm(long n, fault_mode how) {
 
 static inline void fault_disarm(void) { vow_set_allocator(NULL); }
 
-/* Runs once(n, how) for n = 1, 2, ... until a run fails no allocation and n
- * is past every allocation count a run has reached; each call arms, runs
- * and disarms. Returns the last failure point tried: every point from 1 to
- * it was failed in a run of its own. Going on past a run that failed nothing
- * matters for scenarios whose allocations vary from run to run (I/O read in
- * as many chunks as the kernel hands over): a short run must not end the
- * sweep before the points that longer runs reach. */
 /* The sweep by stack (see the top): a census run, then a run per stack. */
 static inline void fault_every_stack(int (*once)(long n, fault_mode how), fault_mode how) {
   fault_nstacks = 0;
@@ -197,6 +198,13 @@ static inline void fault_every_stack(int (*once)(long n, fault_mode how), fault_
           how == FAULT_FROM ? "and on" : "once", reached);
 }
 
+/* Runs once(n, how) for n = 1, 2, ... until a run fails no allocation and n
+ * is past every allocation count a run has reached; each call arms, runs
+ * and disarms. Returns the last failure point tried: every point from 1 to
+ * it was failed in a run of its own. Going on past a run that failed nothing
+ * matters for scenarios whose allocations vary from run to run (I/O read in
+ * as many chunks as the kernel hands over): a short run must not end the
+ * sweep before the points that longer runs reach. */
 static inline long fault_every_site(int (*once)(long n, fault_mode how), fault_mode how) {
   /* How far a whole run goes: the caller's last run (tests count their total
    * in one, and a run may allocate more than the next), and one more here. */
